@@ -1,0 +1,25 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Multi-head scaled dot-product attention, the one place every network's attention goes through, so a backend
+ * can register a fused kernel here (issue 5) while the others keep these plain ops.
+ * q [B, Nq, heads*d], k and v [B, Nk, heads*d] -> [B, Nq, heads*d]. `causal` masks keys after the query position.
+ */
+export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [b, nq, inner] = q.shape;
+    const nk = k.shape[1];
+    const d = inner / heads;
+    const split = (t: tf.Tensor3D, n: number) => t.reshape([b, n, heads, d]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    const qh = split(q, nq);
+    const kh = split(k, nk);
+    const vh = split(v, nk);
+    let scores = tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(d));
+    if (causal) {
+      const mask = tf.linalg.bandPart(tf.ones([nq, nk]), -1, 0); // lower triangle incl. diagonal
+      scores = tf.add(scores, tf.mul(tf.sub(1, mask), -1e30));
+    }
+    const out = tf.matMul(tf.softmax(scores, -1), vh);
+    return out.transpose([0, 2, 1, 3]).reshape([b, nq, inner]) as tf.Tensor3D;
+  });
+}

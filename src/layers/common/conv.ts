@@ -1,0 +1,48 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module, type Param } from '../module.js';
+
+type Padding = number | [number, number, number, number]; // symmetric, or [top, bottom, left, right]
+
+function explicitPadding(p: Padding): [[number, number], [number, number], [number, number], [number, number]] {
+  const [t, b, l, r] = typeof p === 'number' ? [p, p, p, p] : p;
+  return [[0, 0], [t, b], [l, r], [0, 0]];
+}
+
+/**
+ * torch.nn.Conv2d on NHWC input. `weight` [O, I, kh, kw] is stored HWIO. PyTorch pads explicitly and
+ * symmetrically, which is not what tfjs 'same' does for stride 2, so padding is always explicit except for
+ * the stride-1 "same" case, where both agree.
+ */
+export class Conv2d extends Module {
+  readonly weight: Param;
+  readonly bias: Param | null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly stride = 1,
+    readonly padding: Padding = 0,
+    bias = true,
+  ) {
+    super();
+    this.weight = this.param('weight', [outChannels, inChannels, kernelSize, kernelSize], 'conv2d');
+    this.bias = bias ? this.param('bias', [outChannels]) : null;
+  }
+
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const k = this.kernelSize;
+      const same = this.stride === 1 && this.padding === (k - 1) / 2;
+      let y: tf.Tensor4D;
+      if (k === 1 && this.stride === 1 && this.padding === 0) {
+        const [n, h, w, c] = x.shape;
+        y = tf.matMul(x.reshape([n * h * w, c]) as tf.Tensor2D, this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D)
+          .reshape([n, h, w, this.outChannels]);
+      } else {
+        y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, this.stride, same ? 'same' : explicitPadding(this.padding));
+      }
+      return this.bias ? tf.add(y, this.bias.tensor) : y;
+    });
+  }
+}

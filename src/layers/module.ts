@@ -1,0 +1,129 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
+ * per-key table is needed; the loader checks that the stored shape is `tfShape(role, torchShape)`.
+ *   linear          [out, in]          -> [in, out]
+ *   conv2d          [O, I, kh, kw]     -> [kh, kw, I, O]   (HWIO)
+ *   conv1d          [O, I, k]          -> [k, I, O]
+ *   conv3d_temporal [O, I, kt, 1, 1]   -> [kt, 1, I, O]    (a 2-D kernel over (frames, pixels))
+ *   plain           unchanged (biases, norm scales, embeddings)
+ */
+export type ParamRole = 'linear' | 'conv2d' | 'conv1d' | 'conv3d_temporal' | 'plain';
+
+export function tfShape(role: ParamRole, torchShape: readonly number[]): number[] {
+  const s = torchShape;
+  switch (role) {
+    case 'linear': return [s[1], s[0]];
+    case 'conv2d': return [s[2], s[3], s[1], s[0]];
+    case 'conv1d': return [s[2], s[1], s[0]];
+    case 'conv3d_temporal': return [s[2], s[3] * s[4], s[1], s[0]];
+    case 'plain': return [...s];
+  }
+}
+
+/** The permutation that takes a tensor in PyTorch layout to tfjs layout (applied after any reshape). */
+export function tfPermutation(role: ParamRole, rank: number): number[] {
+  switch (role) {
+    case 'linear': return [1, 0];
+    case 'conv2d': return [2, 3, 1, 0];
+    case 'conv1d': return [2, 1, 0];
+    case 'conv3d_temporal': return [2, 3, 4, 1, 0];
+    case 'plain': return Array.from({ length: rank }, (_, i) => i);
+  }
+}
+
+/** A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. */
+export class Param {
+  value: tf.Tensor | null = null;
+  constructor(readonly torchShape: readonly number[], readonly role: ParamRole) {}
+
+  get tfShape(): number[] { return tfShape(this.role, this.torchShape); }
+
+  get tensor(): tf.Tensor {
+    if (this.value === null) throw new Error('weights are not loaded');
+    return this.value;
+  }
+}
+
+/**
+ * Base of every network piece: a tfjs Layer whose weights and sub-modules carry their upstream state_dict names,
+ * so the full key of a weight is the attribute path (`input_blocks.1.0.in_layers.2.weight`), as in tinygrad.
+ * Weights are declared with shapes only; nothing is allocated until `loadWeights`.
+ */
+export abstract class Module extends tf.layers.Layer {
+  private readonly ownParams = new Map<string, Param>();
+  private readonly subModules = new Map<string, Module>();
+
+  constructor() {
+    super({ trainable: false });
+  }
+
+  /** Declare a weight under its upstream local name (`weight`, `bias`, `in_proj_weight`). */
+  protected param(name: string, torchShape: readonly number[], role: ParamRole = 'plain'): Param {
+    const p = new Param(torchShape, role);
+    this.ownParams.set(name, p);
+    return p;
+  }
+
+  /** Register a sub-module under its upstream local name; dots are allowed (`in_layers.2`). */
+  protected child<M extends Module>(name: string, m: M): M {
+    this.subModules.set(name, m);
+    return m;
+  }
+
+  /** Every weight of this module and its children, in declaration order, with full upstream keys. */
+  *namedParams(prefix = ''): Generator<[string, Param]> {
+    for (const [n, p] of this.ownParams) yield [prefix + n, p];
+    for (const [n, m] of this.subModules) yield* m.namedParams(`${prefix}${n}.`);
+  }
+
+  /** Keys and declared shapes, without loading anything (the converter uses this to validate a checkpoint). */
+  paramSpecs(): Map<string, Param> {
+    return new Map(this.namedParams());
+  }
+
+  override countParams(): number {
+    let n = 0;
+    for (const [, p] of this.namedParams()) n += p.torchShape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /**
+   * Set every weight from `get(key)`, a tensor already in tfjs layout. Throws naming the first missing key or
+   * wrong shape. Tensors are kept (not copied); `disposeWeights` frees them.
+   */
+  loadWeights(get: (key: string) => tf.Tensor | undefined): void {
+    for (const [key, p] of this.namedParams()) {
+      const t = get(key);
+      if (t === undefined) throw new Error(`missing weight ${key}`);
+      const want = p.tfShape;
+      if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
+        throw new Error(`weight ${key} has shape [${t.shape}], expected [${want}]`);
+      }
+      p.value = t;
+    }
+  }
+
+  /** Frees every loaded weight; returns how many were freed. */
+  override disposeWeights(): number {
+    let n = 0;
+    for (const [, p] of this.namedParams()) {
+      if (p.value !== null) n++;
+      p.value?.dispose();
+      p.value = null;
+    }
+    return n;
+  }
+
+  // tf.layers.Layer plumbing: modules are called through their typed `forward` methods; `call` serves the
+  // single-tensor case so a module can also be used where tfjs expects a Layer.
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor | tf.Tensor[] {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    return (this as unknown as { forward(x: tf.Tensor): tf.Tensor }).forward(x);
+  }
+
+  override getClassName(): string {
+    return this.constructor.name;
+  }
+}

@@ -1,0 +1,46 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { Module } from '../src/layers/module.js';
+import { Linear } from '../src/layers/common/linear.js';
+import { GroupNorm } from '../src/layers/common/norm.js';
+import { toTfLayout } from '../converters/layout.js';
+
+class Block extends Module {
+  readonly proj = this.child('proj.0', new Linear(3, 2));
+  readonly norm = this.child('norm', new GroupNorm(2, 4));
+}
+
+test('modules name their weights by upstream keys and load them in tfjs layout', async () => {
+  await tf.setBackend('cpu');
+  const b = new Block();
+  assert.deepEqual([...b.paramSpecs().keys()], ['proj.0.weight', 'proj.0.bias', 'norm.weight', 'norm.bias']);
+  assert.equal(b.countParams(), 6 + 2 + 4 + 4);
+  const w = new Float32Array([1, 2, 3, 4, 5, 6]); // torch [out=2, in=3]
+  const t = new Map<string, tf.Tensor>([
+    ['proj.0.weight', tf.tensor(toTfLayout(w, [2, 3], 'linear'), [3, 2])],
+    ['proj.0.bias', tf.tensor([0.5, -0.5])],
+    ['norm.weight', tf.ones([4])],
+    ['norm.bias', tf.zeros([4])],
+  ]);
+  b.loadWeights((k) => t.get(k));
+  const y = b.proj.forward(tf.tensor([[1, 1, 1]]));
+  assert.deepEqual(Array.from(y.dataSync()), [6.5, 14.5]);
+  y.dispose();
+  assert.throws(() => b.loadWeights(() => tf.zeros([1])), /proj\.0\.weight has shape/);
+  assert.equal(b.disposeWeights(), 4);
+});
+
+test('GroupNorm normalizes each group over all non-batch dims', async () => {
+  await tf.setBackend('cpu');
+  const g = new GroupNorm(2, 4, 1e-5);
+  g.loadWeights((k) => (k === 'weight' ? tf.ones([4]) : tf.zeros([4])));
+  const x = tf.randomNormal([2, 3, 5, 4], 1, 2, 'float32', 1);
+  const y = g.forward(x);
+  const grp = y.reshape([2, 15, 2, 2]);
+  const { mean, variance } = tf.moments(grp, [1, 3]);
+  for (const v of mean.dataSync()) assert.ok(Math.abs(v) < 1e-5);
+  for (const v of variance.dataSync()) assert.ok(Math.abs(v - 1) < 1e-3);
+  tf.dispose([x, y, grp, mean, variance]);
+  g.disposeWeights();
+});
