@@ -29,7 +29,9 @@ export function parseNpy(buf: Uint8Array, name = 'array'): NpyArray {
   const shape = shapeStr.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
-  const bytes = buf.slice(offset); // copy: aligned, owned
+  // Copy into a fresh buffer (aligned, owned); Node's Buffer.slice returns a view, not a copy.
+  const bytes = new Uint8Array(buf.byteLength - offset);
+  bytes.set(buf.subarray(offset));
   const Ctor = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array }[dtype];
   if (bytes.byteLength < count * Ctor.BYTES_PER_ELEMENT) throw new Error(`${name}: truncated .npy data`);
   const data = new Ctor(bytes.buffer, 0, count);
