@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { FusedAttention, fusedKernelFor, runFused } from '../../backends/kernels.js';
 
 /**
  * Multi-head scaled dot-product attention, the one place every network's attention goes through, so a backend
@@ -6,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
  * q [B, Nq, heads*d], k and v [B, Nk, heads*d] -> [B, Nq, heads*d]. `causal` masks keys after the query position.
  */
 export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
+  const attrs = { heads, causal };
+  if (fusedKernelFor(FusedAttention, [q, k, v], attrs)) return runFused(FusedAttention, { q, k, v }, attrs);
   return tf.tidy(() => {
     const [b, nq, inner] = q.shape;
     const nk = k.shape[1];

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { FusedGroupNorm, fusedKernelFor, runFused } from '../../backends/kernels.js';
 import { Module, type Param } from '../module.js';
 
 /**
@@ -16,7 +17,12 @@ export class GroupNorm extends Module {
     this.bias = this.param('bias', [numChannels]);
   }
 
-  forward(x: tf.Tensor): tf.Tensor {
+  /** `silu` applies SiLU after the affine step (upstream's GroupNorm, SiLU pairs), fused where a backend can. */
+  forward(x: tf.Tensor, silu = false): tf.Tensor {
+    const attrs = { groups: this.numGroups, eps: this.eps, silu };
+    if (fusedKernelFor(FusedGroupNorm, [x], attrs)) {
+      return runFused(FusedGroupNorm, { x, gamma: this.weight.tensor, beta: this.bias.tensor }, attrs);
+    }
     return tf.tidy(() => {
       const shape = x.shape;
       const n = shape[0];
@@ -24,7 +30,8 @@ export class GroupNorm extends Module {
       const xg = x.reshape([n, -1, g, this.numChannels / g]);
       const { mean, variance } = tf.moments(xg, [1, 3], true);
       const y = tf.mul(tf.sub(xg, mean), tf.rsqrt(tf.add(variance, this.eps))).reshape(shape);
-      return tf.add(tf.mul(y, this.weight.tensor), this.bias.tensor);
+      const out = tf.add(tf.mul(y, this.weight.tensor), this.bias.tensor);
+      return silu ? tf.mul(out, tf.sigmoid(out)) : out;
     });
   }
 }

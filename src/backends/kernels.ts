@@ -1,0 +1,35 @@
+import * as tf from '@tensorflow/tfjs';
+
+/**
+ * Names of the fused kernels that a backend may register (src/backends/webgpu/ does for webgpu). Layer code asks
+ * `fusedKernelFor(name)` and falls back to plain tfjs ops when the active backend has none, so every other backend
+ * computes exactly what it computed before.
+ */
+export const FusedAttention = 'T2VFusedAttention';
+export const FusedGroupNorm = 'T2VFusedGroupNorm';
+export const FusedGEGLU = 'T2VFusedGEGLU';
+
+export interface FusedAttentionAttrs { heads: number; causal: boolean }
+export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }
+
+/** Shape checks live with the kernel; a kernel says no to shapes it does not cover and the plain ops run. */
+export type Supports = (inputs: tf.Tensor[], attrs: Record<string, unknown>) => boolean;
+const supportChecks = new Map<string, Supports>();
+
+export function setSupportCheck(kernelName: string, backendName: string, check: Supports | null): void {
+  const key = `${kernelName}@${backendName}`;
+  if (check) supportChecks.set(key, check); else supportChecks.delete(key);
+}
+
+/** True when the active backend has `kernelName` registered and it accepts these inputs. */
+export function fusedKernelFor(kernelName: string, inputs: tf.Tensor[], attrs: Record<string, unknown>): boolean {
+  const backend = tf.getBackend();
+  if (!backend || tf.getKernel(kernelName, backend) === undefined) return false;
+  const check = supportChecks.get(`${kernelName}@${backend}`);
+  return check ? check(inputs, attrs) : true;
+}
+
+export function runFused<T extends tf.Tensor>(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: object): T {
+  return tf.engine().runKernel(kernelName, inputs as unknown as tf.NamedTensorMap,
+    attrs as unknown as tf.NamedAttrMap) as T;
+}

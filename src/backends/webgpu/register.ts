@@ -1,0 +1,63 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import {
+  FusedAttention, FusedGEGLU, FusedGroupNorm, setSupportCheck,
+  type FusedAttentionAttrs, type FusedGroupNormAttrs,
+} from '../kernels.js';
+import { attentionSupported, fusedAttention } from './attention.js';
+import { fusedGEGLU, gegluSupported } from './geglu.js';
+import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
+
+const BACKEND = 'webgpu';
+export type WebGPUKernel = 'attention' | 'groupnorm' | 'geglu';
+export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'groupnorm', 'geglu'];
+
+const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
+  attention: {
+    name: FusedAttention,
+    config: {
+      kernelName: FusedAttention, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedAttention(backend as WebGPUBackend, inputs.q!, inputs.k!,
+        inputs.v!, attrs as unknown as FusedAttentionAttrs),
+    },
+    supports: ([q, k], a) => attentionSupported(q, k, a.heads as number),
+  },
+  groupnorm: {
+    name: FusedGroupNorm,
+    config: {
+      kernelName: FusedGroupNorm, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedGroupNorm(backend as WebGPUBackend, inputs.x!, inputs.gamma!,
+        inputs.beta!, attrs as unknown as FusedGroupNormAttrs),
+    },
+    supports: ([x], a) => groupNormSupported(x, a.groups as number),
+  },
+  geglu: {
+    name: FusedGEGLU,
+    config: {
+      kernelName: FusedGEGLU, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend }) => fusedGEGLU(backend as WebGPUBackend, inputs.h!),
+    },
+    supports: ([h]) => gegluSupported(h),
+  },
+};
+
+/**
+ * Registers the fused WGSL kernels for the webgpu backend (idempotent). Layer code then takes them through
+ * `attention()`, `GroupNorm.forward(x, silu)` and `geglu()`; unregistering brings the stock ops back, which is how
+ * the benchmark measures both.
+ */
+export function registerWebGPUKernels(which: WebGPUKernel[] = ALL_KERNELS): void {
+  for (const k of which) {
+    const { name, config, supports } = configs[k];
+    if (tf.getKernel(name, BACKEND) === undefined) tf.registerKernel(config);
+    setSupportCheck(name, BACKEND, supports);
+  }
+}
+
+export function unregisterWebGPUKernels(which: WebGPUKernel[] = ALL_KERNELS): void {
+  for (const k of which) {
+    const { name } = configs[k];
+    if (tf.getKernel(name, BACKEND) !== undefined) tf.unregisterKernel(name, BACKEND);
+    setSupportCheck(name, BACKEND, null);
+  }
+}

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { installDawn } from '../src/backends/dawn.js';
+import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
+import { geglu } from '../src/backends/geglu.js';
+import { FusedAttention, FusedGEGLU, FusedGroupNorm } from '../src/backends/kernels.js';
+import { attention } from '../src/layers/common/attention.js';
+import { GroupNorm } from '../src/layers/common/norm.js';
+import { relMaxError } from './helpers.js';
+
+// The fused WGSL kernels against the plain ops on the cpu backend. They need a WebGPU adapter: a GPU with a Vulkan
+// driver (software adapters such as lavapipe only with T2V_WEBGPU_SOFTWARE=1; they are slow but exact).
+const adapter = await installDawn();
+const usable = adapter !== null && (!adapter.software || process.env.T2V_WEBGPU_SOFTWARE === '1');
+const skip = usable ? false
+  : adapter ? `only a software WebGPU adapter (${adapter.description}); set T2V_WEBGPU_SOFTWARE=1 to use it`
+    : 'no WebGPU adapter (no GPU with a Vulkan driver, or Dawn cannot load)';
+const TOL = 1e-5;
+
+await tf.setBackend('cpu');
+
+function rand(shape: number[], seed: number): Float32Array {
+  return tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', seed).dataSync() as Float32Array).slice();
+}
+
+/** Runs `fn` on the cpu backend, then on webgpu with the fused kernels; returns both results. */
+async function both(fn: () => tf.Tensor, kernel: string): Promise<{ ref: Float32Array; gpu: Float32Array; leaked: number }> {
+  await tf.setBackend('cpu');
+  const r = fn();
+  const ref = (await r.data()) as Float32Array;
+  r.dispose();
+  await tf.setBackend('webgpu');
+  registerWebGPUKernels();
+  const before = tf.memory().numTensors;
+  const prof = await tf.profile(() => fn());
+  const g = prof.result as tf.Tensor;
+  const gpu = (await g.data()) as Float32Array;
+  g.dispose();
+  const leaked = tf.memory().numTensors - before;
+  unregisterWebGPUKernels();
+  assert.ok(prof.kernelNames.includes(kernel), `${kernel} did not run: ${prof.kernelNames.join(', ')}`);
+  return { ref, gpu, leaked };
+}
+
+const attentionCases: [string, number, number, number, number, number, boolean][] = [
+  // name, b, nq, nk, heads, d, causal
+  ['self-attention, nq not a multiple of the row tile', 2, 70, 70, 2, 64, false],
+  ['cross-attention, 77 keys', 2, 40, 77, 3, 32, false],
+  ['causal (text tower)', 1, 77, 77, 4, 16, true],
+  ['temporal, 16 frames', 24, 16, 16, 2, 64, false],
+];
+for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
+  test(`webgpu fused attention matches plain ops: ${name}`, { skip }, async () => {
+    const qd = rand([b, nq, heads * d], 1);
+    const kd = rand([b, nk, heads * d], 2);
+    const vd = rand([b, nk, heads * d], 3);
+    const { ref, gpu, leaked } = await both(() => tf.tidy(() => attention(
+      tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
+      heads, causal)), FusedAttention);
+    const err = relMaxError(gpu, ref);
+    console.log(`${name}: rel err ${err.toExponential(2)}`);
+    assert.ok(err <= TOL, `rel err ${err}`);
+    assert.equal(leaked, 0);
+  });
+}
+
+for (const silu of [false, true]) {
+  test(`webgpu fused GroupNorm${silu ? '+SiLU' : ''} matches plain ops (groups straddle vec4 lanes)`, { skip }, async () => {
+    const shape = [2, 3, 5, 8, 40];
+    const xd = rand(shape, 4).map((v) => v * 3 + 1.5);
+    const gn = new GroupNorm(4, 40);
+    const w = rand([40], 5);
+    const bi = rand([40], 6);
+    const { ref, gpu, leaked } = await both(() => tf.tidy(() => {
+      gn.weight.value = tf.tensor1d(w);
+      gn.bias.value = tf.tensor1d(bi);
+      const y = gn.forward(tf.tensor(xd, shape), silu);
+      tf.keep(gn.weight.value);
+      return y;
+    }), FusedGroupNorm);
+    gn.weight.value?.dispose();
+    gn.bias.value?.dispose();
+    const err = relMaxError(gpu, ref);
+    assert.ok(err <= TOL, `rel err ${err}`);
+    assert.ok(leaked <= 2, `leaked ${leaked}`); // the two weights set inside
+  });
+}
+
+test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
+  const shape = [3, 7, 48];
+  const hd = rand(shape, 7).map((v) => v * 2);
+  const { ref, gpu, leaked } = await both(() => tf.tidy(() => geglu(tf.tensor(hd, shape))), FusedGEGLU);
+  assert.equal(gpu.length, 3 * 7 * 24);
+  const err = relMaxError(gpu, ref);
+  assert.ok(err <= TOL, `rel err ${err}`);
+  assert.equal(leaked, 0);
+});
