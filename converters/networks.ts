@@ -1,0 +1,24 @@
+import type { Module } from '../src/layers/module.js';
+import type { NetworkKind, NetworkSpec } from '../src/layers/network.js';
+import { vaeSpec } from '../src/layers/vae/config.js';
+
+export const NETWORK_KINDS: readonly NetworkKind[] = ['text_encoder', 'unet', 'vae'];
+
+/** Human names, for messages. */
+export const NETWORK_NAMES: Record<NetworkKind, string> = { text_encoder: 'text encoder', unet: 'UNet', vae: 'VAE' };
+
+// Each network's spec, as its config.ts lands.
+const SPECS: Partial<Record<NetworkKind, NetworkSpec<unknown, Module>>> = {
+  vae: vaeSpec as NetworkSpec<unknown, Module>,
+};
+
+export function isNetworkKind(s: string): s is NetworkKind {
+  return (NETWORK_KINDS as readonly string[]).includes(s);
+}
+
+/** The spec that infers, builds and names the weights of one network. */
+export function networkSpec(kind: NetworkKind): NetworkSpec<unknown, Module> {
+  const spec = SPECS[kind];
+  if (!spec) throw new Error(`the ${NETWORK_NAMES[kind]} is not implemented in this build`);
+  return spec;
+}

@@ -1,0 +1,157 @@
+import { existsSync, statSync } from 'node:fs';
+import { open, readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { Module } from '../layers/module.js';
+import type { NetworkKind } from '../layers/network.js';
+import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
+import type { ManifestEntry, WeightsFile } from '../../converters/tfjs-writer.js';
+
+export const MODEL_FORMAT = 't2v-model';
+export const MODEL_VERSION = 1;
+
+/** `t2v.json`, at the top of a converted model folder. */
+export interface ModelInfo {
+  format: typeof MODEL_FORMAT;
+  version: number;
+  dtype: 'float16' | 'float32';
+  source: Record<string, unknown>;
+  scale_factor: number;
+  defaults: { height: number; width: number; frames: number; steps: number; guidance: number; fps: number };
+  scheduler: {
+    num_timesteps: number;
+    beta_schedule: string;
+    beta_start: number;
+    beta_end: number;
+    mean_type: string;
+    var_type?: string;
+  };
+  /** Per network: parameter count, tensors and bytes stored. */
+  networks: Partial<Record<NetworkKind, { params: number; tensors: number; bytes: number }>>;
+  /** Relative to the folder: `tokenizer/bpe_simple_vocab_16e6.txt.gz` or `tokenizer` (vocab.json + merges.txt). */
+  tokenizer?: string;
+}
+
+export interface ModelFolder {
+  dir: string;
+  info: ModelInfo;
+  /** The networks present (a folder with `config.json` and `model.json`). */
+  networks: NetworkKind[];
+  /** Absolute path to give `CLIPTokenizer.load`, when the folder has a tokenizer. */
+  tokenizer: string | null;
+}
+
+class ModelFolderError extends Error {}
+
+function notAModel(dir: string, why: string): never {
+  throw new ModelFolderError(`${dir} is not a converted t2v model (${why}); make one with \`t2v convert\``);
+}
+
+async function readJson(path: string, dir: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    notAModel(dir, `no ${path.slice(dir.length + 1)}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch (err) {
+    notAModel(dir, `${path.slice(dir.length + 1)} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Reads `t2v.json` and tells what the folder holds. */
+export async function readModelFolder(dir: string): Promise<ModelFolder> {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) notAModel(dir, 'no such folder');
+  const info = await readJson(join(dir, 't2v.json'), dir);
+  if (info.format !== MODEL_FORMAT) notAModel(dir, `t2v.json format is ${JSON.stringify(info.format)}`);
+  if (typeof info.version !== 'number' || info.version > MODEL_VERSION) {
+    throw new ModelFolderError(`${dir}: model folder version ${String(info.version)} is newer than this t2v reads (${MODEL_VERSION}); convert it again`);
+  }
+  const networks = NETWORK_KINDS.filter((k) => existsSync(join(dir, k, 'config.json')) && existsSync(join(dir, k, 'model.json')));
+  const tok = typeof info.tokenizer === 'string' ? join(dir, info.tokenizer) : null;
+  return { dir, info: info as unknown as ModelInfo, networks, tokenizer: tok !== null && existsSync(tok) ? tok : null };
+}
+
+/** Reads a whole file into a fresh ArrayBuffer (Node's small-file Buffers share a pool). */
+async function readShard(path: string, expected: number): Promise<ArrayBuffer> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (size !== expected) throw new Error(`${path}: ${size} bytes, the manifest says ${expected}`);
+    const buf = new ArrayBuffer(size);
+    const view = new Uint8Array(buf);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(view, off, size - off, off);
+      if (bytesRead === 0) throw new Error(`${path}: unexpected end of file`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+function entryBytes(e: ManifestEntry): number {
+  const n = e.shape.reduce((a, b) => a * b, 1);
+  return e.quantization?.dtype === 'float16' ? 2 * n : 4 * n;
+}
+
+/** Reads `<net>/config.json` of a converted model (the network's Config object). */
+export async function readNetworkConfig(netDir: string): Promise<unknown> {
+  return JSON.parse(await readFile(join(netDir, 'config.json'), 'utf8')) as unknown;
+}
+
+/**
+ * Builds one network from `<dir>/config.json` (dir is the network's folder, or the model folder with `kind`
+ * below it) and loads its weights group by group: one shard file read, decoded to tensors, and dropped at a time.
+ */
+export async function loadNetwork<M extends Module = Module>(dir: string, kind: NetworkKind): Promise<M> {
+  const netDir = existsSync(join(dir, kind, 'model.json')) ? join(dir, kind) : dir;
+  const name = NETWORK_NAMES[kind];
+  if (!existsSync(join(netDir, 'model.json')) || !existsSync(join(netDir, 'config.json'))) {
+    notAModel(dir, `no ${kind}/config.json and ${kind}/model.json`);
+  }
+  const config = await readNetworkConfig(netDir);
+  const weights = (await readJson(join(netDir, 'model.json'), netDir)) as unknown as WeightsFile;
+  if (!Array.isArray(weights.weightsManifest)) notAModel(netDir, 'model.json has no weightsManifest');
+  const module = networkSpec(kind).build(config) as M;
+  const declared = module.paramSpecs();
+  const loaded = new Map<string, tf.Tensor>();
+  try {
+    for (const group of weights.weightsManifest) {
+      for (const e of group.weights) {
+        if (!declared.has(e.name)) throw new Error(`${netDir}: the ${name} has no weight ${e.name} (config.json and model.json disagree)`);
+      }
+      const expected = group.weights.reduce((a, e) => a + entryBytes(e), 0);
+      const parts: ArrayBuffer[] = [];
+      for (const p of group.paths) parts.push(await readShard(join(netDir, p), group.paths.length === 1 ? expected : -1));
+      const data = parts.length === 1 ? parts[0] : concat(parts);
+      const tensors = tf.io.decodeWeights(data, group.weights as tf.io.WeightsManifestEntry[]);
+      for (const [k, t] of Object.entries(tensors)) loaded.set(k, t);
+    }
+    module.loadWeights((key) => loaded.get(key));
+  } catch (err) {
+    for (const t of loaded.values()) t.dispose();
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new Error(msg.startsWith(netDir) ? msg : `${netDir}: ${msg}`);
+  }
+  return module;
+}
+
+function concat(parts: ArrayBuffer[]): ArrayBuffer {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) { out.set(new Uint8Array(p), off); off += p.byteLength; }
+  return out.buffer;
+}
+
+/** The files in a converted model's tokenizer folder. */
+export async function tokenizerFiles(dir: string): Promise<string[]> {
+  const t = join(dir, 'tokenizer');
+  return existsSync(t) ? (await readdir(t)).sort() : [];
+}
