@@ -1,0 +1,41 @@
+/** Opens a checkpoint file, choosing the reader by content: PyTorch zip, or safetensors. */
+import { open } from 'node:fs/promises';
+import type { Checkpoint } from './checkpoint.js';
+import { openSafetensors } from './safetensors.js';
+import { openTorchZip, type ReaderOptions } from './torch-zip.js';
+
+export type { ReaderOptions } from './torch-zip.js';
+
+export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Promise<Checkpoint> {
+  let head: Uint8Array;
+  let size: number;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      size = (await fh.stat()).size;
+      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
+      head = new Uint8Array(16);
+      const { bytesRead } = await fh.read(head, 0, 16, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a checkpoint file'
+      : (err as Error).message;
+    throw new Error(`${path}: cannot open checkpoint: ${why}`);
+  }
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
+    return openTorchZip(path, opts);
+  }
+  if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
+    throw new Error(`${path}: legacy PyTorch format is not supported: re-save with `
+      + 'torch.save(..., _use_new_zipfile_serialization=True)');
+  }
+  if (head.length >= 9) {
+    const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
+    if (n >= 2n && n <= BigInt(size - 8) && head[8] === 0x7b /* { */) return openSafetensors(path, opts);
+  }
+  throw new Error(`${path}: not a PyTorch zip checkpoint (.pth/.bin from torch.save) nor a safetensors file`);
+}
