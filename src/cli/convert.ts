@@ -1,4 +1,71 @@
 import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { convertModelScope, ConvertError, type ConvertSummary, type ProgressEvent } from '../../converters/modelscope.js';
+import { NETWORK_NAMES } from '../../converters/networks.js';
+import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
+import { selectBackend } from '../backend.js';
+import { backendOption } from './info.js';
 
-// Not written yet: this command is registered by the file's owner.
-export function register(_program: Command): void {}
+interface Options {
+  dtype: string;
+  tokenizer?: string;
+  force?: boolean;
+  backend?: string;
+  progress?: boolean;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+const mparams = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${n}`);
+
+/** A bar per network on a terminal; nothing otherwise (the summary says what was done). */
+function progressReporter(enabled: boolean): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
+  if (!enabled) return { stop() {} };
+  const multi = new cliProgress.MultiBar({
+    format: '{name} [{bar}] {percentage}% | {value}/{total} M params | {duration_formatted}',
+    hideCursor: true, clearOnComplete: false, stopOnComplete: false,
+  }, cliProgress.Presets.shades_classic);
+  let bar: cliProgress.SingleBar | null = null;
+  return {
+    onProgress(e) {
+      const m = (n: number) => Math.round(n / 1e5) / 10;
+      if (e.phase === 'start') bar = multi.create(m(e.total), 0, { name: NETWORK_NAMES[e.kind].padEnd(12) });
+      else bar?.update(m(e.done));
+    },
+    stop() { multi.stop(); },
+  };
+}
+
+export function formatSummary(s: ConvertSummary): string {
+  const lines = s.networks.map((n) =>
+    `  ${NETWORK_NAMES[n.kind].padEnd(12)} ${mparams(n.params).padStart(9)} params  ${String(n.tensors).padStart(5)} tensors  ${mb(n.bytes).padStart(10)}`);
+  return [`converted to ${s.out} (${s.dtype})`, ...lines,
+    `  ${'total'.padEnd(12)} ${mparams(s.networks.reduce((a, n) => a + n.params, 0)).padStart(9)} params  ${' '.repeat(13)}  ${mb(s.bytes).padStart(10)} written in ${s.seconds.toFixed(1)} s`].join('\n');
+}
+
+export function register(program: Command): void {
+  backendOption(program.command('convert')
+    .description('convert the released ModelScope folder (configuration.json and three checkpoints) into a TF.js model folder')
+    .argument('<source>', 'the released folder')
+    .argument('<out>', 'the folder to write')
+    .option('--dtype <dtype>', `weight storage: ${STORAGE_DTYPES.join('|')}`, 'float16')
+    .option('--tokenizer <path>', 'OpenCLIP bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt')
+    .option('--force', 'replace <out> if it exists and is not empty')
+    .option('--no-progress', 'no progress bar'))
+    .action(async (source: string, out: string, opts: Options) => {
+      if (!(STORAGE_DTYPES as readonly string[]).includes(opts.dtype)) {
+        throw new ConvertError(`unknown --dtype ${opts.dtype}; valid: ${STORAGE_DTYPES.join(', ')}`);
+      }
+      // the layout transposes run as tfjs ops; the cpu backend is the default here because it starts instantly
+      await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
+      const progress = progressReporter(opts.progress !== false && process.stderr.isTTY === true);
+      let summary: ConvertSummary;
+      try {
+        summary = await convertModelScope(source, out, {
+          dtype: opts.dtype as StorageDType, tokenizer: opts.tokenizer, force: opts.force, onProgress: progress.onProgress,
+        });
+      } finally {
+        progress.stop();
+      }
+      console.log(formatSummary(summary));
+    });
+}

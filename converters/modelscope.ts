@@ -1,0 +1,333 @@
+import { existsSync, rmSync, statSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { NetworkKind } from '../src/layers/network.js';
+import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
+import type { Checkpoint, TensorEntry } from './checkpoint.js';
+import { toTfLayout } from './layout.js';
+import { NETWORK_NAMES, networkSpec } from './networks.js';
+import { openCheckpoint } from './open.js';
+import { DEFAULT_GROUP_BYTES, WeightsWriter, type StorageDType } from './tfjs-writer.js';
+
+/** A conversion problem with the input: the CLI prints the message as one line. */
+export class ConvertError extends Error {}
+
+export interface ProgressEvent {
+  kind: NetworkKind;
+  /** Parameters (elements) converted so far in this network, and in all. */
+  done: number;
+  total: number;
+  phase: 'start' | 'tensor' | 'end';
+}
+
+export interface NetworkSummary {
+  kind: NetworkKind;
+  source: string;
+  params: number;
+  tensors: number;
+  bytes: number;
+  /** Source keys left out (the visual tower, keys the spec does not use, other prefixes). */
+  skipped: number;
+}
+
+export interface NetworkFileOptions {
+  dtype?: StorageDType;
+  /** For the UNet: `configuration.json`'s `model.model_cfg`. */
+  json?: Record<string, unknown>;
+  /** Keep only keys under this prefix, stripped (`first_stage_model.` for the released VAE file). */
+  prefix?: string;
+  groupBytes?: number;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface ConvertOptions {
+  dtype?: StorageDType;
+  /** OpenCLIP's bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt. */
+  tokenizer?: string;
+  /** Replace an existing non-empty output folder. */
+  force?: boolean;
+  groupBytes?: number;
+  onProgress?: (e: ProgressEvent) => void;
+}
+
+export interface ConvertSummary {
+  out: string;
+  dtype: StorageDType;
+  networks: NetworkSummary[];
+  bytes: number;
+  seconds: number;
+}
+
+/** Released file names, used when configuration.json's `model.model_args` does not name them. */
+export const RELEASED_FILES: Record<NetworkKind, string> = {
+  text_encoder: 'open_clip_pytorch_model.bin',
+  unet: 'text2video_pytorch_model.pth',
+  vae: 'VQGAN_autoencoder.pth',
+};
+const MODEL_ARGS_KEYS: Record<NetworkKind, string> = { text_encoder: 'ckpt_clip', unet: 'ckpt_unet', vae: 'ckpt_autoencoder' };
+const VAE_PREFIX = 'first_stage_model.';
+const TEXT_SKIP_PREFIX = 'visual.';
+
+const fmtShape = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function selectKeys(ckpt: Checkpoint, prefix?: string, drop?: string): { entries: Map<string, TensorEntry>; skipped: number } {
+  const entries = new Map<string, TensorEntry>();
+  let skipped = 0;
+  for (const [k, e] of ckpt.entries) {
+    if (prefix !== undefined && !k.startsWith(prefix)) { skipped++; continue; }
+    const key = prefix !== undefined ? k.slice(prefix.length) : k;
+    if (drop !== undefined && key.startsWith(drop)) { skipped++; continue; }
+    entries.set(key, e);
+  }
+  return { entries, skipped };
+}
+
+/**
+ * Converts one network's checkpoint into `<outDir>/<kind>/` (config.json, model.json, shards): keys selected, the
+ * configuration inferred from shapes (and `json`), the key set checked against the network the spec builds, then
+ * each tensor read, moved to tfjs layout and appended to the current shard, one at a time.
+ */
+export async function convertNetworkFile(kind: NetworkKind, checkpointPath: string, outDir: string,
+  opts: NetworkFileOptions = {}): Promise<NetworkSummary> {
+  const dtype = opts.dtype ?? 'float16';
+  const name = NETWORK_NAMES[kind];
+  const file = basename(checkpointPath);
+  const foreign = (why: string) => new ConvertError(`${file}: not a ModelScope ${name} checkpoint: ${why}`);
+  const spec = networkSpec(kind);
+  let ckpt: Checkpoint;
+  try {
+    ckpt = await openCheckpoint(checkpointPath);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    throw new ConvertError(msg.includes(file) ? msg : `${file}: ${msg}`);
+  }
+  try {
+    const prefix = opts.prefix;
+    const { entries, skipped: skippedByName } = selectKeys(ckpt, prefix, kind === 'text_encoder' ? TEXT_SKIP_PREFIX : undefined);
+    if (entries.size === 0) throw foreign(prefix ? `no tensors under ${prefix}` : 'no tensors');
+    const shapes = new Map<string, readonly number[]>();
+    for (const [k, e] of entries) shapes.set(k, e.shape);
+    let config: unknown;
+    try {
+      config = spec.infer(shapes, opts.json);
+    } catch (err) {
+      throw foreign(err instanceof Error ? err.message : String(err));
+    }
+    const module = spec.build(config);
+    const params = module.paramSpecs();
+    for (const [k, p] of params) {
+      const e = entries.get(k);
+      if (!e) throw foreign(`missing key ${k}`);
+      if (e.shape.length !== p.torchShape.length || e.shape.some((d, i) => d !== p.torchShape[i])) {
+        throw foreign(`${k} has shape ${fmtShape(e.shape)}, the configuration gives ${fmtShape(p.torchShape)}`);
+      }
+    }
+    let unused = 0;
+    for (const k of entries.keys()) {
+      if (params.has(k)) continue;
+      if (spec.isUnused?.(k, config)) { unused++; continue; }
+      throw foreign(`unexpected key ${k}`);
+    }
+    const netDir = join(outDir, kind);
+    await mkdir(netDir, { recursive: true });
+    await writeFile(join(netDir, 'config.json'), JSON.stringify(config, null, 1));
+    const writer = new WeightsWriter(netDir, dtype, opts.groupBytes ?? DEFAULT_GROUP_BYTES);
+    const total = module.countParams();
+    let done = 0;
+    opts.onProgress?.({ kind, done, total, phase: 'start' });
+    // file order: the readers then walk each archive front to back
+    for (const [k, e] of entries) {
+      const p = params.get(k);
+      if (!p) continue;
+      let data: Float32Array;
+      try {
+        data = await e.read();
+      } catch (err) {
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new ConvertError(msg.includes(file) ? msg : `${file}: ${k}: ${msg}`);
+      }
+      await writer.add(k, p.tfShape, toTfLayout(data, p.torchShape, p.role));
+      done += data.length;
+      opts.onProgress?.({ kind, done, total, phase: 'tensor' });
+    }
+    await writer.finish();
+    opts.onProgress?.({ kind, done, total, phase: 'end' });
+    return { kind, source: checkpointPath, params: total, tensors: writer.tensors, bytes: writer.bytesWritten, skipped: skippedByName + unused };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+type Json = Record<string, unknown>;
+
+function asObject(v: unknown): Json | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+}
+
+/** configuration.json of the released folder, or a clear error. */
+export async function readModelScopeConfig(srcDir: string): Promise<Json> {
+  const path = join(srcDir, 'configuration.json');
+  if (!existsSync(srcDir) || !statSync(srcDir).isDirectory()) throw new ConvertError(`${srcDir}: no such folder`);
+  if (!existsSync(path)) throw new ConvertError(`${srcDir}: no configuration.json (expected the released ModelScope folder)`);
+  try {
+    const v = asObject(JSON.parse(await readFile(path, 'utf8')));
+    if (!v) throw new Error('not a JSON object');
+    return v;
+  } catch (err) {
+    throw new ConvertError(`${path}: ${(err as Error).message}`);
+  }
+}
+
+/** Where each network's checkpoint is: `model.model_args.ckpt_*` when present, else the released names. */
+export function checkpointFiles(srcDir: string, config: Json): Record<NetworkKind, string> {
+  const args = asObject(asObject(config.model)?.model_args) ?? {};
+  const out = {} as Record<NetworkKind, string>;
+  for (const kind of Object.keys(RELEASED_FILES) as NetworkKind[]) {
+    const v = args[MODEL_ARGS_KEYS[kind]];
+    out[kind] = join(srcDir, typeof v === 'string' && v !== '' ? v : RELEASED_FILES[kind]);
+  }
+  return out;
+}
+
+const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
+const str = (v: unknown, d: string) => (typeof v === 'string' && v !== '' ? v : d);
+
+/** t2v.json's defaults and scheduler, from configuration.json where it says, else upstream's values. */
+export function modelInfoFromConfig(config: Json): Pick<ModelInfo, 'scale_factor' | 'defaults' | 'scheduler'> {
+  const model = asObject(config.model) ?? {};
+  const args = asObject(model.model_args) ?? {};
+  const cfg = asObject(model.model_cfg) ?? {};
+  return {
+    scale_factor: 0.18215,
+    defaults: { height: 256, width: 256, frames: num(args.max_frames, 16), steps: 50, guidance: 9, fps: 8 },
+    scheduler: {
+      num_timesteps: num(cfg.num_timesteps, 1000),
+      beta_schedule: 'linear_sd',
+      beta_start: 0.00085,
+      beta_end: 0.012,
+      mean_type: str(cfg.mean_type, 'eps'),
+      var_type: str(cfg.var_type, 'fixed_small'),
+    },
+  };
+}
+
+const TOKENIZER_HELP = 'pass --tokenizer with OpenCLIP\'s bpe_simple_vocab_16e6.txt.gz (in the open_clip repository, '
+  + 'src/open_clip/) or a folder with vocab.json + merges.txt (tokenizer/ of the Hugging Face folder damo-vilab/text-to-video-ms-1.7b)';
+
+/** The tokenizer to copy: `{kind: 'gz', path}` or `{kind: 'hf', path: folder}`. */
+export async function findTokenizer(srcDir: string, given?: string): Promise<{ kind: 'gz' | 'hf'; path: string }> {
+  const check = async (p: string, what: string): Promise<{ kind: 'gz' | 'hf'; path: string }> => {
+    if (statSync(p).isDirectory()) {
+      for (const f of ['vocab.json', 'merges.txt']) {
+        if (!existsSync(join(p, f))) throw new ConvertError(`${what} ${p} has no ${f}; ${TOKENIZER_HELP}`);
+      }
+      return { kind: 'hf', path: p };
+    }
+    const head = (await readFile(p)).subarray(0, 2);
+    if (head[0] !== 0x1f || head[1] !== 0x8b) throw new ConvertError(`${what} ${p} is not a gzip file; ${TOKENIZER_HELP}`);
+    return { kind: 'gz', path: p };
+  };
+  if (given !== undefined) {
+    if (!existsSync(given)) throw new ConvertError(`tokenizer ${given}: no such file or folder`);
+    return check(given, 'tokenizer');
+  }
+  const top = existsSync(srcDir) ? await readdir(srcDir) : [];
+  const gz = top.filter((f) => f.endsWith('.txt.gz')).sort((a, b) => Number(b.startsWith('bpe_simple')) - Number(a.startsWith('bpe_simple')));
+  if (gz.length > 0) return check(join(srcDir, gz[0]), 'tokenizer');
+  for (const d of [join(srcDir, 'tokenizer'), srcDir]) {
+    if (existsSync(join(d, 'vocab.json')) && existsSync(join(d, 'merges.txt'))) return { kind: 'hf', path: d };
+  }
+  throw new ConvertError(`no tokenizer in ${srcDir}: ${TOKENIZER_HELP}`);
+}
+
+async function copyTokenizer(tok: { kind: 'gz' | 'hf'; path: string }, outDir: string): Promise<string> {
+  const dir = join(outDir, 'tokenizer');
+  await mkdir(dir, { recursive: true });
+  if (tok.kind === 'gz') {
+    await copyFile(tok.path, join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
+    return 'tokenizer/bpe_simple_vocab_16e6.txt.gz';
+  }
+  for (const f of ['vocab.json', 'merges.txt', 'special_tokens_map.json', 'tokenizer_config.json']) {
+    if (existsSync(join(tok.path, f))) await copyFile(join(tok.path, f), join(dir, f));
+  }
+  return 'tokenizer';
+}
+
+/** A temporary folder beside `out`, renamed to `out` when `work` succeeds and removed when it fails. */
+export async function writeAtomically<T>(out: string, force: boolean, work: (tmp: string) => Promise<T>): Promise<T> {
+  const target = resolve(out);
+  if (existsSync(target)) {
+    if (!statSync(target).isDirectory()) throw new ConvertError(`${out} exists and is not a folder`);
+    if ((await readdir(target)).length > 0 && !force) throw new ConvertError(`${out} exists and is not empty (use --force to replace it)`);
+  }
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = await mkdtemp(join(dirname(target), `.${basename(target)}.partial-`));
+  const onSignal = (sig: NodeJS.Signals) => {
+    rmSync(tmp, { recursive: true, force: true });
+    process.kill(process.pid, sig);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await work(tmp);
+    if (existsSync(target)) {
+      const old = `${tmp}.old`;
+      await rename(target, old);
+      await rename(tmp, target);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(tmp, target);
+    }
+    return result;
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Converts the released ModelScope folder into a t2v model folder at `outDir` (written whole or not at all). */
+export async function convertModelScope(srcDir: string, outDir: string, opts: ConvertOptions = {}): Promise<ConvertSummary> {
+  const t0 = performance.now();
+  const dtype = opts.dtype ?? 'float16';
+  if (dtype !== 'float16' && dtype !== 'float32') throw new ConvertError(`unknown dtype ${String(dtype)}; valid: float16, float32`);
+  const config = await readModelScopeConfig(srcDir);
+  const files = checkpointFiles(srcDir, config);
+  for (const [kind, f] of Object.entries(files)) {
+    if (!existsSync(f)) throw new ConvertError(`${f}: no such file (the ${NETWORK_NAMES[kind as NetworkKind]} checkpoint)`);
+  }
+  const tok = await findTokenizer(srcDir, opts.tokenizer);
+  const modelCfg = asObject(asObject(config.model)?.model_cfg);
+  const order: NetworkKind[] = ['text_encoder', 'unet', 'vae'];
+  return writeAtomically(outDir, opts.force ?? false, async (tmp) => {
+    const networks: NetworkSummary[] = [];
+    for (const kind of order) {
+      networks.push(await convertNetworkFile(kind, files[kind], tmp, {
+        dtype,
+        json: kind === 'unet' ? modelCfg : undefined,
+        prefix: kind === 'vae' ? VAE_PREFIX : undefined,
+        groupBytes: opts.groupBytes,
+        onProgress: opts.onProgress,
+      }));
+    }
+    const tokenizer = await copyTokenizer(tok, tmp);
+    const info: ModelInfo = {
+      format: MODEL_FORMAT,
+      version: MODEL_VERSION,
+      dtype,
+      source: {
+        layout: 'modelscope',
+        path: resolve(srcDir),
+        files: Object.fromEntries(order.map((k) => [k, basename(files[k])])),
+        model_cfg: modelCfg ?? null,
+      },
+      ...modelInfoFromConfig(config),
+      networks: Object.fromEntries(networks.map((n) => [n.kind, { params: n.params, tensors: n.tensors, bytes: n.bytes }])),
+      tokenizer,
+    };
+    await writeFile(join(tmp, 't2v.json'), JSON.stringify(info, null, 1));
+    return { out: outDir, dtype, networks, bytes: networks.reduce((a, n) => a + n.bytes, 0), seconds: (performance.now() - t0) / 1000 };
+  });
+}
