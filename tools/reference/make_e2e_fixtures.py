@@ -166,6 +166,36 @@ def main():
                                   rescale_timesteps=False)
     for case in CASES:
         run_case(case, clip, unet, vae, diffusion)
+    sampler_only(diffusion)
+
+
+@torch.no_grad()
+def sampler_only(diffusion):
+    """ddim_sample_loop with a stand-in model (out = sin(x) * y + t / 1000), to test the sampler by itself."""
+    d = os.path.join(OUT, 'ddim')
+    os.makedirs(d, exist_ok=True)
+    np_save64(os.path.join(d, 'alphas_cumprod.npy'), diffusion.alphas_cumprod)
+
+    def model(x, t, y):
+        return torch.sin(x) * y + t.float().view(-1, 1, 1, 1, 1) / 1000
+
+    g = torch.Generator().manual_seed(21)
+    noise = torch.randn((1, 4, 2, 3, 5), generator=g)
+    save_npy(os.path.join(d, 'noise.npy'), noise)
+    results = {}
+    for steps, guide in ((1, 9.0), (3, 9.0), (7, 4.5), (50, 9.0)):
+        out = diffusion.ddim_sample_loop(noise=noise.clone(), model=model,
+                                         model_kwargs=[{'y': torch.tensor(0.7)}, {'y': torch.tensor(-0.3)}],
+                                         guide_scale=guide, ddim_timesteps=steps, eta=0.0)
+        save_npy(os.path.join(d, f'final_{steps}.npy'), out)
+        results[steps] = guide
+    with open(os.path.join(d, 'cases.json'), 'w') as f:
+        json.dump({'cond': 0.7, 'uncond': -0.3, 'runs': [{'steps': s, 'guidance': g} for s, g in results.items()]}, f)
+
+
+def np_save64(path, t):
+    import numpy as np
+    np.save(path, t.numpy().astype(np.float64))
 
 
 if __name__ == '__main__':

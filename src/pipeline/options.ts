@@ -1,0 +1,36 @@
+/** Generation settings; each has upstream's default unless the model folder's t2v.json says otherwise. */
+export interface GenerationDefaults {
+  height: number;
+  width: number;
+  frames: number;
+  steps: number;
+  guidance: number;
+  fps: number;
+}
+
+/** text_to_video_synthesis_model.py: 256x256, 16 frames, 50 DDIM steps, guidance 9; the pipeline writes 8 fps. */
+export const UPSTREAM_DEFAULTS: GenerationDefaults = { height: 256, width: 256, frames: 16, steps: 50, guidance: 9, fps: 8 };
+
+export const DEFAULT_DECODE_CHUNK = 4;
+
+function isInt(v: number): boolean {
+  return Number.isInteger(v);
+}
+
+/** Throws one clear line for a setting that cannot work. */
+export function validateSettings(s: { height: number; width: number; frames: number; steps: number; guidance: number;
+  decodeChunk?: number; fps?: number }, numTimesteps = 1000): void {
+  for (const k of ['height', 'width'] as const) {
+    const v = s[k];
+    if (!isInt(v) || v < 8 || v % 8 !== 0) throw new Error(`${k} must be a positive multiple of 8, got ${v}`);
+  }
+  if (!isInt(s.frames) || s.frames < 1) throw new Error(`frames must be an integer >= 1, got ${s.frames}`);
+  if (!isInt(s.steps) || s.steps < 1 || s.steps > numTimesteps) {
+    throw new Error(`steps must be an integer in 1..${numTimesteps}, got ${s.steps}`);
+  }
+  if (!Number.isFinite(s.guidance)) throw new Error(`guidance must be a number, got ${s.guidance}`);
+  if (s.decodeChunk !== undefined && (!isInt(s.decodeChunk) || s.decodeChunk < 1)) {
+    throw new Error(`decode chunk must be an integer >= 1, got ${s.decodeChunk}`);
+  }
+  if (s.fps !== undefined && !(Number.isFinite(s.fps) && s.fps > 0)) throw new Error(`fps must be a positive number, got ${s.fps}`);
+}

@@ -1,0 +1,72 @@
+import { writeNpy } from '../io/npy.js';
+import { contactSheet, dataUrl, encodeGif, encodePng, frameView, type Frames } from './images.js';
+import { writeVideo } from './video.js';
+
+/** Milliseconds spent in each stage of one generation. */
+export interface StageTimings {
+  text: number;
+  denoise: number;
+  decode: number;
+  total: number;
+}
+
+/** What `TextToVideo.generate` returns: the frames, the final latents, and helpers to save or show them. */
+export class VideoResult implements Frames {
+  constructor(
+    /** uint8 RGB, frame-major [frames, height, width, 3]. */
+    readonly data: Uint8Array,
+    readonly frames: number,
+    readonly height: number,
+    readonly width: number,
+    /** The DDIM result before the 1/scale_factor scaling, float32 in upstream layout [1, 4, frames, h/8, w/8]. */
+    readonly latents: Float32Array,
+    readonly latentsShape: number[],
+    readonly fps: number,
+    /** The seed the initial noise came from, or null when the noise was given. */
+    readonly seed: number | null,
+    /** The DDIM timesteps, in sampling order. */
+    readonly timesteps: number[],
+    readonly timings: StageTimings,
+  ) {}
+
+  /** One frame, uint8 RGB [height, width, 3] (a view, not a copy). */
+  frame(i: number): Uint8Array {
+    return frameView(this, i);
+  }
+
+  /** Writes by extension: .mp4, .webm, .gif, .png (one frame), or a directory (one PNG per frame). */
+  async save(path: string, opts: { fps?: number; frame?: number } = {}): Promise<string[]> {
+    return writeVideo(path, this, { fps: opts.fps ?? this.fps, frame: opts.frame });
+  }
+
+  /** The final latents as a float32 .npy [1, 4, frames, h/8, w/8]. */
+  saveLatents(path: string): void {
+    writeNpy(path, { dtype: 'float32', shape: this.latentsShape, data: this.latents });
+  }
+
+  toGif(fps = this.fps): Buffer {
+    return encodeGif(this, fps);
+  }
+
+  toPng(frameIndex = 0): Buffer {
+    return encodePng(this.frame(frameIndex), this.width, this.height);
+  }
+
+  /** All frames in one PNG, `columns` per row. */
+  contactSheet(columns?: number): Buffer {
+    const s = contactSheet(this, columns);
+    return encodePng(s.rgb, s.width, s.height);
+  }
+
+  toGifDataUrl(fps = this.fps): string {
+    return dataUrl('image/gif', this.toGif(fps));
+  }
+
+  toPngDataUrl(frameIndex = 0): string {
+    return dataUrl('image/png', this.toPng(frameIndex));
+  }
+
+  contactSheetDataUrl(columns?: number): string {
+    return dataUrl('image/png', this.contactSheet(columns));
+  }
+}

@@ -1,0 +1,292 @@
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend, type BackendChoice } from '../backend.js';
+import { loadNetwork, readModelFolder, type ModelInfo } from '../io/model-folder.js';
+import type { NpyArray } from '../io/npy.js';
+import { DDIMScheduler, DEFAULT_SCHEDULE, guide, type ScheduleConfig } from './ddim.js';
+import { randomSeed, seededNoise } from './noise.js';
+import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
+import { VideoResult } from './result.js';
+import { CLIPTokenizer } from './tokenizer.js';
+
+/** What the pipeline needs of each network (the classes in src/layers satisfy these). */
+export interface TokenizerLike {
+  encode(text: string): number[];
+}
+export interface TextEncoderLike {
+  forward(ids: tf.Tensor2D): tf.Tensor3D;
+}
+export interface UNetLike {
+  forward(x: tf.Tensor5D, t: tf.Tensor1D, context: tf.Tensor3D): tf.Tensor5D;
+}
+export interface VaeLike {
+  decode(z: tf.Tensor4D): tf.Tensor4D;
+}
+interface Disposable {
+  disposeWeights?(): number;
+}
+
+export interface TextToVideoComponents {
+  tokenizer: TokenizerLike;
+  textEncoder: TextEncoderLike & Disposable;
+  unet: UNetLike & Disposable;
+  vae: VaeLike & Disposable;
+  /** Latents are divided by this before decoding (0.18215). */
+  scaleFactor?: number;
+  latentChannels?: number;
+  defaults?: Partial<GenerationDefaults>;
+  schedule?: ScheduleConfig;
+}
+
+/** Given to `onStep` while a step's x0 estimate is alive; its methods must be called before the callback returns. */
+export interface StepPreview {
+  /** The current x0 estimate (latent space), float32 in upstream layout [1, 4, frames, h, w]. */
+  latents(): Float32Array;
+  /** Frame `i` of the x0 estimate, decoded: uint8 RGB [height, width, 3]. */
+  frame(i?: number): Promise<{ rgb: Uint8Array; width: number; height: number }>;
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  /** Replaces the empty unconditional text. */
+  negativePrompt?: string;
+  steps?: number;
+  guidance?: number;
+  frames?: number;
+  height?: number;
+  width?: number;
+  /** Seed of the documented noise generator (src/pipeline/noise.ts); a random one when neither seed nor noise. */
+  seed?: number;
+  /** Initial noise, float32 [1, 4, frames, height/8, width/8] (upstream layout b c f h w). */
+  noise?: Float32Array | NpyArray;
+  /** Called after each DDIM step (1-based step, the timestep). */
+  onStep?: (step: number, timestep: number, preview: StepPreview) => void | Promise<void>;
+  signal?: AbortSignal;
+  /** Frames per VAE call (default 4): bounds peak memory of the decode. */
+  decodeChunk?: number;
+  /** Conditional and unconditional UNet calls as one batch of two (default false: two calls, as upstream). */
+  batchGuidance?: boolean;
+  /** Stored in the result for saving (default: the model's fps). */
+  fps?: number;
+}
+
+export interface LoadOptions {
+  /** tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backend.ts); omitted: tfjs's current backend. */
+  backend?: string;
+}
+
+function aborted(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    throw signal.reason instanceof Error ? signal.reason : new DOMException('generation aborted', 'AbortError');
+  }
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/**
+ * ModelScope text-to-video, as upstream's TextToVideoSynthesis.forward: OpenCLIP text features of the prompt and of
+ * the empty (or negative) prompt, DDIM (eta 0) with classifier-free guidance `u + g * (c - u)`, latents / 0.18215
+ * decoded frame by frame by the VAE, then x * 0.5 + 0.5, clamp to [0, 1], (x * 255) truncated to uint8.
+ */
+export class TextToVideo {
+  readonly scheduler: DDIMScheduler;
+  readonly defaults: GenerationDefaults;
+  readonly scaleFactor: number;
+  readonly latentChannels: number;
+  /** The backend `load` selected (null when built from components). */
+  backend: BackendChoice | null = null;
+  private disposed = false;
+
+  constructor(readonly components: TextToVideoComponents, readonly info: ModelInfo | null = null) {
+    this.scheduler = new DDIMScheduler(components.schedule ?? DEFAULT_SCHEDULE);
+    this.defaults = { ...UPSTREAM_DEFAULTS, ...components.defaults };
+    this.scaleFactor = components.scaleFactor ?? 0.18215;
+    this.latentChannels = components.latentChannels ?? 4;
+  }
+
+  /** Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<TextToVideo> {
+    const backend = opts.backend !== undefined ? await selectBackend(opts.backend) : null;
+    const folder = await readModelFolder(dir);
+    for (const k of ['text_encoder', 'unet', 'vae'] as const) {
+      if (!folder.networks.includes(k)) throw new Error(`${dir} is not a complete t2v model: it has no ${k}/; convert the whole model with \`t2v convert\``);
+    }
+    if (!folder.tokenizer) throw new Error(`${dir} has no tokenizer (t2v.json "tokenizer"); convert the model again with \`t2v convert\``);
+    const info = folder.info;
+    const sched = info.scheduler;
+    if (sched && (sched.beta_schedule !== 'linear_sd' || sched.mean_type !== 'eps')) {
+      throw new Error(`${dir}: scheduler ${sched.beta_schedule}/${sched.mean_type} is not supported (linear_sd/eps only)`);
+    }
+    const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
+    const loaded: Disposable[] = [];
+    try {
+      const textEncoder = await loadNetwork(dir, 'text_encoder');
+      loaded.push(textEncoder);
+      const unet = await loadNetwork(dir, 'unet');
+      loaded.push(unet);
+      const vae = await loadNetwork(dir, 'vae');
+      loaded.push(vae);
+      const t2v = new TextToVideo({
+        tokenizer,
+        textEncoder: textEncoder as unknown as TextEncoderLike & Disposable,
+        unet: unet as unknown as UNetLike & Disposable,
+        vae: vae as unknown as VaeLike & Disposable,
+        scaleFactor: info.scale_factor,
+        defaults: info.defaults,
+        schedule: sched ? { numTimesteps: sched.num_timesteps, betaStart: sched.beta_start, betaEnd: sched.beta_end } : undefined,
+      }, info);
+      t2v.backend = backend;
+      return t2v;
+    } catch (err) {
+      for (const m of loaded) m.disposeWeights?.();
+      throw err;
+    }
+  }
+
+  /** Text features [1, ctx, width] of one prompt. */
+  encodeText(text: string): tf.Tensor3D {
+    const ids = this.components.tokenizer.encode(text);
+    return tf.tidy(() => this.components.textEncoder.forward(tf.tensor2d(ids, [1, ids.length], 'int32')));
+  }
+
+  /** The initial noise from the options, checked, in upstream layout. */
+  private initialNoise(o: GenerateOptions, shape: number[]): { data: Float32Array; seed: number | null } {
+    if (o.noise !== undefined) {
+      const n = o.noise;
+      const data = n instanceof Float32Array ? n : n.data;
+      const got = n instanceof Float32Array ? null : n.shape;
+      if (!(n instanceof Float32Array) && n.dtype !== 'float32') {
+        throw new Error(`noise must be float32, got ${n.dtype}`);
+      }
+      const count = shape.reduce((a, b) => a * b, 1);
+      if ((got !== null && (got.length !== shape.length || got.some((d, i) => d !== shape[i]))) || data.length !== count) {
+        throw new Error(`noise has shape [${got ?? [data.length]}], expected [${shape}] (1, channels, frames, height/8, width/8)`);
+      }
+      return { data: data as Float32Array, seed: null };
+    }
+    const seed = o.seed ?? randomSeed();
+    return { data: seededNoise(seed, shape), seed };
+  }
+
+  /** The guided model output for latents x (channels-last) at timestep t. */
+  private guidedOutput(x: tf.Tensor5D, t: number, cond: tf.Tensor3D, uncond: tf.Tensor3D, g: number, batch: boolean): tf.Tensor {
+    const unet = this.components.unet;
+    return tf.tidy(() => {
+      if (batch) {
+        const out = unet.forward(tf.concat([x, x], 0), tf.tensor1d([t, t], 'float32'), tf.concat([cond, uncond], 0));
+        const [c, u] = tf.split(out, 2, 0);
+        return guide(c, u, g);
+      }
+      const tt = tf.tensor1d([t], 'float32');
+      return guide(unet.forward(x, tt, cond), unet.forward(x, tt, uncond), g);
+    });
+  }
+
+  /** Latents (channels-last [1, f, h, w, c]) -> uint8 RGB frames, `chunk` frames per VAE call. */
+  private async decodeFrames(x: tf.Tensor5D, chunk: number, signal?: AbortSignal): Promise<{ data: Uint8Array; height: number; width: number }> {
+    const [, f] = x.shape;
+    const scale = Math.fround(1 / this.scaleFactor);
+    let out: Uint8Array | null = null;
+    let height = 0;
+    let width = 0;
+    for (let start = 0; start < f; start += chunk) {
+      aborted(signal);
+      const n = Math.min(chunk, f - start);
+      const img = tf.tidy(() => {
+        const z = tf.mul(tf.scalar(scale), tf.slice(x, [0, start, 0, 0, 0], [1, n, -1, -1, -1]).reshape([n, ...x.shape.slice(2)]) as tf.Tensor4D);
+        const y = this.components.vae.decode(z as tf.Tensor4D);
+        return tf.mul(tf.clipByValue(tf.add(tf.mul(y, 0.5), 0.5), 0, 1), 255);
+      });
+      const vals = await img.data();
+      height = img.shape[1] as number;
+      width = img.shape[2] as number;
+      img.dispose();
+      if (out === null) out = new Uint8Array(f * height * width * 3);
+      const base = start * height * width * 3;
+      for (let i = 0; i < vals.length; i++) out[base + i] = vals[i]; // ToUint8 truncates, as numpy's astype
+      await tick();
+    }
+    return { data: out ?? new Uint8Array(0), height, width };
+  }
+
+  async generate(o: GenerateOptions): Promise<VideoResult> {
+    if (this.disposed) throw new Error('this TextToVideo was disposed');
+    if (typeof o.prompt !== 'string') throw new Error('prompt must be a string');
+    const d = this.defaults;
+    const s = {
+      height: o.height ?? d.height, width: o.width ?? d.width, frames: o.frames ?? d.frames, steps: o.steps ?? d.steps,
+      guidance: o.guidance ?? d.guidance, decodeChunk: o.decodeChunk ?? DEFAULT_DECODE_CHUNK, fps: o.fps ?? d.fps,
+    };
+    validateSettings(s, this.scheduler.config.numTimesteps);
+    const lh = s.height / 8;
+    const lw = s.width / 8;
+    const shape = [1, this.latentChannels, s.frames, lh, lw];
+    const noise = this.initialNoise(o, shape);
+    aborted(o.signal);
+
+    const t0 = performance.now();
+    const held: tf.Tensor[] = [];
+    try {
+      const cond = this.encodeText(o.prompt);
+      held.push(cond);
+      const uncond = this.encodeText(o.negativePrompt ?? '');
+      held.push(uncond);
+      await Promise.all([cond.data(), uncond.data()]);
+      const t1 = performance.now();
+
+      // channels-last inside: [1, c, f, h, w] -> [1, f, h, w, c]
+      let x = tf.tidy(() => tf.tensor5d(noise.data, shape as [number, number, number, number, number]).transpose([0, 2, 3, 4, 1])) as tf.Tensor5D;
+      held.push(x);
+      const timesteps = this.scheduler.timesteps(s.steps);
+      for (let i = 0; i < timesteps.length; i++) {
+        aborted(o.signal);
+        const t = timesteps[i];
+        const out = this.guidedOutput(x, t, cond, uncond, s.guidance, o.batchGuidance ?? false);
+        const [prev, x0] = this.scheduler.step(x, out, t, s.steps);
+        out.dispose();
+        held.splice(held.indexOf(x), 1, prev);
+        x.dispose();
+        x = prev as tf.Tensor5D;
+        held.push(x0);
+        await x.data(); // one step at a time, also on asynchronous backends: bounded memory, honest progress
+        if (o.onStep) await o.onStep(i + 1, t, this.preview(x0 as tf.Tensor5D));
+        held.splice(held.indexOf(x0), 1);
+        x0.dispose();
+        await tick();
+      }
+      const t2 = performance.now();
+
+      const latents = await tf.tidy(() => x.transpose([0, 4, 1, 2, 3])).data() as Float32Array;
+      const video = await this.decodeFrames(x, s.decodeChunk, o.signal);
+      const t3 = performance.now();
+      return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
+        { text: t1 - t0, denoise: t2 - t1, decode: t3 - t2, total: t3 - t0 });
+    } finally {
+      for (const t of held) t.dispose();
+    }
+  }
+
+  private preview(x0: tf.Tensor5D): StepPreview {
+    return {
+      latents: () => tf.tidy(() => x0.transpose([0, 4, 1, 2, 3])).dataSync() as Float32Array,
+      frame: async (i = 0) => {
+        const one = tf.slice(x0, [0, i, 0, 0, 0], [1, 1, -1, -1, -1]) as tf.Tensor5D;
+        try {
+          const v = await this.decodeFrames(one, 1);
+          return { rgb: v.data, width: v.width, height: v.height };
+        } finally {
+          one.dispose();
+        }
+      },
+    };
+  }
+
+  /** Frees every network's weights. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    const c = this.components;
+    c.textEncoder.disposeWeights?.();
+    c.unet.disposeWeights?.();
+    c.vae.disposeWeights?.();
+  }
+}
