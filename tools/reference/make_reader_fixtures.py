@@ -139,6 +139,14 @@ def safetensors_case():
     record('safetensors', 'hand.safetensors', OrderedDict((n, tensors[n]) for n in reversed(tensors)))
 
 
+def proto4_case():
+    """torch.save's default is pickle protocol 2; protocol 4 adds FRAME, MEMOIZE and STACK_GLOBAL."""
+    base = randn(5, 3)
+    sd = OrderedDict([('a', base), ('a_t', base.t()), ('b', randn(2).half()), ('c', torch.nn.Parameter(randn(3)))])
+    torch.save(sd, os.path.join(OUT, 'proto4.pth'), pickle_protocol=4)
+    record('proto4', 'proto4.pth', sd)
+
+
 def zip64_case():
     """The dtypes checkpoint re-packed with ZIP64 records everywhere (the released files are > 4 GB)."""
     with zipfile.ZipFile(os.path.join(OUT, 'dtypes.pth')) as z:
@@ -256,6 +264,7 @@ def main():
     wrapped_case()
     bin_case()
     safetensors_case()
+    proto4_case()
     zip64_case()
     legacy_case()
     malicious_cases()

@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { openCheckpoint } from '../converters/open.js';
+import { readNpy } from '../src/io/npy.js';
+import { FIXTURES } from './helpers.js';
+
+const DIR = join(FIXTURES, 'readers');
+const MARKER_DIR = '/tmp';
+const MARKER_PREFIX = 't2v-reader-marker-';
+const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as Record<string, {
+  file: string; npy?: string; tensors: Record<string, { dtype: string; shape: number[] }>;
+}>;
+const malicious = JSON.parse(readFileSync(join(DIR, 'malicious.json'), 'utf8')) as Record<string, string>;
+const scratch = mkdtempSync(join(tmpdir(), 't2v-readers-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** Opens and reads every tensor; returns the names, or rethrows what the reader threw. */
+async function readAll(path: string, maxTensorElements = 1 << 20): Promise<string[]> {
+  const ckpt = await openCheckpoint(path, { maxTensorElements });
+  try {
+    for (const e of ckpt.entries.values()) {
+      const data = await e.read();
+      assert.equal(data.length, e.shape.reduce((a, b) => a * b, 1));
+    }
+    return [...ckpt.entries.keys()];
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** A reader may refuse bad input only with a plain Error that names the file: never a TypeError, RangeError... */
+function assertCleanError(err: unknown, path: string, context: string): void {
+  assert.ok(err instanceof Error, `${context}: threw a non-Error ${String(err)}`);
+  assert.equal(err.constructor, Error, `${context}: threw ${err.constructor.name}: ${err.message}`);
+  assert.ok(err.message.startsWith(`${path}:`), `${context}: message does not name the file: ${err.message}`);
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('checkpoint readers on files written by PyTorch', () => {
+  for (const [name, c] of Object.entries(expected)) {
+    test(`${c.file}: names, dtypes, shapes and values match what PyTorch saved`, async () => {
+      const ckpt = await openCheckpoint(join(DIR, c.file));
+      try {
+        assert.deepEqual([...ckpt.entries.keys()], Object.keys(c.tensors), 'tensor names in file order');
+        for (const [key, meta] of Object.entries(c.tensors)) {
+          const e = ckpt.entries.get(key)!;
+          assert.equal(e.dtype, meta.dtype, key);
+          assert.deepEqual(e.shape, meta.shape, key);
+          const ref = readNpy(join(DIR, c.npy ?? name, `${key}.npy`));
+          const ours = await e.read();
+          assert.ok(ours instanceof Float32Array);
+          // Bit-exact (deepStrictEqual tells -0 from 0): every conversion to float32 is exact or round-to-nearest.
+          assert.deepEqual(Array.from(ours), Array.from(ref.data as Float32Array), key);
+        }
+      } finally {
+        await ckpt.close();
+      }
+    });
+  }
+
+  test('the {"state_dict": ...} wrapper: only the state_dict tensors, none of the keys beside it', async () => {
+    const names = await readAll(join(DIR, 'wrapped.pth'));
+    assert.ok(names.length > 0 && names.every((n) => n.startsWith('first_stage_model.')), names.join(', '));
+  });
+
+  test('views of one storage read independently and concurrently', async () => {
+    const ckpt = await openCheckpoint(join(DIR, 'views.pth'));
+    const [big, row, rows] = await Promise.all(['big', 'row_2', 'rows_3_7'].map((k) => ckpt.entries.get(k)!.read()));
+    assert.deepEqual(Array.from(row), Array.from(big.subarray(8, 12)));
+    assert.deepEqual(Array.from(rows), Array.from(big.subarray(12, 28)));
+    await ckpt.close();
+    await ckpt.close();
+    await assert.rejects(ckpt.entries.get('big')!.read(), /read after the checkpoint was closed/);
+  });
+
+  test('a tensor above maxTensorElements is refused up front', async () => {
+    const path = join(DIR, 'views.pth');
+    await assert.rejects(openCheckpoint(path, { maxTensorElements: 60 }), (err) => {
+      assertCleanError(err, path, 'limit');
+      return /'overlapping'.*exceeds 60 elements/.test((err as Error).message);
+    });
+  });
+
+  test('legacy (pre-zip) torch.save files are refused with the way out', async () => {
+    await assert.rejects(openCheckpoint(join(DIR, 'legacy.pth')),
+      /legacy\.pth: legacy PyTorch format is not supported: re-save with torch\.save\(\.\.\., _use_new_zipfile_serialization=True\)/);
+  });
+
+  test('missing files, folders, empty and foreign files: one clear error', async () => {
+    await assert.rejects(openCheckpoint(join(scratch, 'nope.pth')), /nope\.pth: cannot open checkpoint: no such file/);
+    await assert.rejects(openCheckpoint(DIR), /cannot open checkpoint: .*not a regular file|is a directory/);
+    const empty = join(scratch, 'empty.pth');
+    writeFileSync(empty, '');
+    await assert.rejects(openCheckpoint(empty), /empty\.pth: not a PyTorch zip checkpoint/);
+    const npy = join(DIR, 'views', 'big.npy');
+    await assert.rejects(openCheckpoint(npy), /big\.npy: not a PyTorch zip checkpoint/);
+  });
+});
+
+describe('malicious pickles', () => {
+  const markers = (): string[] => readdirSync(MARKER_DIR).filter((n) => n.startsWith(MARKER_PREFIX));
+  for (const m of markers()) rmSync(join(MARKER_DIR, m), { force: true });
+
+  for (const [file, global] of Object.entries(malicious)) {
+    test(`${file} is refused, naming ${global}, and nothing runs`, async () => {
+      const path = join(DIR, file);
+      await assert.rejects(readAll(path), (err) => {
+        assertCleanError(err, path, file);
+        const msg = (err as Error).message;
+        if (global === 'extension') assert.match(msg, /refusing pickle extension-registry opcode/);
+        else assert.ok(msg.includes(`'${global}'`) && /refusing/.test(msg), msg);
+        return true;
+      });
+      assert.deepEqual(markers(), [], 'a payload created its marker file');
+    });
+  }
+
+  test('the family covers what the brief lists', () => {
+    const globals = new Set(Object.values(malicious));
+    for (const g of ['os.system', 'posix.system', '__builtin__.eval', 'builtins.eval', '__builtin__.exec', 'commands.Popen',
+      'torch.FloatStorage', '__main__.Payload', 'extension']) {
+      assert.ok(globals.has(g), g);
+    }
+  });
+});
+
+describe('truncated and mutated files', { timeout: 240_000 }, () => {
+  const sources = ['views.pth', 'wrapped.pth', 'zip64.pth', 'proto4.pth', 'hand.safetensors'];
+
+  test('every truncation is a clean error', async () => {
+    let cases = 0;
+    for (const src of sources) {
+      const bytes = readFileSync(join(DIR, src));
+      const path = join(scratch, `cut-${src}`);
+      const step = Math.max(1, Math.floor(bytes.length / 400));
+      for (let cut = 0; cut < bytes.length; cut += step) {
+        writeFileSync(path, bytes.subarray(0, cut));
+        await assert.rejects(readAll(path), (err) => {
+          assertCleanError(err, path, `${src} cut at ${cut}`);
+          return true;
+        });
+        cases++;
+      }
+    }
+    assert.ok(cases > 1500, String(cases));
+  });
+
+  test('seeded random mutations either read or fail cleanly', async () => {
+    const rand = rng(20261124);
+    let ok = 0;
+    let refused = 0;
+    for (const src of sources) {
+      const bytes = readFileSync(join(DIR, src));
+      const path = join(scratch, `mut-${src}`);
+      for (let trial = 0; trial < 120; trial++) {
+        const m = Buffer.from(bytes);
+        const flips = 1 + Math.floor(rand() * 4);
+        for (let i = 0; i < flips; i++) {
+          // Half the mutations land in the first and last 600 bytes: headers, the pickle, the central directory.
+          const r = rand();
+          const at = r < 0.25 ? Math.floor(rand() * Math.min(600, m.length))
+            : r < 0.5 ? m.length - 1 - Math.floor(rand() * Math.min(600, m.length))
+              : Math.floor(rand() * m.length);
+          m[at] = rand() < 0.5 ? Math.floor(rand() * 256) : m[at] ^ (1 << Math.floor(rand() * 8));
+        }
+        writeFileSync(path, m);
+        try {
+          await readAll(path);
+          ok++;
+        } catch (err) {
+          assertCleanError(err, path, `${src} trial ${trial}`);
+          refused++;
+        }
+      }
+    }
+    console.log(`mutations: ${ok} read, ${refused} refused`);
+    assert.equal(ok + refused, sources.length * 120);
+    assert.ok(refused > 100, `only ${refused} mutations were refused`);
+  });
+});
