@@ -1,0 +1,65 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module } from '../module.js';
+import { Linear } from '../common/linear.js';
+import { attention } from '../common/attention.js';
+
+/** Scores above this many elements are computed in batch chunks (same numbers, bounded memory). */
+const MAX_SCORE_ELEMENTS = 1 << 27;
+
+/**
+ * Upstream `CrossAttention`: bias-free to_q/to_k/to_v, `to_out.0` Linear (to_out.1 is dropout), softmax scale
+ * dim_head**-0.5 (what `attention()` uses). Self-attention when no context is given.
+ */
+export class CrossAttention extends Module {
+  readonly to_q: Linear;
+  readonly to_k: Linear;
+  readonly to_v: Linear;
+  readonly to_out: Linear;
+  readonly innerDim: number;
+
+  constructor(readonly queryDim: number, contextDim: number | null, readonly heads: number, readonly dimHead: number) {
+    super();
+    this.innerDim = heads * dimHead;
+    const ctx = contextDim ?? queryDim;
+    this.to_q = this.child('to_q', new Linear(queryDim, this.innerDim, false));
+    this.to_k = this.child('to_k', new Linear(ctx, this.innerDim, false));
+    this.to_v = this.child('to_v', new Linear(ctx, this.innerDim, false));
+    this.to_out = this.child('to_out.0', new Linear(this.innerDim, queryDim));
+  }
+
+  /**
+   * x [B, N, queryDim]; context [Bc, L, contextDim] with B a multiple of Bc: query rows b*g .. b*g+g-1 all attend
+   * to context b. That is upstream's `repeat_interleave` of the context over frames, without computing keys and
+   * values once per frame.
+   */
+  forward(x: tf.Tensor3D, context?: tf.Tensor3D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [bq, n] = x.shape;
+      const q = this.to_q.forward(x) as tf.Tensor3D;
+      const src = context ?? x;
+      const k = this.to_k.forward(src) as tf.Tensor3D;
+      const v = this.to_v.forward(src) as tf.Tensor3D;
+      const bc = src.shape[0];
+      if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
+      const qg = q.reshape([bc, (bq / bc) * n, this.innerDim]) as tf.Tensor3D;
+      const out = this.attend(qg, k, v).reshape([bq, n, this.innerDim]);
+      return this.to_out.forward(out) as tf.Tensor3D;
+    });
+  }
+
+  private attend(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D): tf.Tensor3D {
+    const [b, nq] = q.shape;
+    const perItem = this.heads * nq * k.shape[1];
+    const chunk = Math.max(1, Math.floor(MAX_SCORE_ELEMENTS / perItem));
+    if (chunk >= b) return attention(q, k, v, this.heads);
+    const parts: tf.Tensor3D[] = [];
+    for (let s = 0; s < b; s += chunk) {
+      const size = Math.min(chunk, b - s);
+      parts.push(tf.tidy(() => attention(
+        q.slice([s, 0, 0], [size, -1, -1]), k.slice([s, 0, 0], [size, -1, -1]), v.slice([s, 0, 0], [size, -1, -1]), this.heads)));
+    }
+    const out = tf.concat(parts, 0);
+    tf.dispose(parts);
+    return out;
+  }
+}

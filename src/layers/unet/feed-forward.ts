@@ -1,0 +1,41 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module } from '../module.js';
+import { Linear } from '../common/linear.js';
+import { gelu } from './activations.js';
+
+/** Upstream `GEGLU`: `proj` to twice the width, split into value and gate halves, value * gelu(gate). */
+export class GEGLU extends Module {
+  readonly proj: Linear;
+
+  constructor(readonly dimIn: number, readonly dimOut: number) {
+    super();
+    this.proj = this.child('proj', new Linear(dimIn, dimOut * 2));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const [value, gate] = tf.split(this.proj.forward(x), 2, -1);
+      return tf.mul(value, gelu(gate));
+    });
+  }
+}
+
+/**
+ * Upstream `FeedForward` as BasicTransformerBlock builds it (glu=True, mult 4): `net.0` GEGLU, `net.1` dropout,
+ * `net.2` Linear back to dim.
+ */
+export class FeedForward extends Module {
+  readonly geglu: GEGLU;
+  readonly out: Linear;
+
+  constructor(readonly dim: number, mult = 4) {
+    super();
+    const inner = Math.floor(dim * mult);
+    this.geglu = this.child('net.0', new GEGLU(dim, inner));
+    this.out = this.child('net.2', new Linear(inner, dim));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.out.forward(this.geglu.forward(x)));
+  }
+}

@@ -1,0 +1,95 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module, type Param } from '../module.js';
+import { Conv2d } from '../common/conv.js';
+import { GroupNorm } from '../common/norm.js';
+import { Linear } from '../common/linear.js';
+import { silu } from './activations.js';
+
+/**
+ * torch.nn.Conv3d with kernel (3, 1, 1) and padding (1, 0, 0): a convolution over frames only. Stored [3, 1, I, O]
+ * (role conv3d_temporal) and run as a 2-D convolution over a [b, f, pixels, c] view, padded by one frame.
+ */
+export class TemporalConv3d extends Module {
+  readonly weight: Param;
+  readonly bias: Param;
+
+  constructor(readonly inChannels: number, readonly outChannels: number) {
+    super();
+    this.weight = this.param('weight', [outChannels, inChannels, 3, 1, 1], 'conv3d_temporal');
+    this.bias = this.param('bias', [outChannels]);
+  }
+
+  /** x [b, f, pixels, c] -> [b, f, pixels, outChannels]. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]]);
+      return tf.add(y, this.bias.tensor) as tf.Tensor4D;
+    });
+  }
+}
+
+/**
+ * Upstream `TemporalConvBlock_v2`: four GroupNorm -> SiLU -> (dropout) -> Conv3d(3,1,1) stages over the frames,
+ * added to the input. The GroupNorms take statistics over the frames and pixels of each video together.
+ */
+export class TemporalConvBlock_v2 extends Module {
+  readonly stages: Array<[GroupNorm, TemporalConv3d]>;
+
+  constructor(readonly inDim: number, readonly outDim: number, groups: number) {
+    super();
+    this.stages = [
+      [this.child('conv1.0', new GroupNorm(groups, inDim)), this.child('conv1.2', new TemporalConv3d(inDim, outDim))],
+      [this.child('conv2.0', new GroupNorm(groups, outDim)), this.child('conv2.3', new TemporalConv3d(outDim, inDim))],
+      [this.child('conv3.0', new GroupNorm(groups, outDim)), this.child('conv3.3', new TemporalConv3d(outDim, inDim))],
+      [this.child('conv4.0', new GroupNorm(groups, outDim)), this.child('conv4.3', new TemporalConv3d(outDim, inDim))],
+    ];
+  }
+
+  /** x [b, f, pixels, c] -> same shape. */
+  forward(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      let h = x;
+      for (const [norm, conv] of this.stages) h = conv.forward(silu(norm.forward(h)) as tf.Tensor4D);
+      return tf.add(x, h) as tf.Tensor4D;
+    });
+  }
+}
+
+/**
+ * Upstream `ResBlock` as UNetSD builds it (no up/down, use_scale_shift_norm False, 1x1 skip when the width
+ * changes, temporal convolution on): in_layers (GroupNorm, SiLU, conv), plus emb_layers (SiLU, Linear) of the
+ * time embedding, out_layers (GroupNorm, SiLU, dropout, conv), skip, then `temopral_conv` (upstream's spelling).
+ */
+export class ResBlock extends Module {
+  readonly inNorm: GroupNorm;
+  readonly inConv: Conv2d;
+  readonly embLinear: Linear;
+  readonly outNorm: GroupNorm;
+  readonly outConv: Conv2d;
+  readonly skip: Conv2d | null;
+  readonly temporal: TemporalConvBlock_v2;
+
+  constructor(readonly channels: number, embChannels: number, readonly outChannels: number, groups: number) {
+    super();
+    this.inNorm = this.child('in_layers.0', new GroupNorm(groups, channels));
+    this.inConv = this.child('in_layers.2', new Conv2d(channels, outChannels, 3, 1, 1));
+    this.embLinear = this.child('emb_layers.1', new Linear(embChannels, outChannels));
+    this.outNorm = this.child('out_layers.0', new GroupNorm(groups, outChannels));
+    this.outConv = this.child('out_layers.3', new Conv2d(outChannels, outChannels, 3, 1, 1));
+    this.skip = outChannels === channels ? null : this.child('skip_connection', new Conv2d(channels, outChannels, 1));
+    this.temporal = this.child('temopral_conv', new TemporalConvBlock_v2(outChannels, outChannels, groups));
+  }
+
+  /** x [b*f, h, w, channels], emb [b*f, embChannels] -> [b*f, h, w, outChannels]. */
+  forward(x: tf.Tensor4D, emb: tf.Tensor2D, batch: number): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [n, h, w] = x.shape;
+      let y = this.inConv.forward(silu(this.inNorm.forward(x)) as tf.Tensor4D);
+      y = tf.add(y, this.embLinear.forward(silu(emb)).reshape([n, 1, 1, this.outChannels]));
+      y = this.outConv.forward(silu(this.outNorm.forward(y)) as tf.Tensor4D);
+      y = tf.add(this.skip ? this.skip.forward(x) : x, y);
+      const video = y.reshape([batch, n / batch, h * w, this.outChannels]) as tf.Tensor4D;
+      return this.temporal.forward(video).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+    });
+  }
+}

@@ -1,0 +1,162 @@
+import * as tf from '@tensorflow/tfjs';
+import { Module } from '../module.js';
+import { Conv2d } from '../common/conv.js';
+import { GroupNorm } from '../common/norm.js';
+import { Linear } from '../common/linear.js';
+import { silu } from './activations.js';
+import type { UNetConfig } from './config.js';
+import { Downsample } from './downsample.js';
+import { ResBlock } from './resblock.js';
+import { SpatialTransformer } from './spatial-transformer.js';
+import { TemporalTransformer } from './temporal-transformer.js';
+import { sinusoidalEmbedding } from './time-embedding.js';
+import { Upsample } from './upsample.js';
+
+type Layer = Conv2d | ResBlock | SpatialTransformer | TemporalTransformer | Downsample | Upsample;
+
+/** What every layer of a block may need: the per-frame time embedding, the text context, the batch size. */
+interface Conditioning {
+  emb: tf.Tensor2D;
+  context: tf.Tensor3D;
+  batch: number;
+}
+
+/**
+ * ModelScope's `UNetSD` (the 3-D UNet of text-to-video) as the released configuration uses it. A video is
+ * channels-last `[b, f, h, w, c]`; spatial layers see its frames as a batch `[b*f, h, w, c]`, temporal layers
+ * its pixels `[b*h*w, f, c]`.
+ *
+ *   time_embed      Linear, SiLU, Linear over the sinusoidal embedding of t
+ *   input_blocks    [conv, TemporalTransformer], then per level `numResBlocks` x [ResBlock (+ SpatialTransformer
+ *                   + TemporalTransformer at attention scales)], and a Downsample between levels
+ *   middle_block    ResBlock, SpatialTransformer, TemporalTransformer, ResBlock
+ *   output_blocks   per level `numResBlocks + 1` x [ResBlock on [x, skip] (+ transformers) (+ Upsample)]
+ *   out             GroupNorm, SiLU, conv
+ */
+export class UNetSD extends Module {
+  readonly timeEmbed: [Linear, Linear];
+  readonly inputBlocks: Layer[][] = [];
+  readonly middleBlock: Layer[] = [];
+  readonly outputBlocks: Layer[][] = [];
+  readonly outNorm: GroupNorm;
+  readonly outConv: Conv2d;
+
+  constructor(readonly config: UNetConfig) {
+    super();
+    const c = config;
+    const g = c.normGroups;
+    const E = c.embedDim;
+    this.timeEmbed = [this.child('time_embed.0', new Linear(c.dim, E)), this.child('time_embed.2', new Linear(E, E))];
+
+    const transformers = (prefix: string, width: number, contextDim: number): Layer[] => {
+      const heads = width / c.headDim;
+      const out: Layer[] = [this.child(`${prefix}.1`, new SpatialTransformer(width, heads, c.headDim, contextDim, g))];
+      if (c.temporalAttention) out.push(this.child(`${prefix}.2`, new TemporalTransformer(width, heads, c.headDim, g)));
+      return out;
+    };
+
+    // encoder
+    const init: Layer[] = [this.child('input_blocks.0.0', new Conv2d(c.inDim, c.dim, 3, 1, 1))];
+    if (c.temporalAttention) init.push(this.child('input_blocks.0.1', new TemporalTransformer(c.dim, c.numHeads, c.headDim, g)));
+    this.inputBlocks.push(init);
+    const skipDims = [c.dim];
+    const levels = c.dimMult.length;
+    let width = c.dim;
+    for (let i = 0; i < levels; i++) {
+      const out = c.dim * c.dimMult[i];
+      const attn = c.attnScales.includes(2 ** -i);
+      for (let j = 0; j < c.numResBlocks; j++) {
+        const prefix = `input_blocks.${this.inputBlocks.length}`;
+        const block: Layer[] = [this.child(`${prefix}.0`, new ResBlock(width, E, out, g))];
+        if (attn) block.push(...transformers(prefix, out, c.contextDim));
+        this.inputBlocks.push(block);
+        skipDims.push(out);
+        width = out;
+      }
+      if (i !== levels - 1) {
+        this.inputBlocks.push([this.child(`input_blocks.${this.inputBlocks.length}`, new Downsample(width))]);
+        skipDims.push(width);
+      }
+    }
+
+    // middle
+    this.middleBlock.push(this.child('middle_block.0', new ResBlock(width, E, width, g)));
+    const heads = width / c.headDim;
+    this.middleBlock.push(this.child('middle_block.1', new SpatialTransformer(width, heads, c.headDim, c.contextDim, g)));
+    if (c.temporalAttention) this.middleBlock.push(this.child('middle_block.2', new TemporalTransformer(width, heads, c.headDim, g)));
+    this.middleBlock.push(this.child(`middle_block.${this.middleBlock.length}`, new ResBlock(width, E, width, g)));
+
+    // decoder
+    for (let i = levels - 1; i >= 0; i--) {
+      const out = c.dim * c.dimMult[i];
+      const attn = c.attnScales.includes(2 ** -i);
+      for (let j = 0; j <= c.numResBlocks; j++) {
+        const prefix = `output_blocks.${this.outputBlocks.length}`;
+        const skip = skipDims.pop() as number;
+        const block: Layer[] = [this.child(`${prefix}.0`, new ResBlock(width + skip, E, out, g))];
+        if (attn) block.push(...transformers(prefix, out, c.decoderContextDim));
+        width = out;
+        if (i !== 0 && j === c.numResBlocks) block.push(this.child(`${prefix}.${block.length}`, new Upsample(out)));
+        this.outputBlocks.push(block);
+      }
+    }
+
+    // head
+    this.outNorm = this.child('out.0', new GroupNorm(g, width));
+    this.outConv = this.child('out.2', new Conv2d(width, c.outDim, 3, 1, 1));
+  }
+
+  /**
+   * x [b, f, h, w, inDim] (noisy latents), t [b] (diffusion timesteps), context [b, n, contextDim] (text
+   * features) -> [b, f, h, w, outDim]. h and w must be multiples of 2^(levels - 1).
+   */
+  forward(x: tf.Tensor5D, t: tf.Tensor1D, context: tf.Tensor3D): tf.Tensor5D {
+    const c = this.config;
+    const [b, f, h, w, ch] = x.shape;
+    const factor = 2 ** (c.dimMult.length - 1);
+    if (ch !== c.inDim) throw new Error(`UNetSD: input has ${ch} channels, expected ${c.inDim}`);
+    if (h % factor !== 0 || w % factor !== 0) throw new Error(`UNetSD: latent size ${h}x${w} is not a multiple of ${factor}`);
+    if (t.shape[0] !== b) throw new Error(`UNetSD: ${t.shape[0]} timesteps for a batch of ${b}`);
+    if (context.shape[0] !== b) throw new Error(`UNetSD: context batch ${context.shape[0]} != input batch ${b}`);
+    for (const want of new Set([c.contextDim, c.decoderContextDim])) {
+      if (context.shape[2] !== want) throw new Error(`UNetSD: context is ${context.shape[2]} wide, expected ${want}`);
+    }
+
+    return tf.tidy(() => {
+      const e = this.timeEmbed[1].forward(silu(this.timeEmbed[0].forward(sinusoidalEmbedding(t, c.dim))));
+      // One embedding row per frame, frames of a video consecutive (upstream's repeat_interleave).
+      const emb = tf.tile(e.reshape([b, 1, c.embedDim]), [1, f, 1]).reshape([b * f, c.embedDim]) as tf.Tensor2D;
+      const cond: Conditioning = { emb, context, batch: b };
+
+      // Each block runs in its own tidy and activations are freed as soon as nothing needs them.
+      let hcur = x.reshape([b * f, h, w, ch]) as tf.Tensor4D;
+      const skips: tf.Tensor4D[] = [];
+      for (const block of this.inputBlocks) {
+        hcur = tf.tidy(() => this.runBlock(block, hcur, cond));
+        skips.push(hcur);
+      }
+      let prev = hcur;
+      hcur = tf.tidy(() => this.runBlock(this.middleBlock, prev, cond));
+      for (const block of this.outputBlocks) {
+        prev = hcur;
+        const skip = skips.pop() as tf.Tensor4D;
+        hcur = tf.tidy(() => this.runBlock(block, tf.concat([prev, skip], -1), cond));
+        prev.dispose();
+        skip.dispose();
+      }
+      const y = this.outConv.forward(silu(this.outNorm.forward(hcur)) as tf.Tensor4D);
+      return y.reshape([b, f, h, w, c.outDim]) as tf.Tensor5D;
+    });
+  }
+
+  private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {
+    let y = x;
+    for (const layer of block) {
+      if (layer instanceof ResBlock) y = layer.forward(y, cond.emb, cond.batch);
+      else if (layer instanceof SpatialTransformer) y = layer.forward(y, cond.context);
+      else if (layer instanceof TemporalTransformer) y = layer.forward(y, cond.batch);
+      else y = layer.forward(y);
+    }
+    return y;
+  }
+}
