@@ -55,6 +55,26 @@ export const DTYPE_BYTES: Record<SourceDType, number> = {
   float32: 4, float16: 2, bfloat16: 2, float64: 8, int64: 8, int32: 4, uint8: 1, bool: 1,
 };
 
+/**
+ * Training metadata that full training checkpoints (the released VQGAN file is a whole LDM training checkpoint)
+ * carry beside the state_dict: PyTorch Lightning callbacks keyed by their class, numpy scalars and arrays.
+ * They become inert placeholders (nothing is constructed or called) and are never tensors.
+ */
+const INERT = new Set([
+  'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint',
+  'numpy.core.multiarray.scalar',
+  'numpy.core.multiarray._reconstruct',
+  'numpy._core.multiarray.scalar',
+  'numpy._core.multiarray._reconstruct',
+  'numpy.ndarray',
+  'numpy.dtype',
+]);
+
+/** What an inert global's REDUCE / NEWOBJ gives: a name and nothing else. */
+export class Inert {
+  constructor(readonly type: string) {}
+}
+
 const MAX_DIMS = 32;
 
 type Callable = (args: unknown[], fail: (msg: string) => never) => unknown;
@@ -250,7 +270,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
   };
   const global = (module: string, name: string): PyGlobal => {
     const q = `${module}.${name}`;
-    if (!Object.prototype.hasOwnProperty.call(ALLOWED, q)) refuse(q);
+    if (!Object.prototype.hasOwnProperty.call(ALLOWED, q) && !INERT.has(q)) refuse(q);
     return new PyGlobal(module, name);
   };
   const longFrom = (b: Uint8Array): number | bigint => {
@@ -425,7 +445,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
         refuse(`${module}.${name}`);
         break;
       }
-      case 0x6f: case 0x81: case 0x92: { // OBJ, NEWOBJ, NEWOBJ_EX: build arbitrary objects
+      case 0x81: // NEWOBJ: only of an inert type
+        if (stack[stack.length - 2] instanceof PyGlobal && INERT.has((stack[stack.length - 2] as PyGlobal).qualified)) {
+          pop();
+          stack.push(new Inert((pop() as PyGlobal).qualified));
+          break;
+        }
+      // falls through
+      case 0x6f: case 0x92: { // OBJ, NEWOBJ, NEWOBJ_EX: build arbitrary objects
         const opname = op === 0x6f ? 'OBJ' : op === 0x81 ? 'NEWOBJ' : 'NEWOBJ_EX';
         const cls = op === 0x6f ? stack[marks[marks.length - 1] + 1] : stack[stack.length - (op === 0x81 ? 2 : 3)];
         if (cls instanceof PyGlobal) refuse(cls.qualified);
@@ -440,6 +467,10 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
         const f = pop();
         if (!(f instanceof PyGlobal)) fail(`REDUCE on a ${describe(f)}`);
         const g = f as PyGlobal;
+        if (INERT.has(g.qualified)) {
+          stack.push(new Inert(g.qualified));
+          break;
+        }
         const call = ALLOWED[g.qualified];
         if (!call) fail(`refusing to call pickle global '${g.qualified}' (a checkpoint may only contain tensors)`);
         if (!Array.isArray(args)) fail(`REDUCE of '${g.qualified}' without an argument tuple`);
@@ -449,6 +480,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
       case 0x62: { // BUILD: only a dict's attribute state (OrderedDict._metadata), which we drop
         const state = pop();
         const obj = top();
+        if (obj instanceof Inert) break;
         if (!(obj instanceof PyDict)) fail(`refusing BUILD on a ${describe(obj)} (a checkpoint may only contain tensors)`);
         if (state !== null && !(state instanceof PyDict) && !Array.isArray(state)) fail('BUILD with a malformed state');
         break;

@@ -14,7 +14,8 @@ export interface ReaderOptions {
   maxTensorElements?: number;
 }
 
-export const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 30;
+/** 1 GiB as float32; the largest released tensor (the token embedding) has 50.6 M elements. */
+export const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 28;
 const MAX_CENTRAL_DIRECTORY = 256 * 2 ** 20;
 const MAX_PICKLE = 512 * 2 ** 20;
 const CHUNK = 2 ** 30;

@@ -108,6 +108,36 @@ def wrapped_case():
     save_torch('wrapped', 'wrapped.pth', obj, inner)
 
 
+def fake_class(module, name):
+    """A stand-in class pickled under another library's name (pytorch_lightning is not installed here)."""
+    import sys
+    import types
+    parts = module.split('.')
+    for i in range(1, len(parts) + 1):
+        sys.modules.setdefault('.'.join(parts[:i]), types.ModuleType('.'.join(parts[:i])))
+    cls = type(name, (), {'__module__': module})
+    setattr(sys.modules[module], name, cls)
+    return cls
+
+
+def lightning_case():
+    """A whole training checkpoint: Lightning callbacks keyed by their class, numpy scalars and arrays beside the
+    state_dict. The reader keeps them as inert placeholders and returns the state_dict's tensors."""
+    ModelCheckpoint = fake_class('pytorch_lightning.callbacks.model_checkpoint', 'ModelCheckpoint')
+    cb = ModelCheckpoint()
+    cb.monitor = 'val/loss'
+    sd = OrderedDict([('model.w', randn(4, 2)), ('model.b', randn(2).half()), ('model.step', 5)])
+    obj = {
+        'epoch': 11,
+        'global_step': np.int64(4242),
+        'state_dict': sd,
+        'callbacks': {ModelCheckpoint: {'best_model_score': np.float64(0.25), 'best_model_path': 'x.ckpt'}},
+        'callback_instance': cb,
+        'hparams': {'scale': np.float32(0.18215), 'arr': np.arange(3)},
+    }
+    save_torch('lightning', 'lightning.ckpt', obj, OrderedDict((k, v) for k, v in sd.items() if torch.is_tensor(v)))
+
+
 def bin_case():
     net = torch.nn.Sequential(torch.nn.Embedding(16, 4), torch.nn.LayerNorm(4))
     sd = net.state_dict()
@@ -263,6 +293,7 @@ def main():
     views_case()
     wrapped_case()
     bin_case()
+    lightning_case()
     safetensors_case()
     proto4_case()
     zip64_case()
