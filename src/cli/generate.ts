@@ -1,4 +1,158 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import { selectBackend } from '../backend.js';
+import { readModelFolder } from '../io/model-folder.js';
+import { readNpy, type NpyArray } from '../io/npy.js';
+import { ddimTimesteps } from '../pipeline/ddim.js';
+import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings } from '../pipeline/options.js';
+import { TextToVideo } from '../pipeline/text2video.js';
+import { atomicWrite, checkWritable } from '../pipeline/video.js';
+import type { VideoResult } from '../pipeline/result.js';
+import { backendOption } from './info.js';
 
-// Not written yet: this command is registered by the file's owner.
-export function register(_program: Command): void {}
+interface Options {
+  model: string;
+  negative?: string;
+  steps?: string;
+  guidance?: string;
+  frames?: string;
+  height?: string;
+  width?: string;
+  seed?: string;
+  noise?: string;
+  saveLatents?: string;
+  out: string;
+  fps?: string;
+  backend?: string;
+  contactSheet?: string;
+  decodeChunk?: string;
+  batchGuidance?: boolean;
+  progress?: boolean;
+}
+
+function int(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^[+-]?\d+$/.test(v.trim())) throw new Error(`--${name} must be an integer, got "${v}"`);
+  return Number(v);
+}
+
+function num(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new Error(`--${name} must be a number, got "${v}"`);
+  return n;
+}
+
+function checkDirWritable(path: string, what: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir)) throw new Error(`cannot write ${what} ${path}: directory ${dir} does not exist`);
+}
+
+const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+export function formatSummary(r: VideoResult, written: string[], backend: string): string {
+  const steps = r.timesteps.length;
+  const where = written.length === 1 ? written[0] : `${written.length} files in ${dirname(written[0])}`;
+  return [
+    `wrote ${where}: ${r.frames} frames ${r.width}x${r.height} at ${r.fps} fps${r.seed !== null ? `, seed ${r.seed}` : ''}`,
+    `  backend ${backend} | text ${sec(r.timings.text)} | denoise ${sec(r.timings.denoise)} (${steps} steps, ${(r.timings.denoise / 1000 / steps).toFixed(2)} s/step)`
+      + ` | decode ${sec(r.timings.decode)} | total ${sec(r.timings.total)}`,
+  ].join('\n');
+}
+
+export function register(program: Command): void {
+  backendOption(program.command('generate')
+    .description('generate a video from a text prompt with a converted model (t2v convert)')
+    .argument('<prompt>', 'the text prompt')
+    .requiredOption('--model <dir>', 'converted model folder')
+    .option('--negative <text>', 'negative prompt (replaces the empty unconditional text)')
+    .option('--steps <n>', `DDIM steps, 1..1000 (default ${UPSTREAM_DEFAULTS.steps}, or the model's)`)
+    .option('--guidance <g>', `classifier-free guidance scale (default ${UPSTREAM_DEFAULTS.guidance})`)
+    .option('--frames <n>', `number of frames (default ${UPSTREAM_DEFAULTS.frames})`)
+    .option('--height <px>', `multiple of 8 (default ${UPSTREAM_DEFAULTS.height})`)
+    .option('--width <px>', `multiple of 8 (default ${UPSTREAM_DEFAULTS.width})`)
+    .option('--seed <n>', 'seed of the initial noise (default: random, printed)')
+    .option('--noise <file.npy>', 'initial noise, float32 [1, 4, frames, height/8, width/8]')
+    .option('--save-latents <file.npy>', 'write the final latents (before 1/0.18215), float32 [1, 4, frames, h/8, w/8]')
+    .option('--out <path>', 'output: .mp4 (H.264), .webm (VP9), .gif, or a directory (one PNG per frame)', 'video.mp4')
+    .option('--fps <n>', `frames per second of the video (default ${UPSTREAM_DEFAULTS.fps})`)
+    .option('--contact-sheet <file.png>', 'also write all frames in one PNG')
+    .option('--decode-chunk <n>', `frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`)
+    .option('--batch-guidance', 'run the conditional and unconditional UNet passes as one batch of two')
+    .option('--no-progress', 'no progress bar'))
+    .action(async (prompt: string, opts: Options) => {
+      const folder = await readModelFolder(opts.model);
+      const d = { ...UPSTREAM_DEFAULTS, ...folder.info.defaults };
+      const s = {
+        steps: int('steps', opts.steps) ?? d.steps,
+        guidance: num('guidance', opts.guidance) ?? d.guidance,
+        frames: int('frames', opts.frames) ?? d.frames,
+        height: int('height', opts.height) ?? d.height,
+        width: int('width', opts.width) ?? d.width,
+        fps: num('fps', opts.fps) ?? d.fps,
+        decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
+      };
+      validateSettings(s, folder.info.scheduler?.num_timesteps ?? 1000);
+      const seed = int('seed', opts.seed);
+      if (seed !== undefined && (seed < 0 || !Number.isSafeInteger(seed))) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
+      if (seed !== undefined && opts.noise) throw new Error('give --seed or --noise, not both');
+      let noise: NpyArray | undefined;
+      if (opts.noise) {
+        try {
+          noise = readNpy(opts.noise);
+        } catch (err) {
+          throw new Error(`--noise ${opts.noise}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+        const want = [1, 4, s.frames, s.height / 8, s.width / 8];
+        if (noise.dtype !== 'float32') throw new Error(`--noise ${opts.noise}: dtype ${noise.dtype}, expected float32`);
+        if (noise.shape.length !== 5 || noise.shape.some((v, i) => v !== want[i])) {
+          throw new Error(`--noise ${opts.noise}: shape [${noise.shape}], expected [${want}] (1, 4, frames, height/8, width/8 for --frames ${s.frames} --height ${s.height} --width ${s.width})`);
+        }
+      }
+      // fail before minutes of sampling, not after
+      checkWritable(opts.out);
+      if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
+      if (opts.contactSheet) {
+        if (!/\.png$/i.test(opts.contactSheet)) throw new Error(`--contact-sheet must name a .png file, got ${opts.contactSheet}`);
+        checkDirWritable(opts.contactSheet, '--contact-sheet');
+      }
+
+      const backend = await selectBackend(opts.backend);
+      const t2v = await TextToVideo.load(opts.model);
+      const controller = new AbortController();
+      const onSigint = () => controller.abort(new Error('interrupted'));
+      process.once('SIGINT', onSigint);
+      const total = ddimTimesteps(s.steps, folder.info.scheduler?.num_timesteps ?? 1000).length;
+      const bar = opts.progress !== false && process.stderr.isTTY
+        ? new cliProgress.SingleBar({
+          format: 'denoising [{bar}] {value}/{total} steps | t={timestep} | {duration_formatted} elapsed | ETA {eta_formatted}',
+          hideCursor: true, etaBuffer: 5, stream: process.stderr,
+        }, cliProgress.Presets.shades_classic)
+        : null;
+      let result: VideoResult;
+      try {
+        bar?.start(total, 0, { timestep: '-' });
+        result = await t2v.generate({
+          prompt, negativePrompt: opts.negative, ...s, seed, noise, signal: controller.signal,
+          batchGuidance: opts.batchGuidance === true,
+          onStep: (step, timestep) => { bar?.update(step, { timestep }); },
+        });
+      } finally {
+        bar?.stop();
+        process.removeListener('SIGINT', onSigint);
+        t2v.dispose();
+      }
+      if (opts.saveLatents) result.saveLatents(opts.saveLatents);
+      const written = await result.save(opts.out);
+      if (opts.contactSheet) {
+        const sheet = result.contactSheet();
+        await atomicWrite(opts.contactSheet, (tmp) => writeFileSync(tmp, sheet));
+        written.push(opts.contactSheet);
+      }
+      console.log(formatSummary(result, written.slice(0, written.length - (opts.contactSheet ? 1 : 0)), backend.name));
+      if (opts.saveLatents) console.log(`  latents: ${opts.saveLatents}`);
+      if (opts.contactSheet) console.log(`  contact sheet: ${opts.contactSheet}`);
+    });
+}
