@@ -1,5 +1,7 @@
 import type { Module } from '../src/layers/module.js';
 import type { NetworkKind, NetworkSpec } from '../src/layers/network.js';
+import { textEncoderSpec } from '../src/layers/clip/config.js';
+import { unetSpec } from '../src/layers/unet/config.js';
 import { vaeSpec } from '../src/layers/vae/config.js';
 
 export const NETWORK_KINDS: readonly NetworkKind[] = ['text_encoder', 'unet', 'vae'];
@@ -7,8 +9,9 @@ export const NETWORK_KINDS: readonly NetworkKind[] = ['text_encoder', 'unet', 'v
 /** Human names, for messages. */
 export const NETWORK_NAMES: Record<NetworkKind, string> = { text_encoder: 'text encoder', unet: 'UNet', vae: 'VAE' };
 
-// Each network's spec, as its config.ts lands.
 const SPECS: Partial<Record<NetworkKind, NetworkSpec<unknown, Module>>> = {
+  text_encoder: textEncoderSpec as NetworkSpec<unknown, Module>,
+  unet: unetSpec as NetworkSpec<unknown, Module>,
   vae: vaeSpec as NetworkSpec<unknown, Module>,
 };
 
