@@ -1,0 +1,48 @@
+// The public API of t2v: load a converted model once, generate many times.
+//
+//   import { TextToVideo } from 't2v';
+//   const t2v = await TextToVideo.load('weights/modelscope-t2v', { backend: 'auto' });
+//   const video = await t2v.generate({ prompt: 'a panda eating bamboo', seed: 42 });
+//   await video.save('panda.mp4');
+//   t2v.dispose();
+
+export { TextToVideo } from './pipeline/text2video.js';
+export type {
+  GenerateOptions, LoadOptions, StepPreview, TextToVideoComponents, TokenizerLike, TextEncoderLike, UNetLike, VaeLike,
+} from './pipeline/text2video.js';
+export { VideoResult, type StageTimings } from './pipeline/result.js';
+export { UPSTREAM_DEFAULTS, DEFAULT_DECODE_CHUNK, validateSettings, type GenerationDefaults } from './pipeline/options.js';
+
+// Sampling and noise
+export {
+  DDIMScheduler, DEFAULT_SCHEDULE, ddimTimesteps, ddimCoefficients, ddimStep, diffusionTables, guide,
+  type DdimCoefficients, type DiffusionTables, type ScheduleConfig,
+} from './pipeline/ddim.js';
+export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
+
+// Images and video files
+export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';
+export { writeVideo, outputKind, frameFileName, atomicWrite, type OutputKind, type WriteOptions } from './pipeline/video.js';
+export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './pipeline/ffmpeg.js';
+
+// Text
+export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';
+
+// Networks (upstream-named modules) and their configurations
+export { Module, Param, tfShape, type ParamRole } from './layers/module.js';
+export type { NetworkKind, NetworkSpec } from './layers/network.js';
+export { UNetSD } from './layers/unet/unet.js';
+export { inferUNetConfig, unetSpec, type UNetConfig } from './layers/unet/config.js';
+export { AutoencoderKL } from './layers/vae/autoencoder.js';
+export { inferVAEConfig, vaeSpec, vaeScaleFactor, type VAEConfig } from './layers/vae/config.js';
+
+// Model folders, conversion, checkpoints
+export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo } from './io/model-folder.js';
+export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
+export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
+export { openCheckpoint } from '../converters/open.js';
+export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
+
+// Backends and arrays
+export { selectBackend, resolveBackendRequest, BACKENDS, type BackendChoice, type BackendName } from './backend.js';
+export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './io/npy.js';
