@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, writeSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -107,6 +107,127 @@ describe('checkpoint readers on files written by PyTorch', () => {
     await assert.rejects(openCheckpoint(empty), /empty\.pth: not a PyTorch zip checkpoint/);
     const npy = join(DIR, 'views', 'big.npy');
     await assert.rejects(openCheckpoint(npy), /big\.npy: not a PyTorch zip checkpoint/);
+  });
+});
+
+/** Pickle bytes for `{name: _rebuild_tensor_v2(storage, offset, shape, stride, False, OrderedDict())}`. */
+function tensorPickle(tensors: { name: string; key: string; numel: number; offset: number; shape: number[] }[]): Buffer {
+  const parts: Buffer[] = [Buffer.from([0x80, 0x02, 0x7d, 0x28])];
+  const str = (s: string): Buffer => Buffer.concat([Buffer.from([0x58]), u32(s.length), Buffer.from(s)]);
+  const long = (n: number): Buffer => {
+    const b = Buffer.alloc(10);
+    b[0] = 0x8a;
+    b[1] = 8;
+    b.writeBigInt64LE(BigInt(n), 2);
+    return b;
+  };
+  const tuple = (xs: number[]): Buffer => Buffer.concat([Buffer.from([0x28]), ...xs.map(long), Buffer.from([0x74])]);
+  for (const t of tensors) {
+    const stride = t.shape.map((_, i) => t.shape.slice(i + 1).reduce((a, b) => a * b, 1));
+    parts.push(str(t.name), Buffer.from('ctorch._utils\n_rebuild_tensor_v2\n('), Buffer.from('('), str('storage'),
+      Buffer.from('ctorch\nFloatStorage\n'), str(t.key), str('cpu'), long(t.numel), Buffer.from('tQ'),
+      long(t.offset), tuple(t.shape), tuple(stride), Buffer.from([0x89]), Buffer.from('ccollections\nOrderedDict\n)R'),
+      Buffer.from('tR'));
+  }
+  parts.push(Buffer.from('u.'));
+  return Buffer.concat(parts);
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+/**
+ * A torch-style zip whose first storage is larger than 4 GiB, so the second entry's offset needs ZIP64. The big
+ * storage is a hole in a sparse file: only the bytes the test reads are written.
+ */
+function writeSparseZip64(path: string, bigNumel: number, tail: Float32Array, small: Float32Array): void {
+  const fd = openSync(path, 'w');
+  const central: Buffer[] = [];
+  let pos = 0;
+  const entry = (name: string, size: number, write: (dataStart: number) => void): void => {
+    const nb = Buffer.from(name);
+    const local = Buffer.alloc(30 + nb.length + 20);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(45, 4);
+    local.writeUInt32LE(0xffffffff, 18);
+    local.writeUInt32LE(0xffffffff, 22);
+    local.writeUInt16LE(nb.length, 26);
+    local.writeUInt16LE(20, 28);
+    nb.copy(local, 30);
+    local.writeUInt16LE(1, 30 + nb.length);
+    local.writeUInt16LE(16, 32 + nb.length);
+    local.writeBigUInt64LE(BigInt(size), 34 + nb.length);
+    local.writeBigUInt64LE(BigInt(size), 42 + nb.length);
+    writeSync(fd, local, 0, local.length, pos);
+    write(pos + local.length);
+    const c = Buffer.alloc(46 + nb.length + 28);
+    c.writeUInt32LE(0x02014b50, 0);
+    c.writeUInt16LE(45, 4);
+    c.writeUInt16LE(45, 6);
+    c.writeUInt32LE(0xffffffff, 20);
+    c.writeUInt32LE(0xffffffff, 24);
+    c.writeUInt16LE(nb.length, 28);
+    c.writeUInt16LE(28, 30);
+    c.writeUInt32LE(0xffffffff, 42);
+    nb.copy(c, 46);
+    c.writeUInt16LE(1, 46 + nb.length);
+    c.writeUInt16LE(24, 48 + nb.length);
+    c.writeBigUInt64LE(BigInt(size), 50 + nb.length);
+    c.writeBigUInt64LE(BigInt(size), 58 + nb.length);
+    c.writeBigUInt64LE(BigInt(pos), 66 + nb.length);
+    central.push(c);
+    pos += local.length + size;
+  };
+  const pkl = tensorPickle([
+    { name: 'tail', key: '0', numel: bigNumel, offset: bigNumel - tail.length, shape: [tail.length] },
+    { name: 'small', key: '1', numel: small.length, offset: 0, shape: [2, small.length / 2] },
+  ]);
+  entry('archive/data.pkl', pkl.length, (at) => writeSync(fd, pkl, 0, pkl.length, at));
+  entry('archive/data/0', bigNumel * 4, (at) => writeSync(fd, Buffer.from(tail.buffer), 0, tail.byteLength, at + (bigNumel - tail.length) * 4));
+  entry('archive/data/1', small.byteLength, (at) => writeSync(fd, Buffer.from(small.buffer), 0, small.byteLength, at));
+  const cd = Buffer.concat(central);
+  const cdAt = pos;
+  writeSync(fd, cd, 0, cd.length, pos);
+  pos += cd.length;
+  const end = Buffer.alloc(56 + 20 + 22);
+  end.writeUInt32LE(0x06064b50, 0);
+  end.writeBigUInt64LE(44n, 4);
+  end.writeBigUInt64LE(3n, 24);
+  end.writeBigUInt64LE(3n, 32);
+  end.writeBigUInt64LE(BigInt(cd.length), 40);
+  end.writeBigUInt64LE(BigInt(cdAt), 48);
+  end.writeUInt32LE(0x07064b50, 56);
+  end.writeBigUInt64LE(BigInt(pos), 64);
+  end.writeUInt32LE(1, 72);
+  end.writeUInt32LE(0x06054b50, 76);
+  end.writeUInt16LE(0xffff, 84);
+  end.writeUInt16LE(0xffff, 86);
+  end.writeUInt32LE(0xffffffff, 88);
+  end.writeUInt32LE(0xffffffff, 92);
+  writeSync(fd, end, 0, end.length, pos);
+  closeSync(fd);
+}
+
+describe('ZIP64 beyond 4 GiB', () => {
+  test('a sparse 4.3 GB checkpoint: tensors past the 4 GiB mark read from the right offsets', async () => {
+    const path = join(scratch, 'huge.pth');
+    const bigNumel = 2 ** 30 + 1000; // 4 GiB + 4000 bytes
+    const tail = Float32Array.from([1.5, -2.25, 3.125, 7]);
+    const small = Float32Array.from([0.5, 1, 2, 4, 8, 16]);
+    writeSparseZip64(path, bigNumel, tail, small);
+    const rss = process.memoryUsage().rss;
+    const ckpt = await openCheckpoint(path);
+    assert.deepEqual([...ckpt.entries.keys()], ['tail', 'small']);
+    assert.deepEqual(Array.from(await ckpt.entries.get('tail')!.read()), Array.from(tail));
+    assert.deepEqual(ckpt.entries.get('small')!.shape, [2, 3]);
+    assert.deepEqual(Array.from(await ckpt.entries.get('small')!.read()), Array.from(small));
+    await ckpt.close();
+    // Reading the two tensors touched a few bytes, not the 4 GiB storage.
+    assert.ok(process.memoryUsage().rss - rss < 256 * 2 ** 20);
+    rmSync(path);
   });
 });
 
