@@ -3,11 +3,14 @@
 Writes test/fixtures/unet/<name>/: configuration.json (model.model_cfg with the unet_* keys),
 text2video_pytorch_model.pth (a plain UNetSD state_dict, as released, but float16: see half_state_dict) and, per case, inputs and the output in
 upstream layout: <case>.x.npy [b, c, f, h, w], <case>.t.npy [b], <case>.context.npy [b, n, ctx], <case>.out.npy.
-Usage: T2V_REF=/tmp/ref /usr/bin/python3 tools/reference/make_unet_fixtures.py
+With --released it also writes released-shapes.json: every state_dict key and shape, in order, of UNetSD at the
+released configuration (builds the 1.4 B-parameter model: about 6 GB of memory and a minute).
+Usage: T2V_REF=/tmp/ref /usr/bin/python3 tools/reference/make_unet_fixtures.py [--released]
 """
 import copy
 import json
 import os
+import sys
 
 import torch
 
@@ -27,6 +30,11 @@ CONFIGS = {
                     unet_dim_mult=[1, 1, 1], unet_num_heads=4, unet_head_dim=16, unet_res_blocks=2,
                     unet_attn_scales=[0.5, 0.25], unet_dropout=0.1, temporal_attention=True),
 }
+
+# configuration.json model_cfg of the released model (damo-vilab/modelscope-damo-text-to-video-synthesis)
+RELEASED = dict(unet_in_dim=4, unet_dim=320, unet_y_dim=768, unet_context_dim=1024, unet_out_dim=4,
+                unet_dim_mult=[1, 2, 4, 4], unet_num_heads=8, unet_head_dim=64, unet_res_blocks=2,
+                unet_attn_scales=[1, 0.5, 0.25], unet_dropout=0.1, temporal_attention=True)
 
 # (case, batch, frames, h, w, context tokens, timesteps). At the coarsest level every GroupNorm group keeps >= 6
 # values per frame: with 2 (one channel of a 2x1 map) float32 itself is off float64 by ~2e-4 on some inputs.
@@ -103,6 +111,12 @@ def main():
             print(name, case, tuple(y.shape), 'max|out| %.4g' % y.abs().max().item(),
                   'float32 vs float64 %.2g' % ((y.double() - y64).abs().max() / y64.abs().max()).item())
         print(name, sum(p.numel() for p in model.parameters()), 'parameters')
+    if '--released' in sys.argv:
+        sd = build(RELEASED).state_dict()
+        with open(os.path.join(FIXTURES, 'unet', 'released-shapes.json'), 'w') as fh:
+            json.dump({'model_cfg': RELEASED, 'params': sum(v.numel() for v in sd.values()),
+                       'state_dict': [[k, list(v.shape)] for k, v in sd.items()]}, fh, separators=(',', ':'))
+        print('released', len(sd), 'tensors', sum(v.numel() for v in sd.values()), 'parameters')
 
 
 if __name__ == '__main__':
