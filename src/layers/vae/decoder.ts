@@ -5,7 +5,7 @@ import { Module } from '../module.js';
 import { AttnBlock } from './attn-block.js';
 import type { VAEConfig } from './config.js';
 import { Mid } from './mid.js';
-import { nonlinearity, Normalize } from './normalize.js';
+import { Normalize } from './normalize.js';
 import { ResnetBlock } from './resnet-block.js';
 import { Upsample } from './upsample.js';
 
@@ -76,7 +76,7 @@ export class Decoder extends Module {
       let h = this.mid.forward(this.conv_in.forward(z));
       for (let i = this.up.length - 1; i >= 0; i--) h = this.up[i].forward(h);
       if (this.config.give_pre_end) return h;
-      h = this.conv_out.forward(nonlinearity(this.norm_out.forward(h) as tf.Tensor4D));
+      h = this.conv_out.forward(this.norm_out.forward(h, true) as tf.Tensor4D);
       return this.config.tanh_out ? tf.tanh(h) : h;
     });
   }

@@ -6,7 +6,7 @@ import { AttnBlock } from './attn-block.js';
 import type { VAEConfig } from './config.js';
 import { Downsample } from './downsample.js';
 import { Mid } from './mid.js';
-import { nonlinearity, Normalize } from './normalize.js';
+import { Normalize } from './normalize.js';
 import { ResnetBlock } from './resnet-block.js';
 
 /** One entry of upstream `Encoder.down`: `block.j`, `attn.j` (levels with attention), `downsample` (all but the last). */
@@ -67,7 +67,7 @@ export class Encoder extends Module {
       let h = this.conv_in.forward(x);
       for (const level of this.down) h = level.forward(h);
       h = this.mid.forward(h);
-      return this.conv_out.forward(nonlinearity(this.norm_out.forward(h) as tf.Tensor4D));
+      return this.conv_out.forward(this.norm_out.forward(h, true) as tf.Tensor4D);
     });
   }
 }

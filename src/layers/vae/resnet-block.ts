@@ -3,7 +3,7 @@ import { Conv2d } from '../common/conv.js';
 import type { GroupNorm } from '../common/norm.js';
 import { Module } from '../module.js';
 import type { VAEConfig } from './config.js';
-import { nonlinearity, Normalize } from './normalize.js';
+import { Normalize } from './normalize.js';
 
 /**
  * Upstream ResnetBlock as the autoencoder builds it: no timestep embedding (temb_channels 0), dropout a no-op in
@@ -29,8 +29,8 @@ export class ResnetBlock extends Module {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      let h = this.conv1.forward(nonlinearity(this.norm1.forward(x) as tf.Tensor4D));
-      h = this.conv2.forward(nonlinearity(this.norm2.forward(h) as tf.Tensor4D));
+      let h = this.conv1.forward(this.norm1.forward(x, true) as tf.Tensor4D);
+      h = this.conv2.forward(this.norm2.forward(h, true) as tf.Tensor4D);
       const skip = this.nin_shortcut ? this.nin_shortcut.forward(x) : x;
       return tf.add(skip, h);
     });
