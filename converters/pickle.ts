@@ -125,6 +125,11 @@ function setOf(args: unknown[], fail: (msg: string) => never): unknown[] {
   return (args[0] as unknown[]).slice();
 }
 
+function emptyBytes(args: unknown[], fail: (msg: string) => never): Uint8Array {
+  if (args.length !== 0) fail('bytes() is accepted only without arguments');
+  return new Uint8Array(0);
+}
+
 /** `_codecs.encode(str, 'latin1')`: how protocol 2 pickles a bytes object. */
 function codecsEncode(args: unknown[], fail: (msg: string) => never): Uint8Array {
   if (args.length !== 2 || typeof args[0] !== 'string' || (args[1] !== 'latin1' && args[1] !== 'latin-1')) {
@@ -150,6 +155,10 @@ const ALLOWED: Record<string, Callable | undefined> = {
   'builtins.set': setOf,
   'builtins.frozenset': setOf,
   '__builtin__.set': setOf,
+  '__builtin__.frozenset': setOf,
+  // Protocol 2 writes b'' as bytes(): only that form is accepted.
+  'builtins.bytes': emptyBytes,
+  '__builtin__.bytes': emptyBytes,
   '_codecs.encode': codecsEncode,
   // Types that only appear as arguments (`_rebuild_from_type_v2`'s new_type).
   'torch.Tensor': undefined,

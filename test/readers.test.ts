@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openCheckpoint } from '../converters/open.js';
+import { PyDict, unpickle } from '../converters/pickle.js';
 import { readNpy } from '../src/io/npy.js';
 import { FIXTURES } from './helpers.js';
 
@@ -107,6 +108,37 @@ describe('checkpoint readers on files written by PyTorch', () => {
     await assert.rejects(openCheckpoint(empty), /empty\.pth: not a PyTorch zip checkpoint/);
     const npy = join(DIR, 'views', 'big.npy');
     await assert.rejects(openCheckpoint(npy), /big\.npy: not a PyTorch zip checkpoint/);
+  });
+});
+
+/** Python values as the fixture script writes them to JSON. */
+function plain(v: unknown): unknown {
+  if (v instanceof PyDict) return Object.fromEntries([...v.map].map(([k, x]) => [String(k), plain(x)]));
+  if (v instanceof Uint8Array) return { bytes: Array.from(v) };
+  if (typeof v === 'bigint') return { big: v.toString() };
+  if (Array.isArray(v)) return v.map(plain);
+  return v;
+}
+
+describe('restricted unpickler on plain data', () => {
+  const { pickles, expected: want } = JSON.parse(readFileSync(join(DIR, 'plain_pickles.json'), 'utf8')) as {
+    pickles: Record<string, string>; expected: unknown;
+  };
+  for (const [protocol, hex] of Object.entries(pickles)) {
+    test(`${protocol}: every value as Python pickled it`, () => {
+      const value = unpickle(Buffer.from(hex, 'hex'), { source: protocol });
+      // deepStrictEqual: -0 stays -0, 2^-1074 stays exact, big integers stay exact.
+      assert.deepEqual(plain(value), want);
+    });
+  }
+
+  test('a persistent id without a loader, and trailing garbage after STOP-less input, are clean errors', () => {
+    assert.throws(() => unpickle(Buffer.from('80025d51', 'hex'), { source: 'p' }), /^Error: p: persistent id/);
+    assert.throws(() => unpickle(Buffer.from('80025d', 'hex'), { source: 'p' }), /^Error: p: truncated pickle/);
+    assert.throws(() => unpickle(Buffer.from('8002', 'hex'), { source: 'p' }), /^Error: p: truncated pickle/);
+    assert.throws(() => unpickle(Buffer.from('80025d5d2e', 'hex'), { source: 'p' }), /does not end with one value/);
+    assert.throws(() => unpickle(Buffer.from('80022e', 'hex'), { source: 'p' }), /does not end with one value/);
+    assert.throws(() => unpickle(Buffer.from('8002ff', 'hex'), { source: 'p' }), /unsupported pickle opcode 0xff/);
   });
 });
 

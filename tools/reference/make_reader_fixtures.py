@@ -208,6 +208,34 @@ def legacy_case():
     torch.save({'w': randn(2)}, os.path.join(OUT, 'legacy.pth'), _use_new_zipfile_serialization=False)
 
 
+def plain_pickles():
+    """Plain data pickled with protocols 2 to 5, and the same data as JSON: checks each opcode the unpickler reads."""
+    shared = [7, 8]
+    data = {
+        'ints': [0, 1, -1, 255, 256, 65535, 65536, -2**31, 2**31 - 1, 2**31, -2**53 + 1, 2**53 - 1, 2**62, -2**70, 2**100],
+        'float': [1.5, -0.0, 1e300, 2.0**-1074], 'str': ['', 'héllo ✓', 'x' * 300], 'bytes': [b'', b'\x00\xff', b'y' * 300],
+        'tuples': [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)], 'none': None, 'bools': [True, False],
+        'dicts': [{}, {'k': {'k2': [[], ()]}}, {1: 'int key'}], 'sets': [{1}, frozenset([2])],
+        'shared': [shared, shared], 'long_list': list(range(1500)), 'many_strings': [str(i) for i in range(300)],
+    }
+
+    def plain(v):
+        if isinstance(v, bool) or v is None or isinstance(v, (float, str)):
+            return v
+        if isinstance(v, int):
+            return v if abs(v) <= 2**53 - 1 else {'big': str(v)}
+        if isinstance(v, bytes):
+            return {'bytes': list(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        return [plain(x) for x in v]
+
+    cases = {f'protocol{p}': pickle.dumps(data, protocol=p).hex() for p in (2, 3, 4, 5)}
+    # -0.0 and tiny floats survive JSON as numbers; the test compares with Object.is.
+    with open(os.path.join(OUT, 'plain_pickles.json'), 'w') as f:
+        json.dump({'pickles': cases, 'expected': plain(data)}, f)
+
+
 # ---- malicious pickles ---------------------------------------------------------------------------------------
 
 class Reduce:
@@ -298,6 +326,7 @@ def main():
     proto4_case()
     zip64_case()
     legacy_case()
+    plain_pickles()
     malicious_cases()
     with open(os.path.join(OUT, 'expected.json'), 'w') as f:
         json.dump(expected, f, indent=1)
