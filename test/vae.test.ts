@@ -88,6 +88,20 @@ test('vae config is inferred from shapes; keys and shapes are the upstream state
   assert.throws(() => inferVAEConfig(new Map([['conv_in.weight', [320, 4, 3, 3]]])), /not an AutoencoderKL checkpoint: no tensor encoder\.conv_in\.weight/);
 });
 
+test('vae at the released configuration: inferred config, keys, order, shapes and 83.7 M parameters as upstream', () => {
+  const rel = JSON.parse(readFileSync(join(FIXTURES, 'vae', 'released-config-keys.json'), 'utf8'));
+  const shapes = new Map<string, number[]>(rel.keys);
+  const c = inferVAEConfig(shapes);
+  assert.deepEqual(
+    [c.ch, c.ch_mult, c.num_res_blocks, c.attn_levels, c.z_channels, c.embed_dim, c.in_channels, c.out_ch],
+    [128, [1, 2, 4, 4], 2, [], 4, 4, 3, 3],
+  );
+  const vae = vaeSpec.build(c);
+  assert.deepEqual([...vae.paramSpecs()].map(([k, p]) => [k, [...p.torchShape]]), rel.keys);
+  assert.equal(vae.countParams(), rel.params);
+  assert.equal(rel.params, 83653863);
+});
+
 for (const backend of ['cpu', 'wasm']) {
   test(`vae decode and encode match upstream on ${backend}`, async (t) => {
     assert.ok(await tf.setBackend(backend));

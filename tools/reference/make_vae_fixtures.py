@@ -2,7 +2,8 @@
 
 For each configuration writes test/fixtures/vae/<name>/VQGAN_autoencoder.pth in the released layout
 ({"state_dict": {"first_stage_model.<key>": ...} plus unrelated keys}) and .npy inputs/outputs in NCHW:
-decode_z / decode_out (AutoencoderKL.decode), encode_x / encode_mean (AutoencoderKL.encode(x).mode()).
+decode_z / decode_out (AutoencoderKL.decode), encode_x / encode_mean (AutoencoderKL.encode(x).mode()); and
+released-config-keys.json, the state_dict keys and shapes of the released configuration (83.7 M parameters).
 Run: T2V_REF=/tmp/ref /usr/bin/python3 tools/reference/make_vae_fixtures.py
 """
 import json
@@ -14,6 +15,7 @@ from _ref import FIXTURES, randomize, save_npy
 from autoencoder import AutoencoderKL
 
 OUT = os.path.join(FIXTURES, 'vae')
+os.makedirs(OUT, exist_ok=True)
 
 # Small ddconfigs (GroupNorm(32) needs channels divisible by 32). 'released' has the released model's shape
 # (4 levels: 8x up/down, no attention, z 4, embed 4) at a fraction of its width and depth.
@@ -33,8 +35,18 @@ CONFIGS = {
 }
 
 
+# The released model's ddconfig (text_to_video_synthesis_model.py) with embed_dim 4: only its key list is saved.
+RELEASED_DDCONFIG = dict(double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3, ch=128,
+                         ch_mult=[1, 2, 4, 4], num_res_blocks=2, attn_resolutions=[], dropout=0.0)
+
+
 @torch.no_grad()
 def main() -> None:
+    full = AutoencoderKL(RELEASED_DDCONFIG, 4)
+    with open(os.path.join(OUT, 'released-config-keys.json'), 'w') as f:
+        json.dump({'ddconfig': RELEASED_DDCONFIG, 'embed_dim': 4, 'params': sum(p.numel() for p in full.parameters()),
+                   'keys': [[k, list(v.shape)] for k, v in full.state_dict().items()]}, f)
+    del full
     for i, (name, cfg) in enumerate(CONFIGS.items()):
         out = os.path.join(OUT, name)
         os.makedirs(out, exist_ok=True)
