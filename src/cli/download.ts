@@ -1,0 +1,94 @@
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
+import { ConvertError } from '../../converters/modelscope.js';
+import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
+import { selectBackend } from '../backend.js';
+import { downloadModel, type DownloadSummary } from '../hub.js';
+
+// What the lead wires into `t2v convert` (format detection) and src/cli.ts (`download`).
+export { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
+
+interface Options {
+  revision?: string;
+  variant?: string;
+  to?: string;
+  cache?: string;
+  dtype: string;
+  force?: boolean;
+  deleteSource?: boolean;
+  progress?: boolean;
+  backend?: string;
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** weights/<owner>--<name> by default. */
+export function defaultOutDir(repo: string): string {
+  return join('weights', repo.replace('/', '--'));
+}
+
+function byteBar(enabled: boolean): { update(done: number, total: number, file: string): void; stop(): void } {
+  if (!enabled) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar({
+    format: 'download [{bar}] {percentage}% | {done}/{all} MB | {speed} MB/s | eta {eta_formatted} | {file}',
+    hideCursor: true, etaBuffer: 200,
+  }, cliProgress.Presets.shades_classic);
+  const t0 = performance.now();
+  let started = false;
+  return {
+    update(done, total, file) {
+      const payload = { done: (done / 1e6).toFixed(0), all: (total / 1e6).toFixed(0), file, speed: (done / 1e3 / Math.max(1, performance.now() - t0)).toFixed(1) };
+      if (!started) { bar.start(total, done, payload); started = true; }
+      bar.setTotal(total);
+      bar.update(done, payload);
+    },
+    stop() { if (started) bar.stop(); },
+  };
+}
+
+export function register(program: Command): void {
+  program.command('download')
+    .description('download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
+      + 'cerspense/zeroscope_v2_576w, ...) and convert it into a TF.js model folder')
+    .argument('<hub-id>', 'model id on the hub, owner/name')
+    .option('--revision <rev>', 'branch, tag or commit', 'main')
+    .option('--variant <name>', 'weight variant to prefer, e.g. fp16 (half the download; plain files where it is missing)')
+    .option('--to <dir>', 'the converted model folder (default weights/<owner>--<name>)')
+    .option('--cache <dir>', 'where the downloaded files go (default <to>.download); kept for resuming and re-converting')
+    .option('--dtype <dtype>', `converted weight storage: ${STORAGE_DTYPES.join('|')}`, 'float16')
+    .option('--force', 'replace the converted folder if it exists and is not empty')
+    .option('--delete-source', 'remove the downloaded files once the conversion succeeded')
+    .option('--no-progress', 'no progress bar')
+    .option('--backend <name>', 'tfjs backend for the conversion (default cpu)')
+    .action(async (repo: string, opts: Options) => {
+      if (!(STORAGE_DTYPES as readonly string[]).includes(opts.dtype)) {
+        throw new ConvertError(`unknown --dtype ${opts.dtype}; valid: ${STORAGE_DTYPES.join(', ')}`);
+      }
+      const out = opts.to ?? defaultOutDir(repo);
+      const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
+      const bar = byteBar(opts.progress !== false && process.stderr.isTTY === true);
+      let got: DownloadSummary;
+      try {
+        got = await downloadModel(repo, cache, {
+          revision: opts.revision, variant: opts.variant,
+          onProgress: (p) => bar.update(p.done, p.total, p.file),
+        });
+      } finally {
+        bar.stop();
+      }
+      const total = got.files.reduce((a, f) => a + f.size, 0);
+      console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
+      if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
+      await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
+      const s = await convertDiffusers(cache, out, {
+        dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force,
+        source: { hub: repo, revision: got.revision, endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
+      });
+      console.log(`converted to ${s.out} (${s.dtype}, ${mb(s.bytes)}, ${s.seconds.toFixed(1)} s)`);
+      if (opts.deleteSource && existsSync(cache)) await rm(cache, { recursive: true, force: true });
+    });
+}

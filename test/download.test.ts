@@ -1,0 +1,196 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { Command } from 'commander';
+import { downloadModel, planFiles, listRepoFiles } from '../src/hub.js';
+import { register } from '../src/cli/download.js';
+import { networkSpec } from '../converters/networks.js';
+import { FIXTURES } from './helpers.js';
+
+// A local stand-in for the hub: the two endpoints @huggingface/hub calls (the tree listing and resolve, with
+// Range requests), serving the diffusers fixture folder plus files a download must leave alone.
+const HUB = join(FIXTURES, 'diffusers', 'hub');
+const REPO = 'test-org/tiny-t2v';
+const TOKEN = 'hf_testtoken';
+const EXTRA: Record<string, Buffer> = { 'README.md': Buffer.from('# tiny\n'), 'samples/video.mp4': Buffer.alloc(5000, 7) };
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
+}
+const FILES = new Map<string, Buffer>([...walk(HUB).map((p) => [relative(HUB, p), readFileSync(p)] as [string, Buffer]), ...Object.entries(EXTRA)]);
+
+interface Req { path: string; range?: string; auth?: string }
+let server: Server;
+let endpoint = '';
+let requests: Req[] = [];
+let requireToken = false;
+
+before(async () => {
+  server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const r: Req = { path: decodeURIComponent(url.pathname), range: req.headers.range, auth: req.headers.authorization };
+    requests.push(r);
+    if (requireToken && r.auth !== `Bearer ${TOKEN}`) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Invalid credentials' }));
+      return;
+    }
+    const tree = `/api/models/${REPO}/tree/main`;
+    if (r.path === tree || r.path === `${tree}/`) {
+      const items = [...FILES].map(([path, data]) => {
+        const lfs = /\.(safetensors|bin)$/.test(path) ? { oid: createHash('sha256').update(data).digest('hex'), size: data.length, pointerSize: 134 } : undefined;
+        return { type: 'file', path, size: data.length, oid: createHash('sha1').update(data).digest('hex'), ...(lfs ? { lfs } : {}) };
+      });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(items));
+      return;
+    }
+    const prefix = `/${REPO}/resolve/main/`;
+    const data = r.path.startsWith(prefix) ? FILES.get(r.path.slice(prefix.length)) : undefined;
+    if (!data) {
+      res.writeHead(404, { 'content-type': 'application/json', 'x-error-code': r.path.startsWith(prefix) ? 'EntryNotFound' : 'RepoNotFound' })
+        .end(JSON.stringify({ error: 'Repository not found' }));
+      return;
+    }
+    const etag = `"${createHash('sha1').update(data).digest('hex')}"`;
+    const m = /^bytes=(\d+)-(\d*)$/.exec(r.range ?? '');
+    if (m) {
+      const start = Number(m[1]);
+      const end = m[2] === '' ? data.length - 1 : Math.min(Number(m[2]), data.length - 1);
+      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1, etag, 'content-type': 'application/octet-stream' });
+      res.end(data.subarray(start, end + 1));
+      return;
+    }
+    res.writeHead(200, { 'content-length': data.length, etag, 'content-type': 'application/octet-stream' }).end(data);
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+after(() => { server.close(); });
+
+const fresh = () => mkdtempSync(join(tmpdir(), 't2v-download-'));
+/** Whole-file fetches of a path (the first-byte probe, Range 0-0, does not count). */
+const bodies = (path: string) => requests.filter((q) => q.path.endsWith(`/resolve/main/${path}`) && q.range !== 'bytes=0-0');
+
+test('plan: only what the conversion reads, the fp16 variant when asked', async () => {
+  const all = await listRepoFiles(REPO, { endpoint });
+  const plain = planFiles(all).map((f) => f.path).sort();
+  assert.ok(plain.includes('unet/diffusion_pytorch_model.safetensors'));
+  assert.ok(!plain.some((p) => p.includes('.fp16.') || p === 'README.md' || p.startsWith('samples/')));
+  const half = planFiles(all, 'fp16').map((f) => f.path);
+  assert.ok(half.includes('unet/diffusion_pytorch_model.fp16.safetensors'));
+  assert.ok(half.includes('vae/diffusion_pytorch_model.fp16.safetensors'));
+  assert.ok(half.includes('text_encoder/pytorch_model.bin'), 'no fp16 text encoder: the plain file');
+  assert.ok(!half.includes('unet/diffusion_pytorch_model.safetensors'));
+  assert.throws(() => planFiles(all.filter((f) => !f.path.startsWith('unet/'))), /missing unet\/config.json, unet\/ weights/);
+});
+
+test('download: files arrive byte-exact; a second run skips them; a partial file resumes with a Range request', async () => {
+  const dir = fresh();
+  try {
+    requests = [];
+    const s = await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
+    assert.equal(s.skipped, 0);
+    for (const f of s.files) assert.deepEqual(readFileSync(join(dir, f.path)), FILES.get(f.path), f.path);
+    assert.ok(!existsSync(join(dir, 'README.md')));
+
+    requests = [];
+    const again = await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
+    assert.equal(again.fetched, 0);
+    assert.equal(again.skipped, s.files.length);
+    assert.equal(requests.filter((q) => q.path.includes('/resolve/')).length, 0, 'complete files are not requested');
+
+    // an interrupted run left the first 1000 bytes of the UNet
+    const unet = 'unet/diffusion_pytorch_model.fp16.safetensors';
+    const full = FILES.get(unet)!;
+    rmSync(join(dir, unet));
+    writeFileSync(join(dir, `${unet}.part`), full.subarray(0, 1000));
+    requests = [];
+    const seen: number[] = [];
+    const resumed = await downloadModel(REPO, dir, { endpoint, variant: 'fp16', onProgress: (p) => seen.push(p.done) });
+    assert.equal(resumed.fetched, full.length - 1000);
+    assert.deepEqual(bodies(unet).map((q) => q.range), [`bytes=1000-${full.length - 1}`]);
+    assert.deepEqual(readFileSync(join(dir, unet)), full);
+    assert.ok(!existsSync(join(dir, `${unet}.part`)));
+    assert.equal(seen[seen.length - 1], s.files.reduce((a, f) => a + f.size, 0), 'progress ends at the total');
+
+    // a corrupt partial file fails the sha256 check, is removed, and the next run starts it over
+    writeFileSync(join(dir, `${unet}.part`), Buffer.alloc(1000, 1));
+    rmSync(join(dir, unet));
+    await assert.rejects(downloadModel(REPO, dir, { endpoint, variant: 'fp16' }), /wrong sha256.*run the command again/);
+    await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
+    assert.deepEqual(readFileSync(join(dir, unet)), full);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('download: token from HF_TOKEN, clear errors for no access, unknown models and no network', async () => {
+  const dir = fresh();
+  const saved = process.env.HF_TOKEN;
+  try {
+    requireToken = true;
+    delete process.env.HF_TOKEN;
+    await assert.rejects(downloadModel(REPO, dir, { endpoint }), /access denied \(401\).*set HF_TOKEN/);
+    process.env.HF_TOKEN = TOKEN;
+    requests = [];
+    const s = await downloadModel(REPO, dir, { endpoint });
+    assert.ok(s.files.length > 0);
+    assert.ok(requests.every((q) => q.auth === `Bearer ${TOKEN}`));
+    process.env.HF_TOKEN = 'not-a-token';
+    await assert.rejects(downloadModel(REPO, dir, { endpoint }), /must start with hf_/);
+    delete process.env.HF_TOKEN;
+    requireToken = false;
+
+    await assert.rejects(downloadModel('test-org/nothing-here', dir, { endpoint }), /not found on .*check the model id/);
+    await assert.rejects(downloadModel('not a model id', dir, { endpoint }), /not a hub model id/);
+    // the offline case: a port nothing listens on
+    const closed = createServer();
+    await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((res) => closed.close(() => res()));
+    await assert.rejects(downloadModel(REPO, dir, { endpoint: `http://127.0.0.1:${port}` }),
+      new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\).*needs internet access`));
+  } finally {
+    requireToken = false;
+    if (saved === undefined) delete process.env.HF_TOKEN; else process.env.HF_TOKEN = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const convertible = (() => { try { for (const k of ['text_encoder', 'unet', 'vae'] as const) networkSpec(k); return true; } catch { return false; } })();
+
+test('t2v download: HF_ENDPOINT honoured, download then conversion into a model folder',
+  { skip: convertible ? false : 'a network is not implemented in this build' }, async () => {
+    const dir = fresh();
+    const saved = process.env.HF_ENDPOINT;
+    try {
+      process.env.HF_ENDPOINT = endpoint;
+      const program = new Command('t2v').exitOverride();
+      register(program);
+      const logs: string[] = [];
+      const log = console.log;
+      console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
+      try {
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+      } finally {
+        console.log = log;
+      }
+      const info = JSON.parse(readFileSync(join(dir, 'model', 't2v.json'), 'utf8'));
+      assert.equal(info.source.hub, REPO);
+      assert.equal(info.source.layout, 'diffusers');
+      assert.equal(info.source.files.unet, 'unet/diffusion_pytorch_model.fp16.safetensors');
+      for (const k of ['text_encoder', 'unet', 'vae']) assert.ok(statSync(join(dir, 'model', k, 'model.json')).isFile());
+      assert.ok(existsSync(join(dir, 'model.download', 'unet', 'diffusion_pytorch_model.fp16.safetensors')));
+      assert.match(logs.join('\n'), /downloaded test-org\/tiny-t2v@main: \d+ files/);
+      assert.match(logs.join('\n'), /converted to /);
+    } finally {
+      if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
