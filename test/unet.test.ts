@@ -1,11 +1,13 @@
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { toTfLayout } from '../converters/layout.js';
+import { convertNetworkFile } from '../converters/modelscope.js';
 import { openCheckpoint } from '../converters/open.js';
+import { loadNetwork } from '../src/io/model-folder.js';
 import { inferUNetConfig, unetSpec, type UNetConfig } from '../src/layers/unet/config.js';
 import type { UNetSD } from '../src/layers/unet/unet.js';
 import { FIXTURES, PARITY_TOL, npyTensor, relMaxError } from './helpers.js';
@@ -22,7 +24,7 @@ const FIXTURE_CASES: Record<string, string[]> = { 'small-a': ['b2f3', 'b1f1'], '
 const RELEASED_CFG = {
   unet_in_dim: 4, unet_dim: 320, unet_y_dim: 768, unet_context_dim: 1024, unet_out_dim: 4, unet_dim_mult: [1, 2, 4, 4],
   unet_num_heads: 8, unet_head_dim: 64, unet_res_blocks: 2, unet_attn_scales: [1, 0.5, 0.25], unet_dropout: 0.1,
-  temporal_attention: true,
+  temporal_attention: 'True',
 };
 const RELEASED: UNetConfig = {
   inDim: 4, dim: 320, embedDim: 1280, contextDim: 1024, decoderContextDim: 1024, outDim: 4, dimMult: [1, 2, 4, 4],
@@ -38,23 +40,18 @@ async function checkpointShapes(name: string): Promise<Map<string, number[]>> {
   }
 }
 
-/** The fixture checkpoint, read and moved to tfjs layout weight by weight. */
-async function loadUNet(name: string): Promise<UNetSD> {
-  const ckpt = await openCheckpoint(join(dir(name), CKPT));
-  const weights = new Map<string, tf.Tensor>();
-  try {
-    const shapes = new Map([...ckpt.entries].map(([k, e]) => [k, e.shape]));
-    const unet = unetSpec.build(unetSpec.infer(shapes, modelCfg(name)));
-    for (const [k, p] of unet.paramSpecs()) {
-      const e = ckpt.entries.get(k)!;
-      weights.set(k, tf.tensor(toTfLayout(await e.read(), e.shape, p.role), p.tfShape));
-    }
-    unet.loadWeights((k) => weights.get(k));
-    return unet;
-  } finally {
-    await ckpt.close();
+// Each fixture checkpoint converted once, as `t2v convert` does (float32 storage), into a temporary folder.
+let converted = '';
+before(async () => {
+  await tf.setBackend('cpu');
+  converted = mkdtempSync(join(tmpdir(), 't2v-unet-'));
+  for (const name of Object.keys(FIXTURE_CASES)) {
+    await convertNetworkFile('unet', join(dir(name), CKPT), join(converted, name), { dtype: 'float32', json: modelCfg(name) });
   }
-}
+});
+after(() => rmSync(converted, { recursive: true, force: true }));
+
+const loadUNet = (name: string) => loadNetwork<UNetSD>(join(converted, name), 'unet');
 
 /** Runs one fixture case: inputs from upstream layout [b, c, f, h, w] to channels-last, output back. */
 function runCase(unet: UNetSD, name: string, c: string): number {
@@ -82,6 +79,7 @@ test('unet config from model_cfg and shapes; keys, order and shapes are the upst
     const shapes = await checkpointShapes(name);
     const c = inferUNetConfig(shapes, modelCfg(name));
     assert.deepEqual(c, want[name], name);
+    assert.deepEqual(JSON.parse(readFileSync(join(converted, name, 'unet', 'config.json'), 'utf8')), c, `${name}: converted config.json`);
     const unet = unetSpec.build(c);
     assert.deepEqual([...unet.paramSpecs()].map(([k, p]) => [k, [...p.torchShape]]), [...shapes], `${name}: keys, order, shapes`);
     // Without the JSON only the head split is guessed (UNetSD's default head_dim 64 does not divide 32 here).
@@ -138,5 +136,4 @@ test('unet forward leaves no tensors behind; bad inputs fail with a clear messag
   tf.dispose([t, ctx, odd, wide]);
   assert.equal(tf.memory().numTensors, base);
   unet.disposeWeights();
-  assert.ok(existsSync(join(dir('small-a'), CKPT)));
 });

@@ -23,18 +23,19 @@ CONFIGS = {
     # 2 heads x 8 = 16 wide (narrower than dim).
     'small-a': dict(unet_in_dim=4, unet_dim=32, unet_y_dim=768, unet_context_dim=1024, unet_out_dim=4,
                     unet_dim_mult=[1, 2], unet_num_heads=2, unet_head_dim=8, unet_res_blocks=1,
-                    unet_attn_scales=[1], unet_dropout=0.1, temporal_attention=True),
+                    unet_attn_scales=[1], unet_dropout=0.1, temporal_attention='True'),
     # three levels, two res blocks, attention at the two coarser levels; first temporal transformer
     # 4 heads x 16 = 64 wide (wider than dim); in/out channels differ.
     'small-b': dict(unet_in_dim=4, unet_dim=32, unet_y_dim=768, unet_context_dim=1024, unet_out_dim=6,
                     unet_dim_mult=[1, 1, 1], unet_num_heads=4, unet_head_dim=16, unet_res_blocks=2,
-                    unet_attn_scales=[0.5, 0.25], unet_dropout=0.1, temporal_attention=True),
+                    unet_attn_scales=[0.5, 0.25], unet_dropout=0.1, temporal_attention='True'),
 }
 
-# configuration.json model_cfg of the released model (damo-vilab/modelscope-damo-text-to-video-synthesis)
+# configuration.json model_cfg of the released model (damo-vilab/modelscope-damo-text-to-video-synthesis), where
+# temporal_attention is the string 'True'
 RELEASED = dict(unet_in_dim=4, unet_dim=320, unet_y_dim=768, unet_context_dim=1024, unet_out_dim=4,
                 unet_dim_mult=[1, 2, 4, 4], unet_num_heads=8, unet_head_dim=64, unet_res_blocks=2,
-                unet_attn_scales=[1, 0.5, 0.25], unet_dropout=0.1, temporal_attention=True)
+                unet_attn_scales=[1, 0.5, 0.25], unet_dropout=0.1, temporal_attention='True')
 
 # (case, batch, frames, h, w, context tokens, timesteps). At the coarsest level every GroupNorm group keeps >= 6
 # values per frame: with 2 (one channel of a 2x1 map) float32 itself is off float64 by ~2e-4 on some inputs.
@@ -50,7 +51,7 @@ def build(cfg):
                   dim_mult=cfg['unet_dim_mult'], num_heads=cfg['unet_num_heads'],
                   head_dim=cfg['unet_head_dim'], num_res_blocks=cfg['unet_res_blocks'],
                   attn_scales=cfg['unet_attn_scales'], dropout=cfg['unet_dropout'],
-                  temporal_attention=cfg['temporal_attention'])
+                  temporal_attention=cfg['temporal_attention'] == 'True')  # as text_to_video_synthesis_model.py reads it
 
 
 @torch.no_grad()

@@ -74,7 +74,9 @@ export function inferUNetConfig(shapes: ReadonlyMap<string, readonly number[]>, 
   }
   const normGroups = 32;
 
-  const cfg = json ?? {};
+  const cfg: Record<string, unknown> = { ...json };
+  // The released configuration.json spells it as a string; upstream reads `cfg['temporal_attention'] == 'True'`.
+  if (typeof cfg.temporal_attention === 'string') cfg.temporal_attention = cfg.temporal_attention === 'True';
   const agree = (key: string, inferred: unknown): void => {
     const v = cfg[key];
     if (v === undefined) return;
