@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { openCheckpoint } from '../converters/open.js';
-import { PyDict, unpickle } from '../converters/pickle.js';
+import { PyDict, StorageRef, unpickle } from '../converters/pickle.js';
 import { readNpy } from '../src/io/npy.js';
 import { FIXTURES } from './helpers.js';
 
@@ -125,12 +125,41 @@ describe('restricted unpickler on plain data', () => {
     pickles: Record<string, string>; expected: unknown;
   };
   for (const [protocol, hex] of Object.entries(pickles)) {
+    if (protocol.startsWith('torch:')) continue;
     test(`${protocol}: every value as Python pickled it`, () => {
       const value = unpickle(Buffer.from(hex, 'hex'), { source: protocol });
       // deepStrictEqual: -0 stays -0, 2^-1074 stays exact, big integers stay exact.
       assert.deepEqual(plain(value), want);
     });
   }
+
+  test('3000 seeded mutations of pickles: a value or a clean Error, never anything else', { timeout: 60_000 }, () => {
+    const rand = rng(7);
+    const load = (pid: unknown): StorageRef => {
+      if (!Array.isArray(pid) || typeof pid[2] !== 'string') throw new Error('p: bad pid');
+      return new StorageRef('float32', pid[2], 'cpu', 1000);
+    };
+    let values = 0;
+    for (const [name, hex] of Object.entries(pickles)) {
+      const bytes = Buffer.from(hex, 'hex');
+      for (let trial = 0; trial < 500; trial++) {
+        const m = Buffer.from(bytes);
+        for (let i = 0, n = 1 + Math.floor(rand() * 3); i < n; i++) {
+          const at = Math.floor(rand() * m.length);
+          m[at] = rand() < 0.5 ? Math.floor(rand() * 256) : m[at] ^ (1 << Math.floor(rand() * 8));
+        }
+        const cut = rand() < 0.2 ? Math.floor(rand() * m.length) : m.length;
+        try {
+          unpickle(m.subarray(0, cut), { source: 'p', persistentLoad: load });
+          values++;
+        } catch (err) {
+          assert.ok(err instanceof Error && err.constructor === Error, `${name} trial ${trial}: ${String(err)}`);
+          assert.match(err.message, /^p: /);
+        }
+      }
+    }
+    assert.ok(values > 100 && values < 3000, String(values));
+  });
 
   test('a persistent id without a loader, and trailing garbage after STOP-less input, are clean errors', () => {
     assert.throws(() => unpickle(Buffer.from('80025d51', 'hex'), { source: 'p' }), /^Error: p: persistent id/);

@@ -231,6 +231,10 @@ def plain_pickles():
         return [plain(x) for x in v]
 
     cases = {f'protocol{p}': pickle.dumps(data, protocol=p).hex() for p in (2, 3, 4, 5)}
+    # The pickles inside two torch.save files, for fuzzing the unpickler on its own.
+    for case in ('lightning.ckpt', 'views.pth'):
+        with zipfile.ZipFile(os.path.join(OUT, case)) as z:
+            cases['torch:' + case] = z.read([n for n in z.namelist() if n.endswith('/data.pkl')][0]).hex()
     # -0.0 and tiny floats survive JSON as numbers; the test compares with Object.is.
     with open(os.path.join(OUT, 'plain_pickles.json'), 'w') as f:
         json.dump({'pickles': cases, 'expected': plain(data)}, f)
@@ -326,8 +330,8 @@ def main():
     proto4_case()
     zip64_case()
     legacy_case()
-    plain_pickles()
     malicious_cases()
+    plain_pickles()
     with open(os.path.join(OUT, 'expected.json'), 'w') as f:
         json.dump(expected, f, indent=1)
     total = sum(os.path.getsize(os.path.join(dp, n)) for dp, _, ns in os.walk(OUT) for n in ns)
