@@ -116,6 +116,25 @@ for (const backend of ['cpu', 'wasm']) {
   });
 }
 
+test('vae decoder switches tanh_out and give_pre_end match upstream', async () => {
+  await tf.setBackend('cpu');
+  const vae = await loadVAE('noconv');
+  const loaded = vae.paramSpecs();
+  const z = nhwc(join(dir('noconv'), 'decode_z.npy'));
+  for (const [flag, file] of [['tanh_out', 'decode_out_tanh.npy'], ['give_pre_end', 'decode_out_pre_end.npy']] as const) {
+    const variant = vaeSpec.build({ ...vae.config, [flag]: true });
+    variant.loadWeights((k) => loaded.get(k)?.value ?? undefined); // shares the loaded tensors
+    const ref = readNpy(join(dir('noconv'), file));
+    const out = variant.decode(z);
+    assert.deepEqual(out.shape, [ref.shape[0], ref.shape[2], ref.shape[3], ref.shape[1]], flag);
+    const err = relMaxError(nchwData(out), ref.data as Float32Array);
+    assert.ok(err <= PARITY_TOL, `${flag}: ${err}`);
+    out.dispose();
+  }
+  z.dispose();
+  vae.disposeWeights();
+});
+
 test('vae decodeChunked equals decode; no tensors leak from decode, decodeChunked or encode', async () => {
   await tf.setBackend('cpu');
   const vae = await loadVAE('released');

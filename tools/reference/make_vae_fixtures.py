@@ -67,6 +67,13 @@ def main() -> None:
         save_npy(os.path.join(out, 'decode_out.npy'), dec)
         save_npy(os.path.join(out, 'encode_x.npy'), x)
         save_npy(os.path.join(out, 'encode_mean.npy'), mean)
+        if name == 'noconv':  # the decoder's two switches, off in the released model
+            vae.decoder.tanh_out = True
+            save_npy(os.path.join(out, 'decode_out_tanh.npy'), vae.decode(z))
+            vae.decoder.tanh_out = False
+            vae.decoder.give_pre_end = True
+            save_npy(os.path.join(out, 'decode_out_pre_end.npy'), vae.decode(z))
+            vae.decoder.give_pre_end = False
         params = sum(p.numel() for p in vae.parameters())
         with open(os.path.join(out, 'meta.json'), 'w') as f:
             json.dump({'ddconfig': cfg['ddconfig'], 'embed_dim': cfg['embed_dim'], 'params': params}, f, indent=1)
