@@ -1,0 +1,56 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+
+/** Waits until the GPU has finished everything queued so far (a no-op on CPU backends). */
+export async function sync(): Promise<void> {
+  if (tf.getBackend() === 'webgpu') {
+    const b = tf.backend() as WebGPUBackend & { endComputePassEncoder(): void; commandEncoder: unknown };
+    if (b.commandEncoder) {
+      b.endComputePassEncoder();
+      b.submitQueue();
+    }
+    await b.device.queue.onSubmittedWorkDone();
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Median wall time of `fn` in ms, each run synchronized, after `warmup` runs (the first compiles the shaders).
+ * `fn` returns its output tensors, which are disposed after each run.
+ */
+export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number> {
+  const once = async () => {
+    const t0 = performance.now();
+    const out = fn();
+    await sync();
+    const ms = performance.now() - t0;
+    tf.dispose(out);
+    return ms;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  return median(times);
+}
+
+/** Bytes the webgpu backend holds in GPU buffers (its pool never shrinks, so after a run this is the peak). */
+export function gpuBytes(): { inUse: number; allocated: number } {
+  if (tf.getBackend() !== 'webgpu') return { inUse: 0, allocated: 0 };
+  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+  return { inUse: m.numBytesInGPU ?? 0, allocated: m.numBytesAllocatedInGPU ?? 0 };
+}
+
+export function relMaxError(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(ours[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return diff / (scale || 1);
+}
