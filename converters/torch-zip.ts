@@ -343,35 +343,65 @@ async function readTorchZip(fh: FileHandle, path: string, maxElements: number): 
 
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: unknown, pfail: (msg: string) => never): StorageRef => {
-    if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== 'storage') pfail('unknown persistent id (expected a storage)');
-    const [, type, key, location, numel] = pid as unknown[];
-    if (!(type instanceof PyGlobal) || type.module !== 'torch' || !(type.name in STORAGE_DTYPES)) {
-      pfail(`unsupported storage type ${type instanceof PyGlobal ? `'${type.qualified}'` : ''}`);
+    const [ref, isNew] = storageFromPid(pid, 5, storages, pfail);
+    if (isNew) {
+      const e = entries.get(`${prefix}data/${ref.key}`);
+      if (!e) pfail(`storage '${ref.key}' has no entry ${prefix}data/${ref.key}`);
+      if (e!.method !== 0) pfail(`storage entry '${e!.name}' is compressed (torch.save writes stored entries)`);
+      if (e!.size < ref.numel * DTYPE_BYTES[ref.dtype]) {
+        pfail(`storage '${ref.key}' holds ${e!.size} bytes, fewer than ${ref.numel} ${ref.dtype} elements`);
+      }
     }
-    if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key)) pfail('malformed storage key');
-    if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) pfail('malformed storage size');
-    const dtype = STORAGE_DTYPES[(type as PyGlobal).name];
-    const k = key as string;
-    const known = storages.get(k);
-    if (known) {
-      if (known.dtype !== dtype) pfail(`storage '${k}' is used as both ${known.dtype} and ${dtype}`);
-      return known;
-    }
-    const e = entries.get(`${prefix}data/${k}`);
-    if (!e) pfail(`storage '${k}' has no entry ${prefix}data/${k}`);
-    if (e!.method !== 0) pfail(`storage entry '${e!.name}' is compressed (torch.save writes stored entries)`);
-    if (e!.size < (numel as number) * DTYPE_BYTES[dtype]) {
-      pfail(`storage '${k}' holds ${e!.size} bytes, fewer than ${numel} ${dtype} elements`);
-    }
-    const ref = new StorageRef(dtype, k, typeof location === 'string' ? location : '', numel as number);
-    storages.set(k, ref);
     return ref;
   };
   const root = unpickle(pkl, { source: path, persistentLoad });
-  const tensors = flattenStateDict(root, fail);
-  if (tensors.size === 0) fail('holds no tensors');
-
   const starts = new Map<string, Promise<number>>();
+  return lazyCheckpoint(fh, path, flattenStateDict(root, fail), maxElements, (storage) => {
+    let start = starts.get(storage.key);
+    if (!start) {
+      start = dataStart(fh, path, entries.get(`${prefix}data/${storage.key}`)!, cdLimit);
+      starts.set(storage.key, start);
+    }
+    return start;
+  });
+}
+
+/**
+ * A persistent id `('storage', type, key, location, numel)` (the legacy format adds a sixth, view_metadata) as one
+ * StorageRef per key. Returns whether the key is new, so the caller checks it against the file.
+ */
+export function storageFromPid(
+  pid: unknown, arity: number, storages: Map<string, StorageRef>, pfail: (msg: string) => never,
+): [StorageRef, boolean] {
+  if (!Array.isArray(pid) || pid.length !== arity || pid[0] !== 'storage') pfail('unknown persistent id (expected a storage)');
+  const [, type, key, location, numel, view] = pid as unknown[];
+  if (!(type instanceof PyGlobal) || type.module !== 'torch' || !(type.name in STORAGE_DTYPES)) {
+    pfail(`unsupported storage type ${type instanceof PyGlobal ? `'${type.qualified}'` : ''}`);
+  }
+  if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key)) pfail('malformed storage key');
+  if (typeof numel !== 'number' || !Number.isSafeInteger(numel) || numel < 0) pfail('malformed storage size');
+  if (arity === 6 && view !== null) pfail('storage views of the pre-1.0 format are not supported');
+  const dtype = STORAGE_DTYPES[(type as PyGlobal).name];
+  const k = key as string;
+  const known = storages.get(k);
+  if (known) {
+    if (known.dtype !== dtype) pfail(`storage '${k}' is used as both ${known.dtype} and ${dtype}`);
+    return [known, false];
+  }
+  const ref = new StorageRef(dtype, k, typeof location === 'string' ? location : '', numel as number);
+  storages.set(k, ref);
+  return [ref, true];
+}
+
+/** The Checkpoint over `tensors`; `locate` gives the file offset of a storage's first byte. */
+export function lazyCheckpoint(
+  fh: FileHandle, path: string, tensors: Map<string, TensorRef>, maxElements: number,
+  locate: (storage: StorageRef) => Promise<number>,
+): Checkpoint {
+  const fail = (msg: string): never => {
+    throw fileError(path, msg);
+  };
+  if (tensors.size === 0) fail('holds no tensors');
   let closed = false;
   const out = new Map<string, TensorEntry>();
   for (const [name, t] of tensors) {
@@ -386,14 +416,8 @@ async function readTorchZip(fh: FileHandle, path: string, maxElements: number): 
         if (closed) throw fileError(path, `'${name}' read after the checkpoint was closed`);
         try {
           if (numel === 0) return new Float32Array(0);
-          const e = entries.get(`${prefix}data/${t.storage.key}`)!;
-          let start = starts.get(e.name);
-          if (!start) {
-            start = dataStart(fh, path, e, cdLimit);
-            starts.set(e.name, start);
-          }
           const size = DTYPE_BYTES[dtype];
-          const bytes = await readExact(fh, path, (await start) + first * size, (last - first + 1) * size);
+          const bytes = await readExact(fh, path, (await locate(t.storage)) + first * size, (last - first + 1) * size);
           return gatherView(decodeToFloat32(bytes, dtype), t.shape, t.stride, numel);
         } catch (err) {
           throw asFileError(path, err);
