@@ -255,7 +255,9 @@ export class TextToVideo {
       }
       const t2 = performance.now();
 
-      const latents = await tf.tidy(() => x.transpose([0, 4, 1, 2, 3])).data() as Float32Array;
+      const upstreamLayout = tf.tidy(() => x.transpose([0, 4, 1, 2, 3]));
+      held.push(upstreamLayout);
+      const latents = await upstreamLayout.data() as Float32Array;
       const video = await this.decodeFrames(x, s.decodeChunk, o.signal);
       const t3 = performance.now();
       return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
@@ -267,7 +269,14 @@ export class TextToVideo {
 
   private preview(x0: tf.Tensor5D): StepPreview {
     return {
-      latents: () => tf.tidy(() => x0.transpose([0, 4, 1, 2, 3])).dataSync() as Float32Array,
+      latents: () => {
+        const t = tf.transpose(x0, [0, 4, 1, 2, 3]);
+        try {
+          return t.dataSync() as Float32Array;
+        } finally {
+          t.dispose();
+        }
+      },
       frame: async (i = 0) => {
         const one = tf.slice(x0, [0, i, 0, 0, 0], [1, 1, -1, -1, -1]) as tf.Tensor5D;
         try {
