@@ -12,7 +12,8 @@ import { loadNetwork } from '../src/io/model-folder.js';
 import { inferTextEncoderConfig, textEncoderSpec } from '../src/layers/clip/config.js';
 import { gelu } from '../src/layers/clip/mlp.js';
 import type { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
-import { FIXTURES, PARITY_TOL, relMaxError } from './helpers.js';
+import { CLIPTokenizer } from '../src/pipeline/tokenizer.js';
+import { CLIP_VOCAB, FIXTURES, PARITY_TOL, hasClipVocab, relMaxError } from './helpers.js';
 
 // w1024: 1024 wide (what the UNet's cross-attention takes), 16 heads, 3 blocks in the file of which 2 run.
 // w128: 128 wide, 2 heads, 4 blocks in the file of which 3 run. Both with the real 49408-token vocabulary.
@@ -91,6 +92,14 @@ for (const backend of ['cpu', 'wasm']) {
     }
   });
 }
+
+test('the fixture token ids are what CLIPTokenizer gives for the fixture prompts', { skip: hasClipVocab ? false : `the CLIP vocabulary is absent (${CLIP_VOCAB})` }, async () => {
+  const tok = await CLIPTokenizer.load(CLIP_VOCAB);
+  for (const name of CASES) {
+    const prompts = JSON.parse(readFileSync(join(dir(name), 'prompts.json'), 'utf8')) as string[];
+    assert.deepEqual(Array.from(tok.tokenize(prompts)), Array.from(readNpy(join(dir(name), 'tokens.npy')).data as Int32Array), name);
+  }
+});
 
 test('no tensors leak from a forward; wrong token counts fail clearly', async () => {
   await tf.setBackend('cpu');

@@ -96,6 +96,8 @@ def main() -> None:
         assert torch.equal(out, again), 'checkpoint does not reproduce the model'
         _ref.save_npy(os.path.join(out_dir, 'tokens.npy'), tokens.to(torch.int32))
         _ref.save_npy(os.path.join(out_dir, 'penultimate.npy'), out)
+        with open(os.path.join(out_dir, 'prompts.json'), 'w') as f:
+            json.dump(PROMPTS, f, indent=1)
         with open(os.path.join(out_dir, 'config.json'), 'w') as f:
             json.dump({'context_length': 77, 'vocab_size': 49408, 'width': c['width'], 'heads': c['heads'],
                        'layers': c['layers'] - 1, 'mlp_width': 4 * c['width'], 'layer_norm_eps': 1e-5}, f, indent=1)
