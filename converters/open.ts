@@ -1,7 +1,8 @@
-/** Opens a checkpoint file, choosing the reader by content: PyTorch zip, or safetensors. */
+/** Opens a checkpoint file, choosing the reader by content: PyTorch zip, legacy PyTorch, or safetensors. */
 import { open } from 'node:fs/promises';
 import type { Checkpoint } from './checkpoint.js';
 import { openSafetensors } from './safetensors.js';
+import { openTorchLegacy } from './torch-legacy.js';
 import { openTorchZip, type ReaderOptions } from './torch-zip.js';
 
 export type { ReaderOptions } from './torch-zip.js';
@@ -29,9 +30,11 @@ export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Pr
   if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
     return openTorchZip(path, opts);
   }
-  if (head.length >= 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
-    throw new Error(`${path}: legacy PyTorch format is not supported: re-save with `
-      + 'torch.save(..., _use_new_zipfile_serialization=True)');
+  // The legacy torch.save format starts with a pickled magic number (LONG1, 10 bytes; protocol 4+ frames it).
+  const long1At = head[2] === 0x95 ? 11 : 2;
+  if (head.length >= long1At + 2 && head[0] === 0x80 && head[1] >= 2 && head[1] <= 5
+    && head[long1At] === 0x8a && head[long1At + 1] === 10) {
+    return openTorchLegacy(path, opts);
   }
   if (head.length >= 9) {
     const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);

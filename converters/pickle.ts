@@ -199,15 +199,21 @@ export interface UnpickleOptions {
  * `source` on any refusal or malformed input.
  */
 export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
+  return unpickleAt(buf, 0, opts).value;
+}
+
+/** Unpickles the pickle that starts at `start`; `end` is the offset after its STOP (files may hold several). */
+export function unpickleAt(buf: Uint8Array, start: number, opts: UnpickleOptions): { value: unknown; end: number } {
   const { source } = opts;
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
-  const refuse = (name: string): never => fail(`refusing pickle global '${name}' (a checkpoint may only contain tensors)`);
+  const refuse = (name: string): never => fail(`refusing pickle global '${name}' (a checkpoint may only contain tensors${
+    name.startsWith('torch.nn.modules.') ? ': save model.state_dict(), not the model' : ''})`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const latin1 = new TextDecoder('latin1');
   const utf8 = new TextDecoder('utf-8', { fatal: true });
-  let pos = 0;
+  let pos = start;
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
@@ -300,7 +306,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
     for (const it of items) (l as unknown[]).push(it);
   };
 
-  if (buf.length === 0) fail('empty pickle');
+  if (pos >= buf.length) fail('empty pickle');
   for (;;) {
     const op = u8();
     switch (op) {
@@ -314,7 +320,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions): unknown {
         break;
       case 0x2e: // STOP
         if (stack.length !== 1 || marks.length !== 0) fail('malformed pickle: the stack does not end with one value');
-        return stack[0];
+        return { value: stack[0], end: pos };
       case 0x28: // MARK
         marks.push(stack.length);
         stack.push(MARK);

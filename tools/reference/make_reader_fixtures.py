@@ -205,7 +205,15 @@ def zip64_case():
 
 
 def legacy_case():
-    torch.save({'w': randn(2)}, os.path.join(OUT, 'legacy.pth'), _use_new_zipfile_serialization=False)
+    """The pre-1.6 format (`_use_new_zipfile_serialization=False`): pickles, then raw storages."""
+    big = randn(6, 4)
+    sd = OrderedDict([('w', randn(3, 2)), ('big', big), ('rows', big[2:5]), ('t', big.t()), ('h', randn(5).half()),
+                      ('bf', randn(2).bfloat16()), ('d', randn(3).double()), ('p', torch.nn.Parameter(randn(2)))])
+    torch.save({'state_dict': sd, 'epoch': 1}, os.path.join(OUT, 'legacy.pth'), _use_new_zipfile_serialization=False)
+    record('legacy', 'legacy.pth', sd)
+    small = OrderedDict([('a', randn(2, 3)), ('b', randn(4).half())])
+    torch.save(small, os.path.join(OUT, 'legacy_p4.pth'), _use_new_zipfile_serialization=False, pickle_protocol=4)
+    record('legacy_p4', 'legacy_p4.pth', small)
 
 
 def plain_pickles():
@@ -302,6 +310,11 @@ def malicious_cases():
     def s(text):
         b = text.encode()
         return b'X' + struct.pack('<I', len(b)) + b
+
+    # Whole models instead of state_dicts, in both formats.
+    torch_saved('whole_module', torch.nn.Linear(2, 2), 'torch.nn.modules.linear.Linear')
+    torch.save(torch.nn.Linear(2, 2), os.path.join(OUT, 'evil_whole_module_legacy.pth'), _use_new_zipfile_serialization=False)
+    found['evil_whole_module_legacy.pth'] = 'torch.nn.modules.linear.Linear'
 
     raw('os_system', b'\x80\x02' + g('os', 'system') + s(cmd('os_system')) + b'\x85R.', 'os.system')
     raw('stack_global', b'\x80\x04' + s('os') + s('system') + b'\x93' + s(cmd('stack_global')) + b'\x85R.', 'os.system')
