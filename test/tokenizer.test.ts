@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { CLIPTokenizer, byteAlphabet, cleanText, htmlUnescape } from '../src/pipeline/tokenizer.js';
@@ -10,6 +10,8 @@ import { CLIP_VOCAB, FIXTURES, hasClipVocab } from './helpers.js';
 
 interface Case { text: string; clean: string; ids: number[] }
 const fixture = JSON.parse(readFileSync(join(FIXTURES, 'tokenizer', 'open_clip_ids.json'), 'utf8')) as { cases: Case[] };
+before(async () => { await tf.setBackend('cpu'); });
+
 const skip = hasClipVocab ? false : `the CLIP vocabulary is absent (${CLIP_VOCAB})`;
 
 function mismatches(tok: CLIPTokenizer): string[] {
