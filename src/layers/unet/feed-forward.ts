@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { Linear } from '../common/linear.js';
-import { gelu } from './activations.js';
+import { geglu } from '../../backends/geglu.js';
 
 /** Upstream `GEGLU`: `proj` to twice the width, split into value and gate halves, value * gelu(gate). */
 export class GEGLU extends Module {
@@ -13,10 +13,8 @@ export class GEGLU extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const [value, gate] = tf.split(this.proj.forward(x), 2, -1);
-      return tf.mul(value, gelu(gate));
-    });
+    // value * gelu(gate) after the split; one fused kernel where the backend has it (src/backends/geglu.ts)
+    return tf.tidy(() => geglu(this.proj.forward(x)));
   }
 }
 

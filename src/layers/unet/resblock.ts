@@ -49,7 +49,7 @@ export class TemporalConvBlock_v2 extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       let h = x;
-      for (const [norm, conv] of this.stages) h = conv.forward(silu(norm.forward(h)) as tf.Tensor4D);
+      for (const [norm, conv] of this.stages) h = conv.forward(norm.forward(h, true) as tf.Tensor4D);
       return tf.add(x, h) as tf.Tensor4D;
     });
   }
@@ -84,9 +84,9 @@ export class ResBlock extends Module {
   forward(x: tf.Tensor4D, emb: tf.Tensor2D, batch: number): tf.Tensor4D {
     return tf.tidy(() => {
       const [n, h, w] = x.shape;
-      let y = this.inConv.forward(silu(this.inNorm.forward(x)) as tf.Tensor4D);
+      let y = this.inConv.forward(this.inNorm.forward(x, true) as tf.Tensor4D);
       y = tf.add(y, this.embLinear.forward(silu(emb)).reshape([n, 1, 1, this.outChannels]));
-      y = this.outConv.forward(silu(this.outNorm.forward(y)) as tf.Tensor4D);
+      y = this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D);
       y = tf.add(this.skip ? this.skip.forward(x) : x, y);
       const video = y.reshape([batch, n / batch, h * w, this.outChannels]) as tf.Tensor4D;
       return this.temporal.forward(video).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;

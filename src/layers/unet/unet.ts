@@ -144,7 +144,7 @@ export class UNetSD extends Module {
         prev.dispose();
         skip.dispose();
       }
-      const y = this.outConv.forward(silu(this.outNorm.forward(hcur)) as tf.Tensor4D);
+      const y = this.outConv.forward(this.outNorm.forward(hcur, true) as tf.Tensor4D);
       return y.reshape([b, f, h, w, c.outDim]) as tf.Tensor5D;
     });
   }
