@@ -83,12 +83,33 @@ def generated(n: int, seed: int) -> list:
     return out
 
 
+# Code point ranges for random strings: Latin, accents and combining marks, Greek, Cyrillic, Arabic, Devanagari,
+# Hangul, kana, CJK, full-width forms, general punctuation, symbols, emoji, and every kind of space and control.
+RANGES = [(0x20, 0x7e), (0xa0, 0x17f), (0x300, 0x36f), (0x370, 0x3ff), (0x400, 0x4ff), (0x600, 0x6ff), (0x900, 0x97f),
+          (0xac00, 0xac40), (0x3040, 0x30ff), (0x4e00, 0x4e80), (0xff01, 0xffef), (0x2000, 0x206f), (0x2100, 0x22ff),
+          (0x1f300, 0x1f64f), (0x1f900, 0x1f9ff), (0x0, 0x1f), (0x80, 0x9f), (0xfe00, 0xfe0f), (0xfeff, 0xfeff)]
+
+
+def fuzz(n: int, seed: int) -> list:
+    """Random strings on which ftfy's mojibake repair (not ported, see docs/parity-clip.md) does nothing."""
+    rnd = random.Random(seed)
+    out = []
+    while len(out) < n:
+        k = rnd.randint(1, 40)
+        t = ''.join(chr(rnd.randint(*rnd.choice(RANGES))) for _ in range(k))
+        if rnd.random() < 0.3:
+            t = rnd.choice(WORDS) + ' ' + t + ' ' + rnd.choice(WORDS)
+        if ftfy.fix_text(t) == ftfy.fix_text(t, fix_encoding=False):
+            out.append(t)
+    return out
+
+
 def main() -> None:
     with open(VOCAB, 'rb') as f:
         md5 = hashlib.md5(f.read()).hexdigest()
     # open_clip.tokenize uses the module's tokenizer; point it at the given vocabulary
     oc_tok._tokenizer = oc_tok.SimpleTokenizer(VOCAB)
-    prompts = HAND + generated(140, 1234)
+    prompts = HAND + generated(140, 1234) + fuzz(300, 99)
     ids = oc_tok.tokenize(prompts, context_length=77)
     clean = [oc_tok.whitespace_clean(oc_tok.basic_clean(p)).lower() for p in prompts]
     out = os.path.join(_ref.FIXTURES, 'tokenizer')
