@@ -1,5 +1,5 @@
 /** Opens a checkpoint file, choosing the reader by content: PyTorch zip, legacy PyTorch, or safetensors. */
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import type { Checkpoint } from './checkpoint.js';
 import { openSafetensors } from './safetensors.js';
 import { openTorchLegacy } from './torch-legacy.js';
@@ -11,10 +11,12 @@ export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Pr
   let head: Uint8Array;
   let size: number;
   try {
+    // stat before open: opening a FIFO or device would block or never end.
+    const st = await stat(path);
+    if (!st.isFile()) throw new Error(st.isDirectory() ? 'is a directory, not a checkpoint file' : 'not a regular file');
     const fh = await open(path, 'r');
     try {
       size = (await fh.stat()).size;
-      if (!(await fh.stat()).isFile()) throw new Error('not a regular file');
       head = new Uint8Array(16);
       const { bytesRead } = await fh.read(head, 0, 16, 0);
       head = head.subarray(0, bytesRead);
@@ -23,8 +25,7 @@ export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Pr
     }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, not a checkpoint file'
-      : (err as Error).message;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message;
     throw new Error(`${path}: cannot open checkpoint: ${why}`);
   }
   if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && (head[2] === 3 || head[2] === 5) && (head[3] === 4 || head[3] === 6)) {
