@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { loadImage, createCanvas } from '@napi-rs/canvas';
-import { findFfmpeg, onPath } from '../src/pipeline/ffmpeg.js';
+import { findFfmpeg } from '../src/pipeline/ffmpeg.js';
 import { contactSheet, encodePng, type Frames } from '../src/pipeline/images.js';
 import { NoiseGenerator, seededNoise } from '../src/pipeline/noise.js';
 import { frameFileName, outputKind, writeVideo } from '../src/pipeline/video.js';
+import { ffprobePath, probe } from './ffprobe.js';
 
 let work: string;
 before(() => { work = mkdtempSync(join(tmpdir(), 't2v-video-')); });
@@ -26,23 +25,6 @@ function clip(frames: number, height: number, width: number): Frames {
     data[i + 2] = (255 - 8 * x) & 255;
   }
   return { data, frames, height, width };
-}
-
-export function ffprobePath(): string | null {
-  try {
-    const p = (createRequire(import.meta.url)('@ffprobe-installer/ffprobe') as { path: string }).path;
-    if (existsSync(p)) return p;
-  } catch { /* not installed */ }
-  return onPath('ffprobe');
-}
-
-export function probe(file: string): Record<string, string> {
-  const ffprobe = ffprobePath();
-  assert.ok(ffprobe, 'ffprobe not found');
-  const r = spawnSync(ffprobe, ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries',
-    'stream=codec_name,pix_fmt,width,height,r_frame_rate,nb_read_frames', '-of', 'default=noprint_wrappers=1', file], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split('=') as [string, string]));
 }
 
 /** Decodes an 8-bit RGB PNG with filter 0 on every row (what encodePng writes). */
