@@ -4,7 +4,7 @@ Writes <out>/text2video_pytorch_model.pth (a plain state_dict, as released: 5.6 
 case x [b, 4, f, h, w], t [b], context [b, 77, 1024] and the output as .npy; prints parameters and times.
 bench/full-config-unet.ts runs our port on the same files and prints the errors.
 Run: T2V_REF=/tmp/ref /usr/bin/python3 bench/full-config-unet.py [out=/tmp/unet-full] [cases=1x2x8x8]
-(a case is BxFxHxW: batch, frames, latent height and width)
+(a case is BxFxHxW: batch, frames, latent height and width; an existing checkpoint in <out> is reused)
 """
 import json
 import os
@@ -35,12 +35,20 @@ def main() -> None:
                   out_dim=c['unet_out_dim'], dim_mult=c['unet_dim_mult'], num_heads=c['unet_num_heads'],
                   head_dim=c['unet_head_dim'], num_res_blocks=c['unet_res_blocks'], attn_scales=c['unet_attn_scales'],
                   dropout=c['unet_dropout'], temporal_attention=c['temporal_attention'] == 'True')
-    randomize(unet, seed=1)
+    ckpt = os.path.join(out, 'text2video_pytorch_model.pth')
+    reuse = os.path.exists(ckpt)
+    if reuse:  # a previous run's weights
+        unet.load_state_dict(torch.load(ckpt))
+        unet.eval()
+    else:
+        randomize(unet, seed=1)
     params = sum(p.numel() for p in unet.parameters())
-    print(f'params {params} ({params / 1e9:.3f} B), {len(unet.state_dict())} tensors; built and randomized in '
-          f'{time.perf_counter() - t0:.0f} s; torch {torch.__version__}, threads {torch.get_num_threads()}')
+    print(f'params {params} ({params / 1e9:.3f} B), {len(unet.state_dict())} tensors; built and '
+          f'{"loaded" if reuse else "randomized"} in {time.perf_counter() - t0:.0f} s; torch {torch.__version__}, '
+          f'threads {torch.get_num_threads()}')
     t0 = time.perf_counter()
-    torch.save(unet.state_dict(), os.path.join(out, 'text2video_pytorch_model.pth'))
+    if not reuse:
+        torch.save(unet.state_dict(), ckpt)
     with open(os.path.join(out, 'configuration.json'), 'w') as fh:
         json.dump({'framework': 'pytorch', 'task': 'text-to-video-synthesis',
                    'model': {'type': 'latent-text-to-video-synthesis', 'model_cfg': MODEL_CFG}}, fh, indent=2)
@@ -52,7 +60,7 @@ def main() -> None:
         x = torch.randn((b, 4, f, h, w), generator=g)
         t = torch.randint(0, 1000, (b,), generator=g).float()
         ctx = torch.randn((b, 77, 1024), generator=g)
-        unet(x[:, :, :1, :2, :2], t, ctx)  # warm-up
+        unet(x[:, :, :1, :8, :8], t, ctx)  # warm-up
         t0 = time.perf_counter()
         y = unet(x, t, ctx)
         secs = time.perf_counter() - t0
