@@ -39,7 +39,8 @@ export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Pr
   }
   if (head.length >= 9) {
     const n = new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true);
-    if (n >= 2n && n <= BigInt(size - 8) && head[8] === 0x7b /* { */) return openSafetensors(path, opts);
+    // A plausible header length and a '{': safetensors (the reader then says what is wrong, e.g. truncation).
+    if (n >= 2n && n <= 100n * 2n ** 20n && head[8] === 0x7b /* { */) return openSafetensors(path, opts);
   }
   throw new Error(`${path}: not a PyTorch zip checkpoint (.pth/.bin from torch.save) nor a safetensors file`);
 }

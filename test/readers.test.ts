@@ -102,6 +102,40 @@ describe('checkpoint readers on files written by PyTorch', () => {
     await assert.rejects(openCheckpoint(path), /bare\.pkl: not a PyTorch zip checkpoint/);
   });
 
+  test('safetensors: absurd header length, bad JSON, offsets outside the file, sizes that do not match', async () => {
+    let count = 0;
+    const st = (header: unknown, data = 16, len?: bigint): string => {
+      const h = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+      const n = Buffer.alloc(8);
+      n.writeBigUInt64LE(len ?? BigInt(h.length));
+      const path = join(scratch, `bad${count++}.safetensors`);
+      writeFileSync(path, Buffer.concat([n, h, Buffer.alloc(data)]));
+      return path;
+    };
+    const ok = { a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } };
+    assert.equal((await readAll(st(ok))).length, 1);
+    const cases: [string, RegExp][] = [
+      [st(ok, 16, 2n ** 63n), /not a PyTorch zip checkpoint .* nor a safetensors file/],
+      [st(ok, 16, 1000n), /safetensors header length 1000 exceeds the file/],
+      [st('{"a": {"dtype": "F32", ', 16), /header is not valid JSON/],
+      [st('{"a": 1}', 16), /tensor 'a': header entry is not an object/],
+      [st({ a: { ...ok.a, data_offsets: [0, 32] } }), /'a': data_offsets \[0, 32\] lie outside the 16 data bytes/],
+      [st({ a: { ...ok.a, data_offsets: [8, 4] } }), /'a': data_offsets \[8, 4\] lie outside/],
+      [st({ a: { ...ok.a, shape: [3, 2] } }), /'a': 16 data bytes do not hold 6 F32 elements/],
+      [st({ a: { ...ok.a, shape: [2, -2] } }), /'a': malformed shape/],
+      [st({ a: { ...ok.a, dtype: 'C64' } }), /'a': unsupported dtype "C64"/],
+      [st({ a: { ...ok.a, shape: [2 ** 20, 2 ** 20] } }), /exceeds 1048576 elements/],
+      [st({ __metadata__: { x: 'y' } }), /holds no tensors/],
+    ];
+    for (const [path, re] of cases) {
+      await assert.rejects(readAll(path), (err) => {
+        assertCleanError(err, path, re.source);
+        assert.match((err as Error).message, re);
+        return true;
+      });
+    }
+  });
+
   test('missing files, folders, empty and foreign files: one clear error', async () => {
     await assert.rejects(openCheckpoint(join(scratch, 'nope.pth')), /nope\.pth: cannot open checkpoint: no such file/);
     await assert.rejects(openCheckpoint(DIR), /readers: cannot open checkpoint: is a directory, not a checkpoint file/);
