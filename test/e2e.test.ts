@@ -160,3 +160,23 @@ test('e2e: CLI generate with --noise and --save-latents matches upstream; mp4 ch
     assert.equal(p.height, String(c.height));
   }
 });
+
+test('e2e: the wasm backend matches upstream too (API, non-square case)', { skip }, async () => {
+  await import('@tensorflow/tfjs-backend-wasm');
+  await tf.setBackend('wasm');
+  const wasm = await TextToVideo.load(model);
+  try {
+    const c = readCase('wide');
+    const r = await wasm.generate({
+      prompt: c.prompt, steps: c.steps, guidance: c.guidance, frames: c.frames, height: c.height, width: c.width,
+      noise: readNpy(join(CASES, 'wide', 'noise.npy')), decodeChunk: 2,
+    });
+    const err = relMaxError(r.latents, readNpy(join(CASES, 'wide', 'latents.npy')).data as Float32Array);
+    assert.ok(err <= PARITY_TOL, `latents relMaxError ${err}`);
+    const diff = maxLevelDiff(r.data, readNpy(join(CASES, 'wide', 'frames.npy')).data as Uint8Array);
+    assert.ok(diff <= 1, `frames differ by ${diff} levels`);
+  } finally {
+    wasm.dispose();
+    await tf.setBackend('cpu');
+  }
+});
