@@ -107,6 +107,27 @@ test('diffusers key tables map the fixture one-to-one onto the ModelScope/LDM/Op
   assert.throws(() => mapUNetKey('down_blocks.0.foo.weight', { layers_per_block: 2, up_block_types: [] }), /unknown UNet3DConditionModel weight/);
 });
 
+test('key tables at the released structure (four levels, attention at three, two blocks per level): a bijection with matching sizes', () => {
+  type Side = { config: Record<string, unknown>; modelscope: Record<string, number[]>; diffusers: Record<string, number[]> };
+  const doc = JSON.parse(readFileSync(join(DIR, 'released-structure.json'), 'utf8')) as { unet: Side; vae: Side };
+  const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+  for (const [kind, side] of Object.entries(doc)) {
+    const map = kind === 'unet' ? (k: string) => mapUNetKey(k, side.config as never) : (k: string) => mapVAEKey(k, side.config as never);
+    const seen = new Set<string>();
+    for (const [k, shape] of Object.entries(side.diffusers)) {
+      const m = map(k);
+      const ours = side.modelscope[m.key];
+      assert.ok(ours, `${kind}: ${k} -> ${m.key}, not an upstream key`);
+      assert.ok(!seen.has(m.key), `${kind}: two keys map to ${m.key}`);
+      seen.add(m.key);
+      const want = m.transform === 'conv1d' ? [...shape, 1] : m.transform === 'conv2d' ? [...shape, 1, 1] : shape;
+      assert.deepEqual(want, ours, `${kind}: ${k} -> ${m.key}`);
+      assert.equal(size(shape), size(ours));
+    }
+    assert.equal(seen.size, Object.keys(side.modelscope).length, `${kind}: every upstream key has a diffusers source`);
+  }
+});
+
 test('text encoder: q/k/v projections join into in_proj_weight equal to OpenCLIP\'s', async () => {
   const d = mapCheckpoint(await openCheckpoint(join(HUB, 'text_encoder/pytorch_model.bin')), mapTextKey);
   const m = await openCheckpoint(join(MS, MS_FILES.text_encoder.file));

@@ -200,6 +200,58 @@ def write_tokenizer(folder: str) -> None:
 
 # ----------------------------------------------------------------------------------------------------------------
 
+def unet_diffusers_config(cfg: dict, sample_size: int) -> dict:
+    levels = len(cfg['unet_dim_mult'])
+    attn_levels = [1 / 2 ** i in cfg['unet_attn_scales'] for i in range(levels)]
+    return {
+        '_class_name': 'UNet3DConditionModel', '_diffusers_version': '0.15.0.dev0', 'act_fn': 'silu',
+        'attention_head_dim': cfg['unet_head_dim'],
+        'block_out_channels': [cfg['unet_dim'] * m for m in cfg['unet_dim_mult']],
+        'cross_attention_dim': cfg['unet_context_dim'],
+        'down_block_types': ['CrossAttnDownBlock3D' if a else 'DownBlock3D' for a in attn_levels],
+        'downsample_padding': 1, 'in_channels': 4, 'layers_per_block': cfg['unet_res_blocks'],
+        'norm_eps': 1e-05, 'norm_num_groups': 32, 'out_channels': 4, 'sample_size': sample_size,
+        'up_block_types': ['CrossAttnUpBlock3D' if a else 'UpBlock3D' for a in reversed(attn_levels)],
+    }
+
+
+def vae_diffusers_config(dd: dict) -> dict:
+    return {
+        '_class_name': 'AutoencoderKL', '_diffusers_version': '0.15.0.dev0', 'act_fn': 'silu',
+        'block_out_channels': [dd['ch'] * m for m in dd['ch_mult']],
+        'down_block_types': ['DownEncoderBlock2D'] * len(dd['ch_mult']),
+        'in_channels': 3, 'latent_channels': 4, 'layers_per_block': dd['num_res_blocks'],
+        'norm_num_groups': 32, 'out_channels': 3, 'sample_size': dd['resolution'],
+        'scaling_factor': 0.18215,
+        'up_block_types': ['UpDecoderBlock2D'] * len(dd['ch_mult']),
+    }
+
+
+@torch.no_grad()
+def released_structure(ms: dict, sf: dict) -> None:
+    """Key names and shapes, both layouts, of the released structure (four levels, attention at three, two blocks
+    per level) at a small width: checks the index arithmetic of the key tables where the small model cannot."""
+    cfg = dict(MODEL_CFG, unet_dim=32, unet_dim_mult=[1, 2, 4, 4], unet_res_blocks=2,
+               unet_attn_scales=[1, 0.5, 0.25], unet_head_dim=8)
+    unet = UNetSD(in_dim=4, dim=cfg['unet_dim'], y_dim=32, context_dim=64, out_dim=4, dim_mult=cfg['unet_dim_mult'],
+                  num_heads=8, head_dim=cfg['unet_head_dim'], num_res_blocks=2, attn_scales=cfg['unet_attn_scales'],
+                  dropout=0.1, temporal_attention=True)
+    usd = unet.state_dict()
+    uconf = unet_diffusers_config(cfg, 32)
+    d_unet = ms['convert_ldm_unet_checkpoint'](dict(usd), dict(uconf, class_embed_type=None, num_head_channels=8))
+    dd = dict(DDCONFIG, ch=32, ch_mult=[1, 2, 4, 4], num_res_blocks=2)
+    vae = AutoencoderKL(dd, 4)
+    vsd = {'first_stage_model.' + k: v for k, v in vae.state_dict().items()}
+    vconf = vae_diffusers_config(dd)
+    d_vae = sf['convert_ldm_vae_checkpoint'](dict(vsd), vconf)
+    shapes = lambda sd, cut=0: {k[cut:]: list(v.shape) for k, v in sd.items()}  # noqa: E731
+    with open(os.path.join(OUT, 'released-structure.json'), 'w') as f:
+        json.dump({
+            'unet': {'config': uconf, 'modelscope': shapes(usd), 'diffusers': shapes(d_unet)},
+            'vae': {'config': vconf, 'modelscope': shapes(vsd, len('first_stage_model.')), 'diffusers': shapes(d_vae)},
+        }, f, separators=(',', ':'))
+
+
 @torch.no_grad()
 def main() -> None:
     torch.manual_seed(0)
@@ -250,31 +302,12 @@ def main() -> None:
     ms = load_functions('scripts/convert_ms_text_to_video_to_diffusers.py', ['convert_ldm_unet_checkpoint'])
     sf = load_functions('src/diffusers/loaders/single_file_utils.py',
                         ['convert_ldm_vae_checkpoint', 'convert_open_clip_checkpoint'])
-    levels = len(cfg['unet_dim_mult'])
-    attn_levels = [1 / 2 ** i in cfg['unet_attn_scales'] for i in range(levels)]
-    unet_config = {
-        '_class_name': 'UNet3DConditionModel', '_diffusers_version': '0.15.0.dev0', 'act_fn': 'silu',
-        'attention_head_dim': cfg['unet_head_dim'],
-        'block_out_channels': [cfg['unet_dim'] * m for m in cfg['unet_dim_mult']],
-        'cross_attention_dim': cfg['unet_context_dim'],
-        'down_block_types': ['CrossAttnDownBlock3D' if a else 'DownBlock3D' for a in attn_levels],
-        'downsample_padding': 1, 'in_channels': 4, 'layers_per_block': cfg['unet_res_blocks'],
-        'norm_eps': 1e-05, 'norm_num_groups': 32, 'out_channels': 4, 'sample_size': LATENT_HW,
-        'up_block_types': ['CrossAttnUpBlock3D' if a else 'UpBlock3D' for a in reversed(attn_levels)],
-    }
+    unet_config = unet_diffusers_config(cfg, LATENT_HW)
     # the script reads two keys UNet3DConditionModel's config lacks
     d_unet = ms['convert_ldm_unet_checkpoint'](
         {k: v.float() for k, v in unet_sd.items()},
         dict(unet_config, class_embed_type=None, num_head_channels=cfg['unet_head_dim']))
-    vae_config = {
-        '_class_name': 'AutoencoderKL', '_diffusers_version': '0.15.0.dev0', 'act_fn': 'silu',
-        'block_out_channels': [DDCONFIG['ch'] * m for m in DDCONFIG['ch_mult']],
-        'down_block_types': ['DownEncoderBlock2D'] * len(DDCONFIG['ch_mult']),
-        'in_channels': 3, 'latent_channels': 4, 'layers_per_block': DDCONFIG['num_res_blocks'],
-        'norm_num_groups': 32, 'out_channels': 3, 'sample_size': DDCONFIG['resolution'],
-        'scaling_factor': 0.18215,
-        'up_block_types': ['UpDecoderBlock2D'] * len(DDCONFIG['ch_mult']),
-    }
+    vae_config = vae_diffusers_config(DDCONFIG)
     d_vae = sf['convert_ldm_vae_checkpoint']({k: v.float() for k, v in vae_sd.items()}, vae_config)
     fake_text_model = types.SimpleNamespace(config=types.SimpleNamespace(hidden_size=TEXT['width']))
     d_text = sf['convert_open_clip_checkpoint'](fake_text_model, {'cond_stage_model.model.' + k: v
@@ -330,6 +363,7 @@ def main() -> None:
     save_json(os.path.join(OUT, 'run.json'), {'prompt': PROMPT, 'negative_prompt': '', 'frames': FRAMES,
                                               'height': LATENT_HW * 8, 'width': LATENT_HW * 8, 'steps': STEPS,
                                               'guide_scale': GUIDE, 'eta': 0.0})
+    released_structure(ms, sf)
     print('latents', latents.shape, float(latents.abs().max()))
 
 
