@@ -31,6 +31,8 @@ export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';
 // Networks (upstream-named modules) and their configurations
 export { Module, Param, tfShape, type ParamRole } from './layers/module.js';
 export type { NetworkKind, NetworkSpec } from './layers/network.js';
+export { OpenCLIPTextEncoder } from './layers/clip/text-encoder.js';
+export { inferTextEncoderConfig, textEncoderSpec, type TextEncoderConfig } from './layers/clip/config.js';
 export { UNetSD } from './layers/unet/unet.js';
 export { inferUNetConfig, unetSpec, type UNetConfig } from './layers/unet/config.js';
 export { AutoencoderKL } from './layers/vae/autoencoder.js';
