@@ -110,6 +110,17 @@ test('pipeline: bad settings and noise are refused with one clear line', async (
     /noise has shape \[1,4,3,3,2\], expected \[1,4,3,2,3\]/);
 });
 
+test('pipeline: sizes the UNet cannot halve are refused before sampling', async () => {
+  const parts = standIns();
+  const t2v = new TextToVideo({ ...parts, unet: Object.assign(parts.unet, { config: { dimMult: [1, 2, 4, 4] } }) });
+  assert.equal(t2v.latentMultiple(), 8);
+  await assert.rejects(t2v.generate({ ...small, height: 72, width: 64 }),
+    /height must be a multiple of 64 for this model \(its UNet halves the 9-pixel latents 3 times\), got 72/);
+  assert.equal(parts.calls.unet, 0);
+  const r = await t2v.generate({ ...small, height: 64, width: 128, steps: 1, frames: 1 });
+  assert.equal(r.width, 128);
+});
+
 test('pipeline: notebook helpers give a GIF, PNGs and data URLs', async () => {
   const t2v = new TextToVideo(standIns());
   const r = await t2v.generate({ ...small, seed: 9 });

@@ -142,6 +142,12 @@ export class TextToVideo {
     }
   }
 
+  /** Latent sizes must divide by this: 2^(levels - 1) for a UNet that downsamples between its levels. */
+  latentMultiple(): number {
+    const dimMult = (this.components.unet as { config?: { dimMult?: unknown } }).config?.dimMult;
+    return Array.isArray(dimMult) && dimMult.length > 0 ? 2 ** (dimMult.length - 1) : 1;
+  }
+
   /** Text features [1, ctx, width] of one prompt. */
   encodeText(text: string): tf.Tensor3D {
     const ids = this.components.tokenizer.encode(text);
@@ -217,6 +223,12 @@ export class TextToVideo {
       guidance: o.guidance ?? d.guidance, decodeChunk: o.decodeChunk ?? DEFAULT_DECODE_CHUNK, fps: o.fps ?? d.fps,
     };
     validateSettings(s, this.scheduler.config.numTimesteps);
+    const multiple = 8 * this.latentMultiple();
+    for (const k of ['height', 'width'] as const) {
+      if (s[k] % multiple !== 0) {
+        throw new Error(`${k} must be a multiple of ${multiple} for this model (its UNet halves the ${s[k] / 8}-pixel latents ${Math.log2(multiple / 8)} times), got ${s[k]}`);
+      }
+    }
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];
