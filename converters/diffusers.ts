@@ -37,6 +37,28 @@ export interface DiffusersSummary {
   networks: NetworkSummary[];
   bytes: number;
   seconds: number;
+  /** Settings of the folder that t2v's sampler does not follow yet (one line each; empty for the released models). */
+  notes: string[];
+}
+
+/**
+ * Where the folder's DDIMScheduler settings step differently from ModelScope's DDIM, which t2v's sampler runs
+ * (timesteps 1 + arange(0, T, T // steps), the last step towards alphas_cumprod[0], eps, no clipping).
+ */
+export function schedulerNotes(s: Json): string[] {
+  const notes: string[] = [];
+  const cls = typeof s._class_name === 'string' ? s._class_name : 'DDIMScheduler';
+  if (cls !== 'DDIMScheduler') notes.push(`scheduler ${cls}: t2v samples with DDIM (eta 0)`);
+  const differs = (key: string, value: unknown, want: unknown) => {
+    if (value !== undefined && value !== want) notes.push(`scheduler ${key} ${JSON.stringify(value)} (t2v's DDIM runs as ${JSON.stringify(want)})`);
+  };
+  differs('steps_offset', s.steps_offset ?? 0, 1);
+  differs('timestep_spacing', s.timestep_spacing ?? 'leading', 'leading');
+  differs('set_alpha_to_one', s.set_alpha_to_one ?? true, false);
+  differs('clip_sample', s.clip_sample ?? true, false);
+  differs('thresholding', s.thresholding, false);
+  differs('rescale_betas_zero_snr', s.rescale_betas_zero_snr, false);
+  return notes;
 }
 
 /** True for a folder in the diffusers layout (what `t2v convert` uses to pick this converter). */
@@ -341,7 +363,10 @@ export async function convertDiffusers(srcDir: string, outDir: string, opts: Dif
       tokenizer: 'tokenizer',
     };
     await writeFile(join(tmp, 't2v.json'), JSON.stringify(model, null, 1));
-    return { out: outDir, dtype, networks, bytes: networks.reduce((a, n) => a + n.bytes, 0), seconds: (performance.now() - t0) / 1000 };
+    return {
+      out: outDir, dtype, networks, bytes: networks.reduce((a, n) => a + n.bytes, 0), seconds: (performance.now() - t0) / 1000,
+      notes: schedulerNotes(configs.scheduler),
+    };
   });
 }
 

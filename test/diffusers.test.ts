@@ -12,7 +12,7 @@ import { chooseWeights } from '../converters/diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey } from '../converters/diffusers-keys.js';
 import {
   convertDiffusers, convertNetworkCheckpoint, diffusersModelInfo, isDiffusersFolder, mapCheckpoint, readDiffusersConfigs,
-  unetJsonFromDiffusers,
+  unetJsonFromDiffusers, schedulerNotes,
 } from '../converters/diffusers.js';
 import { FIXTURES } from './helpers.js';
 
@@ -183,6 +183,10 @@ test('t2v.json facts from the folder: DDIM config, VAE scale, default size from 
   const z = diffusersModelInfo({ ...c, unet: { ...c.unet, sample_size: [40, 72] }, vae: { ...c.vae, scaling_factor: 0.13025 } });
   assert.deepEqual([z.defaults.height, z.defaults.width, z.scale_factor], [320, 576, 0.13025]);
   assert.deepEqual(unetJsonFromDiffusers(c.unet), { unet_head_dim: 8, unet_res_blocks: 1, unet_context_dim: 1024 });
+  // the released scheduler steps exactly as ModelScope's DDIM; other settings are named
+  assert.deepEqual(schedulerNotes(c.scheduler), []);
+  assert.deepEqual(schedulerNotes({ ...c.scheduler, steps_offset: 0, timestep_spacing: 'trailing' }), [
+    'scheduler steps_offset 0 (t2v\'s DDIM runs as 1)', 'scheduler timestep_spacing "trailing" (t2v\'s DDIM runs as "leading")']);
 });
 
 // Both layouts of the same model must convert to identical weights and configs, in every file form.
@@ -233,6 +237,7 @@ test('convertDiffusers: the whole folder, fp16 variant, into the t2v model forma
       const out = join(tmp, 'out');
       const sum = await convertDiffusers(src, out, { variant: 'fp16', dtype: 'float16' });
       assert.deepEqual(sum.networks.map((n) => n.kind), ['text_encoder', 'unet', 'vae']);
+      assert.deepEqual(sum.notes, []);
       const info = JSON.parse(readFileSync(join(out, 't2v.json'), 'utf8'));
       assert.equal(info.format, 't2v-model');
       assert.equal(info.dtype, 'float16');

@@ -89,6 +89,7 @@ export function register(program: Command): void {
         source: { hub: repo, revision: got.revision, endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
       });
       console.log(`converted to ${s.out} (${s.dtype}, ${mb(s.bytes)}, ${s.seconds.toFixed(1)} s)`);
+      for (const n of s.notes) console.error(`t2v: note: ${n}; results may differ slightly from diffusers`);
       if (opts.deleteSource && existsSync(cache)) await rm(cache, { recursive: true, force: true });
     });
 }
