@@ -1,10 +1,11 @@
 """AutoencoderKL at the released configuration with random weights, run by the upstream code.
 
 Writes <out>/VQGAN_autoencoder.pth in the released layout and, per latent size S, decode_z_S.npy [2, 4, S, S] /
-decode_out_S.npy [2, 3, 8S, 8S], plus encode_x.npy [2, 3, 64, 64] / encode_mean.npy; prints parameters and times.
+decode_out_S.npy [2, 3, 8S, 8S] (and decode_out64_S.npy, the model run in float64), plus encode_x.npy [2, 3, 64, 64] / encode_mean.npy; prints parameters and times.
 bench/full-config-vae.ts runs our port on the same files and prints the errors.
 Run: T2V_REF=/tmp/ref /usr/bin/python3 bench/full-config-vae.py [out=/tmp/vae-full] [sizes=8,32]
 """
+import copy
 import os
 import sys
 import time
@@ -34,6 +35,7 @@ def main() -> None:
     sd['cond_stage_model.unused'] = torch.zeros(1)
     torch.save({'state_dict': sd}, os.path.join(out, 'VQGAN_autoencoder.pth'))
 
+    vae64 = copy.deepcopy(vae).double()
     g = torch.Generator().manual_seed(2)
     for s in sizes:
         z = torch.randn((2, 4, s, s), generator=g)
@@ -42,7 +44,12 @@ def main() -> None:
         t = time.perf_counter() - t0
         save_npy(os.path.join(out, f'decode_z_{s}.npy'), z)
         save_npy(os.path.join(out, f'decode_out_{s}.npy'), dec)
-        print(f'upstream decode [2, 4, {s}, {s}] -> {list(dec.shape)}: {t:.2f} s, max|out| {dec.abs().max():.3g}')
+        # The same model in float64: how far upstream's own float32 result is from exact.
+        dec64 = vae64.decode(z.double())
+        save_npy(os.path.join(out, f'decode_out64_{s}.npy'), dec64)
+        err32 = ((dec.double() - dec64).abs().max() / dec64.abs().max()).item()
+        print(f'upstream decode [2, 4, {s}, {s}] -> {list(dec.shape)}: {t:.2f} s, max|out| {dec.abs().max():.3g}, '
+              f'float32 vs float64 max rel error {err32:.2e}')
     x = torch.rand((2, 3, 64, 64), generator=g) * 2 - 1
     t0 = time.perf_counter()
     mean = vae.encode(x).mode()

@@ -32,13 +32,19 @@ function nhwc(path: string): tf.Tensor4D {
   return tf.tidy(() => tf.tensor(a.data as Float32Array, a.shape).transpose([0, 2, 3, 1]) as tf.Tensor4D);
 }
 
-function check(name: string, ours: tf.Tensor4D, refPath: string, seconds: number): void {
+/** Prints the max relative error against upstream's float32 result (and its float64 result where saved). */
+function check(name: string, ours: tf.Tensor4D, refPath: string, seconds: number, ref64Path?: string): void {
   const ref = readNpy(refPath);
   const nchw = tf.tidy(() => ours.transpose([0, 3, 1, 2]));
-  const same = nchw.shape.every((d, i) => d === ref.shape[i]);
-  const err = same ? relMaxError(nchw.dataSync(), ref.data as Float32Array) : NaN;
+  const data = nchw.dataSync();
   nchw.dispose();
-  console.log(`ours ${name} -> [${ref.shape}]: ${seconds.toFixed(2)} s, max rel error ${err.toExponential(2)}`);
+  const same = nchw.shape.every((d, i) => d === ref.shape[i]);
+  const err = same ? relMaxError(data, ref.data as Float32Array) : NaN;
+  let line = `ours ${name} -> [${ref.shape}]: ${seconds.toFixed(2)} s, max rel error ${err.toExponential(2)}`;
+  if (ref64Path && existsSync(ref64Path)) {
+    line += ` (vs upstream in float64: ${relMaxError(data, readNpy(ref64Path).data as Float32Array).toExponential(2)})`;
+  }
+  console.log(line);
 }
 
 async function main(): Promise<void> {
@@ -56,7 +62,8 @@ async function main(): Promise<void> {
     t0 = performance.now();
     const out = vae.decode(z);
     out.dataSync();
-    check(`decode [2, 4, ${s}, ${s}]`, out, join(dir, `decode_out_${s}.npy`), (performance.now() - t0) / 1000);
+    check(`decode [2, 4, ${s}, ${s}]`, out, join(dir, `decode_out_${s}.npy`), (performance.now() - t0) / 1000,
+      join(dir, `decode_out64_${s}.npy`));
     tf.dispose([z, out]);
   }
   const x = nhwc(join(dir, 'encode_x.npy'));

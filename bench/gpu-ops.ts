@@ -32,7 +32,7 @@ export async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     const x = gpuRandom([16, 32, 32, 320], 1, 3);
     const w = gpuRandom([3, 3, 320, 320], 0.05, 4);
     add({ op: 'conv2d 3x3', shape: '[16,32,32,320]x[3,3,320,320]', gflop: 2 * 16 * 32 * 32 * 9 * 320 * 320 / 1e9,
-      stockMs: await timeIt(() => tf.conv2d(x, w, 1, 'same')) });
+      stockMs: await timeIt(() => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')) });
     tf.dispose([x, w]);
   }
   {

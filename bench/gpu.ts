@@ -1,6 +1,7 @@
 // Entry for the GPU host (bundled by ../shared/gpu/pack.sh): node main.mjs MODE OUTDIR [options]
 //   ops   stock tfjs ops vs the fused WGSL kernels on UNet shapes, with parity
 //   unet  one full-size UNet call (released configuration, random weights), stock and fused, memory, parity
+//   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -21,10 +22,19 @@ log(`adapter: ${adapter.description} (${adapter.vendor}, ${adapter.architecture}
 log(`tfjs ${tf.version.tfjs}, backend ${tf.getBackend()}`);
 
 const results: Record<string, unknown> = { adapter, date: new Date().toISOString() };
-if (mode === 'ops' || mode === 'all') results.ops = await benchOps(log);
-if (mode === 'unet' || mode === 'all') {
-  const { benchUNet } = await import('./unet.js');
-  results.unet = await benchUNet(log, process.argv.slice(4));
+const stages: Record<string, () => Promise<unknown>> = {
+  ops: () => benchOps(log),
+  unet: async () => (await import('./unet.js')).benchUNet(log, process.argv.slice(4)),
+  pipeline: async () => (await import('./pipeline.js')).benchPipeline(log, process.argv.slice(4)),
+};
+for (const [name, run] of Object.entries(stages)) {
+  if (mode !== name && mode !== 'all') continue;
+  try {
+    results[name] = await run();
+  } catch (e) {
+    log(`${name} failed: ${(e as Error).stack ?? e}`);
+    results[name] = { error: String(e) };
+  }
 }
 writeFileSync(join(outDir, `${mode}.json`), JSON.stringify(results, null, 1));
 process.exit(0);

@@ -4,7 +4,9 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 /** Waits until the GPU has finished everything queued so far (a no-op on CPU backends). */
 export async function sync(): Promise<void> {
   if (tf.getBackend() === 'webgpu') {
-    const b = tf.backend() as WebGPUBackend & { endComputePassEncoder(): void; commandEncoder: unknown };
+    // the backend keeps an open compute pass and encoder between ops: close and submit them before waiting
+    const b = tf.backend() as unknown as { endComputePassEncoder(): void; commandEncoder: unknown; submitQueue(): void;
+      device: WebGPUBackend['device'] };
     if (b.commandEncoder) {
       b.endComputePassEncoder();
       b.submitQueue();

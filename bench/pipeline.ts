@@ -1,0 +1,60 @@
+import * as tf from '@tensorflow/tfjs';
+import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
+import { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
+import type { TextEncoderConfig } from '../src/layers/clip/config.js';
+import { UNetSD } from '../src/layers/unet/unet.js';
+import { AutoencoderKL } from '../src/layers/vae/autoencoder.js';
+import type { VAEConfig } from '../src/layers/vae/config.js';
+import { TextToVideo } from '../src/pipeline/text2video.js';
+import { gpuRandom } from './random-gpu.js';
+import { gpuBytes, sync, timeIt } from './timing.js';
+import { RELEASED_UNET, randomizeWeights } from './unet.js';
+
+/** OpenCLIP ViT-H-14's text tower as the pipeline uses it: 24 blocks, the last one unused (penultimate output). */
+export const RELEASED_TEXT: TextEncoderConfig = {
+  context_length: 77, vocab_size: 49408, width: 1024, heads: 16, layers: 23, mlp_width: 4096, layer_norm_eps: 1e-5,
+};
+/** The released KL autoencoder (VQGAN_autoencoder.pth's ddconfig). */
+export const RELEASED_VAE: VAEConfig = {
+  ch: 128, ch_mult: [1, 2, 4, 4], num_res_blocks: 2, attn_levels: [], in_channels: 3, out_ch: 3, z_channels: 4,
+  embed_dim: 4, resamp_with_conv: true, give_pre_end: false, tanh_out: false, norm_num_groups: 32, norm_eps: 1e-6,
+};
+
+/** The whole generation, 16x256x256, 50 DDIM steps with guidance 9, random weights, fused kernels; split by stage. */
+export async function benchPipeline(log: (s: string) => void, args: string[]): Promise<unknown> {
+  const steps = Number(args[0] ?? 50);
+  registerWebGPUKernels();
+  const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
+  const unet = new UNetSD(RELEASED_UNET);
+  const vae = new AutoencoderKL(RELEASED_VAE);
+  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  await sync();
+  const weightsBytes = gpuBytes().allocated;
+  log(`pipeline weights on the GPU: ${(weightsBytes / 2 ** 30).toFixed(2)} GiB`);
+  const res: Record<string, unknown> = { weights_bytes: weightsBytes };
+
+  // VAE decode alone, 16 frames of 32x32 latents -> 256x256, in chunks of 4 as the pipeline does
+  {
+    const z = gpuRandom([16, 32, 32, 4], 1.7, 7) as tf.Tensor4D;
+    const ms = await timeIt(() => vae.decodeChunked(z, 4), 3, 1);
+    z.dispose();
+    res.vae_decode_16x256_ms = ms;
+    log(`VAE decode 16 frames 256x256 (chunks of 4): ${ms.toFixed(1)} ms`);
+  }
+
+  // a fixed token sequence stands in for the tokenizer (its vocabulary does not travel; it costs microseconds)
+  const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
+  const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
+  for (const [label, n] of [['warm-up (2 steps, compiles shaders)', 2], [`${steps} steps`, steps]] as const) {
+    const t0 = performance.now();
+    const out = await t2v.generate({ prompt: 'a panda eating bamboo', steps: n, guidance: 9, frames: 16, height: 256, width: 256, seed: 1 });
+    const wall = performance.now() - t0;
+    const tm = out.timings;
+    log(`generation ${label}: text ${tm.text.toFixed(0)} ms, denoise ${tm.denoise.toFixed(0)} ms, decode ${tm.decode.toFixed(0)} ms, total ${tm.total.toFixed(0)} ms (wall ${wall.toFixed(0)} ms)`);
+    if (n === steps) res.generation = { steps, ...tm, wall };
+    (out as unknown as { dispose?: () => void }).dispose?.();
+  }
+  res.gpu_bytes_peak = gpuBytes().allocated;
+  log(`GPU buffers after the generation: ${((res.gpu_bytes_peak as number) / 2 ** 30).toFixed(2)} GiB allocated`);
+  return res;
+}
