@@ -139,7 +139,8 @@ async function fetchFile(repo: string, f: PlannedFile, dest: string, r: Resolved
   onBytes(have);
   let blob: Blob | null;
   try {
-    blob = await downloadFile({ repo, path: f.path, revision: r.revision, hubUrl: r.endpoint, accessToken: r.token, fetch: r.fetch });
+    // Plain HTTP range requests (not the Xet chunk protocol): one stream per file, resumable at any byte.
+    blob = await downloadFile({ repo, path: f.path, revision: r.revision, hubUrl: r.endpoint, accessToken: r.token, fetch: r.fetch, xet: false });
   } catch (err) {
     throw explain(err, repo, r, `fetching ${f.path}`);
   }
