@@ -125,6 +125,17 @@ test('key tables at the released structure (four levels, attention at three, two
       assert.equal(size(shape), size(ours));
     }
     assert.equal(seen.size, Object.keys(side.modelscope).length, `${kind}: every upstream key has a diffusers source`);
+    // and the network configuration inferred from either side is the same
+    if (hasSpec(kind as NetworkKind)) {
+      const spec = networkSpec(kind as NetworkKind);
+      const mapped = new Map(Object.entries(side.diffusers).map(([k, s]) => {
+        const m = map(k);
+        return [m.key, m.transform === 'conv1d' ? [...s, 1] : m.transform === 'conv2d' ? [...s, 1, 1] : s];
+      }));
+      const ms = new Map(Object.entries(side.modelscope));
+      const json = kind === 'unet' ? { unet_head_dim: 8, unet_num_heads: 8 } : undefined;
+      assert.deepEqual(spec.infer(mapped, kind === 'unet' ? unetJsonFromDiffusers(side.config) : undefined), spec.infer(ms, json));
+    }
   }
 });
 

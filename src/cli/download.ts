@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
-import { ConvertError } from '../../converters/modelscope.js';
+import { ConvertError, type ProgressEvent } from '../../converters/modelscope.js';
+import { NETWORK_NAMES } from '../../converters/networks.js';
 import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
 import { selectBackend } from '../backend.js';
 import { downloadModel, type DownloadSummary } from '../hub.js';
@@ -50,6 +51,23 @@ function byteBar(enabled: boolean): { update(done: number, total: number, file: 
   };
 }
 
+/** One bar per network while converting, on a terminal. */
+function convertBars(enabled: boolean): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
+  if (!enabled) return { stop() {} };
+  const multi = new cliProgress.MultiBar({
+    format: 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params', hideCursor: true, clearOnComplete: false,
+  }, cliProgress.Presets.shades_classic);
+  let bar: cliProgress.SingleBar | null = null;
+  const m = (n: number) => Math.round(n / 1e5) / 10;
+  return {
+    onProgress(e) {
+      if (e.phase === 'start') bar = multi.create(m(e.total), 0, { name: NETWORK_NAMES[e.kind].padEnd(12) });
+      else bar?.update(m(e.done));
+    },
+    stop() { multi.stop(); },
+  };
+}
+
 export function register(program: Command): void {
   program.command('download')
     .description('download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
@@ -70,7 +88,8 @@ export function register(program: Command): void {
       }
       const out = opts.to ?? defaultOutDir(repo);
       const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
-      const bar = byteBar(opts.progress !== false && process.stderr.isTTY === true);
+      const tty = opts.progress !== false && process.stderr.isTTY === true;
+      const bar = byteBar(tty);
       let got: DownloadSummary;
       try {
         got = await downloadModel(repo, cache, {
@@ -84,10 +103,16 @@ export function register(program: Command): void {
       console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
       if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
       await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
-      const s = await convertDiffusers(cache, out, {
-        dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force,
-        source: { hub: repo, revision: got.revision, endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
-      });
+      const bars = convertBars(tty);
+      let s: Awaited<ReturnType<typeof convertDiffusers>>;
+      try {
+        s = await convertDiffusers(cache, out, {
+          dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force, onProgress: bars.onProgress,
+          source: { hub: repo, revision: got.revision, endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
+        });
+      } finally {
+        bars.stop();
+      }
       console.log(`converted to ${s.out} (${s.dtype}, ${mb(s.bytes)}, ${s.seconds.toFixed(1)} s)`);
       for (const n of s.notes) console.error(`t2v: note: ${n}; results may differ slightly from diffusers`);
       if (opts.deleteSource && existsSync(cache)) await rm(cache, { recursive: true, force: true });

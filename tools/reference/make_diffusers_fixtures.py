@@ -233,7 +233,7 @@ def released_structure(ms: dict, sf: dict) -> None:
     per level) at a small width: checks the index arithmetic of the key tables where the small model cannot."""
     cfg = dict(MODEL_CFG, unet_dim=32, unet_dim_mult=[1, 2, 4, 4], unet_res_blocks=2,
                unet_attn_scales=[1, 0.5, 0.25], unet_head_dim=8)
-    unet = UNetSD(in_dim=4, dim=cfg['unet_dim'], y_dim=32, context_dim=64, out_dim=4, dim_mult=cfg['unet_dim_mult'],
+    unet = UNetSD(in_dim=4, dim=cfg['unet_dim'], y_dim=32, context_dim=cfg['unet_context_dim'], out_dim=4, dim_mult=cfg['unet_dim_mult'],
                   num_heads=8, head_dim=cfg['unet_head_dim'], num_res_blocks=2, attn_scales=cfg['unet_attn_scales'],
                   dropout=0.1, temporal_attention=True)
     usd = unet.state_dict()
