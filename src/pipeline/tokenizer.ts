@@ -260,7 +260,8 @@ export class CLIPTokenizer {
     const encoder = new Map(Object.entries(vocab));
     const lines = mergesText.split('\n');
     const body = lines[0]?.startsWith('#version') ? lines.slice(1) : lines;
-    const merges = body.filter((l) => l.trim().length > 0).map((l) => l.split(/\s+/).filter(Boolean) as [string, string]);
+    const merges = body.filter((l) => l.trim().length > 0).slice(0, OPENCLIP_MERGES)
+      .map((l) => l.split(/\s+/).filter(Boolean) as [string, string]);
     for (const [ours, hf] of [[START_OF_TEXT, '<|startoftext|>'], [END_OF_TEXT, '<|endoftext|>']] as const) {
       const id = encoder.get(hf) ?? encoder.get(ours);
       if (id !== undefined) encoder.set(ours, id);
