@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -258,6 +258,55 @@ test('convertDiffusers: the whole folder, fp16 variant, into the t2v model forma
       assert.equal(info.tokenizer, 'tokenizer');
       assert.deepEqual(readFileSync(join(out, 'tokenizer', 'merges.txt')), readFileSync(join(HUB, 'tokenizer', 'merges.txt')));
       await assert.rejects(convertDiffusers(src, out, {}), /not empty/);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+/** Splits a safetensors file into two shards plus the `*.safetensors.index.json` diffusers writes for large models. */
+function shard(file: string, dir: string, stem: string): void {
+  const buf = readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  delete (header as Record<string, unknown>).__metadata__;
+  const keys = Object.keys(header);
+  const parts = [keys.slice(0, keys.length >> 1), keys.slice(keys.length >> 1)];
+  const map: Record<string, string> = {};
+  parts.forEach((ks, i) => {
+    const name = `${stem}-0000${i + 1}-of-00002.safetensors`;
+    const h: Record<string, unknown> = {};
+    const blobs: Buffer[] = [];
+    let off = 0;
+    for (const k of ks) {
+      const e = header[k];
+      const b = buf.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]);
+      h[k] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, off + b.length] };
+      blobs.push(b);
+      off += b.length;
+      map[k] = name;
+    }
+    let json = Buffer.from(JSON.stringify(h));
+    json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(join(dir, name), Buffer.concat([len, json, ...blobs]));
+  });
+  writeFileSync(join(dir, `${stem}.safetensors.index.json`), JSON.stringify({ metadata: {}, weight_map: map }));
+}
+
+test('convertDiffusers: sharded weights (an index and its shards) convert like the single file',
+  { skip: skipWithout('text_encoder', 'unet', 'vae') }, async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 't2v-diffusers-'));
+    try {
+      const src = join(tmp, 'src');
+      cpSync(HUB, src, { recursive: true });
+      rmSync(join(src, 'vae', 'diffusion_pytorch_model.safetensors'));
+      rmSync(join(src, 'vae', 'diffusion_pytorch_model.fp16.safetensors'));
+      shard(join(HUB, 'vae', 'diffusion_pytorch_model.safetensors'), join(src, 'vae'), 'diffusion_pytorch_model');
+      const sum = await convertDiffusers(src, join(tmp, 'sharded'), { dtype: 'float32' });
+      assert.equal(sum.networks.find((x) => x.kind === 'vae')?.source, join(src, 'vae', 'diffusion_pytorch_model.safetensors.index.json'));
+      await convertNetworkFile('vae', join(MS, MS_FILES.vae.file), join(tmp, 'ms'), { dtype: 'float32', prefix: MS_FILES.vae.prefix });
+      assert.ok(assertSameWeights(join(tmp, 'ms', 'vae'), join(tmp, 'sharded', 'vae')) > 0);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -23,6 +23,15 @@ function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
 }
 const FILES = new Map<string, Buffer>([...walk(HUB).map((p) => [relative(HUB, p), readFileSync(p)] as [string, Buffer]), ...Object.entries(EXTRA)]);
+// A second repository whose UNet weights are sharded: an index naming two shard files.
+const SHARDED = 'test-org/sharded-t2v';
+const SHARDED_FILES = new Map<string, Buffer>([...FILES].filter(([p]) => !p.startsWith('unet/diffusion_pytorch_model')));
+SHARDED_FILES.set('unet/diffusion_pytorch_model.safetensors.index.json', Buffer.from(JSON.stringify({
+  weight_map: { a: 'diffusion_pytorch_model-00001-of-00002.safetensors', b: 'diffusion_pytorch_model-00002-of-00002.safetensors' },
+})));
+SHARDED_FILES.set('unet/diffusion_pytorch_model-00001-of-00002.safetensors', Buffer.alloc(3000, 1));
+SHARDED_FILES.set('unet/diffusion_pytorch_model-00002-of-00002.safetensors', Buffer.alloc(2000, 2));
+const REPOS = new Map([[REPO, FILES], [SHARDED, SHARDED_FILES]]);
 
 interface Req { path: string; range?: string; auth?: string }
 let server: Server;
@@ -39,17 +48,19 @@ before(async () => {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Invalid credentials' }));
       return;
     }
-    const tree = `/api/models/${REPO}/tree/main`;
-    if (r.path === tree || r.path === `${tree}/`) {
-      const items = [...FILES].map(([path, data]) => {
+    const repo = [...REPOS.keys()].find((id) => r.path.startsWith(`/api/models/${id}/`) || r.path.startsWith(`/${id}/`));
+    const files = repo ? REPOS.get(repo)! : new Map<string, Buffer>();
+    const tree = `/api/models/${repo}/tree/main`;
+    if (repo && (r.path === tree || r.path === `${tree}/`)) {
+      const items = [...files].map(([path, data]) => {
         const lfs = /\.(safetensors|bin)$/.test(path) ? { oid: createHash('sha256').update(data).digest('hex'), size: data.length, pointerSize: 134 } : undefined;
         return { type: 'file', path, size: data.length, oid: createHash('sha1').update(data).digest('hex'), ...(lfs ? { lfs } : {}) };
       });
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(items));
       return;
     }
-    const prefix = `/${REPO}/resolve/main/`;
-    const data = r.path.startsWith(prefix) ? FILES.get(r.path.slice(prefix.length)) : undefined;
+    const prefix = `/${repo}/resolve/main/`;
+    const data = repo && r.path.startsWith(prefix) ? files.get(r.path.slice(prefix.length)) : undefined;
     if (!data) {
       res.writeHead(404, { 'content-type': 'application/json', 'x-error-code': r.path.startsWith(prefix) ? 'EntryNotFound' : 'RepoNotFound' })
         .end(JSON.stringify({ error: 'Repository not found' }));
@@ -124,6 +135,19 @@ test('download: files arrive byte-exact; a second run skips them; a partial file
     await assert.rejects(downloadModel(REPO, dir, { endpoint, variant: 'fp16' }), /wrong sha256.*run the command again/);
     await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
     assert.deepEqual(readFileSync(join(dir, unet)), full);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('download: sharded weights: the index, then every shard it names', async () => {
+  const dir = fresh();
+  try {
+    const s = await downloadModel(SHARDED, dir, { endpoint });
+    const unet = s.files.map((f) => f.path).filter((p) => p.startsWith('unet/')).sort();
+    assert.deepEqual(unet, ['unet/config.json', 'unet/diffusion_pytorch_model-00001-of-00002.safetensors',
+      'unet/diffusion_pytorch_model-00002-of-00002.safetensors', 'unet/diffusion_pytorch_model.safetensors.index.json']);
+    for (const p of unet) assert.deepEqual(readFileSync(join(dir, p)), SHARDED_FILES.get(p), p);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
