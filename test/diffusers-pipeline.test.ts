@@ -25,6 +25,10 @@ const ready = (() => { try { for (const k of ['text_encoder', 'unet', 'vae'] as 
 async function latentsOf(dir: string): Promise<Float32Array> {
   const t2v = await TextToVideo.load(dir);
   try {
+    if (dir.endsWith('hub')) {
+      // the defaults come from the folder: unet sample_size 8 x the VAE's 8; scale from vae/config.json
+      assert.deepEqual([t2v.defaults.height, t2v.defaults.width, t2v.scaleFactor], [64, 64, 0.18215]);
+    }
     const noise = readNpy(join(DIR, 'noise.npy'));
     const r = await t2v.generate({
       prompt: run.prompt, negativePrompt: run.negative_prompt, steps: run.steps, guidance: run.guide_scale,

@@ -212,6 +212,26 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       assert.ok(existsSync(join(dir, 'model.download', 'unet', 'diffusion_pytorch_model.fp16.safetensors')));
       assert.match(logs.join('\n'), /downloaded test-org\/tiny-t2v@main: \d+ files/);
       assert.match(logs.join('\n'), /converted to /);
+
+      // offline later: the complete download in the cache is converted again, with a note instead of an error
+      const closed = createServer();
+      await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));
+      process.env.HF_ENDPOINT = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`;
+      await new Promise<void>((res) => closed.close(() => res()));
+      const errors: string[] = [];
+      const err = console.error;
+      console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
+      console.log = () => {};
+      try {
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--force', '--no-progress'], { from: 'user' });
+      } finally {
+        console.log = log;
+        console.error = err;
+      }
+      assert.match(errors.join('\n'), /note: cannot reach .*converting the files already in/);
+      assert.ok(statSync(join(dir, 'model', 't2v.json')).isFile());
+      // and with nothing downloaded yet, offline is an error
+      await assert.rejects(program.parseAsync(['download', REPO, '--to', join(dir, 'other'), '--no-progress'], { from: 'user' }), /cannot reach/);
     } finally {
       if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
       rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,8 @@ import { ConvertError, type ProgressEvent } from '../../converters/modelscope.js
 import { NETWORK_NAMES } from '../../converters/networks.js';
 import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
 import { selectBackend } from '../backend.js';
-import { downloadModel, type DownloadSummary } from '../hub.js';
+import { HubError, downloadModel, type DownloadSummary } from '../hub.js';
+import { diffusersWeights } from '../../converters/diffusers.js';
 
 // What the lead wires into `t2v convert` (format detection) and src/cli.ts (`download`).
 export { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
@@ -26,6 +27,18 @@ interface Options {
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** True when `dir` holds a whole diffusers folder from an earlier download (configs, tokenizer, weights). */
+function completeCache(dir: string, variant?: string): boolean {
+  if (!isDiffusersFolder(dir)) return false;
+  if (!['tokenizer/vocab.json', 'tokenizer/merges.txt', 'scheduler/scheduler_config.json'].every((f) => existsSync(join(dir, f)))) return false;
+  try {
+    diffusersWeights(dir, variant ?? '');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** weights/<owner>--<name> by default. */
 export function defaultOutDir(repo: string): string {
@@ -90,17 +103,23 @@ export function register(program: Command): void {
       const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
       const tty = opts.progress !== false && process.stderr.isTTY === true;
       const bar = byteBar(tty);
-      let got: DownloadSummary;
+      let got: DownloadSummary | null = null;
       try {
         got = await downloadModel(repo, cache, {
           revision: opts.revision, variant: opts.variant,
           onProgress: (p) => bar.update(p.done, p.total, p.file),
         });
+      } catch (err) {
+        // Offline with a complete earlier download: convert what is there rather than stop.
+        if (!(err instanceof HubError && err.message.startsWith('cannot reach') && completeCache(cache, opts.variant))) throw err;
+        console.error(`t2v: note: ${err.message.split(':')[0]}; converting the files already in ${cache}`);
       } finally {
         bar.stop();
       }
-      const total = got.files.reduce((a, f) => a + f.size, 0);
-      console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
+      if (got) {
+        const total = got.files.reduce((a, f) => a + f.size, 0);
+        console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
+      }
       if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
       await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
       const bars = convertBars(tty);
@@ -108,7 +127,7 @@ export function register(program: Command): void {
       try {
         s = await convertDiffusers(cache, out, {
           dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force, onProgress: bars.onProgress,
-          source: { hub: repo, revision: got.revision, endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
+          source: { hub: repo, revision: got?.revision ?? opts.revision ?? 'main', endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
         });
       } finally {
         bars.stop();
