@@ -49,7 +49,7 @@ function maxLevelDiff(a: Uint8Array, b: Uint8Array): number {
 
 const skip = !hasClipVocab && 'needs the CLIP vocabulary beside the checkout';
 
-test('e2e: API matches upstream on two cases (latents within 1e-4, frames within one level); no tensor leaks', { skip }, async () => {
+test('e2e: API (batched guidance, the cpu default) matches upstream on two cases (latents within 1e-4, frames within one level); no tensor leaks', { skip }, async () => {
   const baseline = tf.memory().numTensors;
   for (const name of ['wide', 'long']) {
     const c = readCase(name);
@@ -115,7 +115,7 @@ function readPng(file: string): { rgb: Uint8Array; width: number; height: number
   return { rgb, width, height };
 }
 
-test('e2e: CLI generate with --noise and --save-latents matches upstream; mp4 checked with ffprobe; contact sheet holds the frames', { skip }, async () => {
+test('e2e: CLI generate (two UNet calls per step) with --noise and --save-latents matches upstream; mp4 checked with ffprobe; contact sheet holds the frames', { skip }, async () => {
   const c = readCase('long');
   const out = join(work, 'long.mp4');
   const latents = join(work, 'latents.npy');
@@ -123,7 +123,7 @@ test('e2e: CLI generate with --noise and --save-latents matches upstream; mp4 ch
   const r = await runCli(['generate', c.prompt, '--model', model, '--negative', c.negative ?? '', '--steps', String(c.steps),
     '--guidance', String(c.guidance), '--frames', String(c.frames), '--height', String(c.height), '--width', String(c.width),
     '--noise', join(CASES, 'long', 'noise.npy'), '--save-latents', latents, '--out', out, '--fps', '8',
-    '--contact-sheet', sheet, '--decode-chunk', '3', '--backend', 'cpu']);
+    '--contact-sheet', sheet, '--decode-chunk', '3', '--backend', 'cpu', '--no-batch-guidance']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /wrote .*long\.mp4: 4 frames 32x32 at 8 fps/);
   assert.match(r.stdout, /text .* s \| denoise .* s \(5 steps, .* s\/step\) \| decode .* s \| total/);

@@ -80,7 +80,8 @@ export function register(program: Command): void {
     .option('--fps <n>', `frames per second of the video (default ${UPSTREAM_DEFAULTS.fps})`)
     .option('--contact-sheet <file.png>', 'also write all frames in one PNG')
     .option('--decode-chunk <n>', `frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`)
-    .option('--batch-guidance', 'run the conditional and unconditional UNet passes as one batch of two')
+    .option('--batch-guidance', 'conditional and unconditional UNet passes as one batch of two (default on cpu and wasm)')
+    .option('--no-batch-guidance', 'two UNet calls per step, as upstream')
     .option('--no-progress', 'no progress bar'))
     .action(async (prompt: string, opts: Options) => {
       const folder = await readModelFolder(opts.model);
@@ -136,7 +137,7 @@ export function register(program: Command): void {
         bar?.start(total, 0, { timestep: '-' });
         result = await t2v.generate({
           prompt, negativePrompt: opts.negative, ...s, seed, noise, signal: controller.signal,
-          batchGuidance: opts.batchGuidance === true,
+          batchGuidance: opts.batchGuidance,
           onStep: (step, timestep) => { bar?.update(step, { timestep }); },
         });
       } finally {
