@@ -81,6 +81,17 @@ test('generate: output that cannot be written, or of unknown kind', async () => 
   await refused(['--contact-sheet', join(work, 'sheet.jpg')], /--contact-sheet must name a \.png/);
 });
 
+test('generate: .mp4 with an unusable FFMPEG_PATH is refused before sampling', async () => {
+  const saved = process.env.FFMPEG_PATH;
+  process.env.FFMPEG_PATH = join(work, 'no-ffmpeg');
+  try {
+    await refused(['--out', join(work, 'v.mp4')], /FFMPEG_PATH=.*no-ffmpeg is not an executable file/);
+  } finally {
+    if (saved === undefined) delete process.env.FFMPEG_PATH;
+    else process.env.FFMPEG_PATH = saved;
+  }
+});
+
 test('generate: a model folder without networks fails at load with a clear line', async () => {
   const r = await runCli(['generate', 'p', '--model', model, '--out', join(work, 'v.gif'), '--backend', 'cpu', '--steps', '1', '--frames', '1', '--height', '8', '--width', '8']);
   assert.equal(r.code, 1);
