@@ -70,7 +70,7 @@ function assertSameWeights(a: string, b: string): number {
 test('diffusers key tables map the fixture one-to-one onto the ModelScope/LDM/OpenCLIP keys', async () => {
   const configs = await readDiffusersConfigs(HUB);
   const cases: [NetworkKind, string, (k: string) => string][] = [
-    ['unet', 'unet/diffusion_pytorch_model.safetensors', (k) => mapUNetKey(k, configs.unet as never).key],
+    ['unet', 'unet/diffusion_pytorch_model.fp16.safetensors', (k) => mapUNetKey(k, configs.unet as never).key],
     ['vae', 'vae/diffusion_pytorch_model.safetensors', (k) => mapVAEKey(k, configs.vae as never).key],
   ];
   for (const [kind, rel, map] of cases) {
@@ -174,6 +174,8 @@ test('weights files: safetensors before .bin, the asked variant first, sharded i
   assert.deepEqual(chooseWeights('unet', have(['unet/diffusion_pytorch_model.safetensors.index.fp16.json']), 'fp16'),
     { file: 'unet/diffusion_pytorch_model.safetensors.index.fp16.json', sharded: true, variant: 'fp16' });
   assert.equal(chooseWeights('vae', have([])), null);
+  // no variant asked and only the fp16 files there: those
+  assert.equal(chooseWeights('unet', have(['unet/diffusion_pytorch_model.fp16.safetensors']))?.file, 'unet/diffusion_pytorch_model.fp16.safetensors');
 });
 
 test('t2v.json facts from the folder: DDIM config, VAE scale, default size from unet sample_size', async () => {
@@ -214,8 +216,10 @@ for (const kind of ['vae', 'unet', 'text_encoder'] as NetworkKind[]) {
         const map = kind === 'unet' ? (k: string) => mapUNetKey(k, configs.unet as never)
           : kind === 'vae' ? (k: string) => mapVAEKey(k, configs.vae as never) : mapTextKey;
         const json = kind === 'unet' ? unetJsonFromDiffusers(configs.unet) : kind === 'text_encoder' ? configs.text_encoder : undefined;
+        // (the fixture holds the UNet as the fp16 variant only, the VAE in both forms)
         const files = kind === 'text_encoder' ? ['text_encoder/pytorch_model.bin']
-          : [`${kind}/diffusion_pytorch_model.safetensors`, `${kind}/diffusion_pytorch_model.fp16.safetensors`];
+          : kind === 'unet' ? ['unet/diffusion_pytorch_model.fp16.safetensors']
+            : ['vae/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.fp16.safetensors'];
         const paths = files.map((f) => join(HUB, f));
         if (kind === 'vae') paths.push(join(DIR, 'bin', 'vae', 'diffusion_pytorch_model.bin'));
         for (const [i, p] of paths.entries()) {
@@ -317,7 +321,6 @@ test('convertDiffusers: clear errors for foreign folders', async () => {
   const tmp = mkdtempSync(join(tmpdir(), 't2v-diffusers-'));
   try {
     cpSync(HUB, tmp, { recursive: true });
-    rmSync(join(tmp, 'unet', 'diffusion_pytorch_model.safetensors'));
     rmSync(join(tmp, 'unet', 'diffusion_pytorch_model.fp16.safetensors'));
     await assert.rejects(convertDiffusers(tmp, join(tmp, 'out')), /unet: no weights/);
   } finally {

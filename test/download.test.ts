@@ -90,13 +90,15 @@ const bodies = (path: string) => requests.filter((q) => q.path.endsWith(`/resolv
 test('plan: only what the conversion reads, the fp16 variant when asked', async () => {
   const all = await listRepoFiles(REPO, { endpoint });
   const plain = planFiles(all).map((f) => f.path).sort();
-  assert.ok(plain.includes('unet/diffusion_pytorch_model.safetensors'));
-  assert.ok(!plain.some((p) => p.includes('.fp16.') || p === 'README.md' || p.startsWith('samples/')));
+  assert.ok(plain.includes('vae/diffusion_pytorch_model.safetensors'));
+  assert.ok(plain.includes('unet/diffusion_pytorch_model.fp16.safetensors'), 'the fixture has only the fp16 UNet: that one');
+  assert.ok(!plain.includes('vae/diffusion_pytorch_model.fp16.safetensors'));
+  assert.ok(!plain.some((p) => p === 'README.md' || p.startsWith('samples/')));
   const half = planFiles(all, 'fp16').map((f) => f.path);
   assert.ok(half.includes('unet/diffusion_pytorch_model.fp16.safetensors'));
   assert.ok(half.includes('vae/diffusion_pytorch_model.fp16.safetensors'));
   assert.ok(half.includes('text_encoder/pytorch_model.bin'), 'no fp16 text encoder: the plain file');
-  assert.ok(!half.includes('unet/diffusion_pytorch_model.safetensors'));
+  assert.ok(!half.includes('vae/diffusion_pytorch_model.safetensors'));
   assert.throws(() => planFiles(all.filter((f) => !f.path.startsWith('unet/'))), /missing unet\/config.json, unet\/ weights/);
 });
 
