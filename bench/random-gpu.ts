@@ -19,14 +19,17 @@ fn pcg(v : u32) -> u32 {
 }
 fn main() {
   let i = flatWorkgroup() * 256u + localId.x;
-  if (i >= ${size}u) { return; }
-  let r = pcg(i ^ pcg(${seed >>> 0}u));
-  result[i] = (f32(r >> 8u) * (1.0 / 16777216.0) * 2.0 - 1.0) * ${scale.toPrecision(9)};
+  if (i >= uniforms.count) { return; }
+  let r = pcg(i ^ pcg(uniforms.seed));
+  result[i] = (f32(r >> 8u) * (1.0 / 16777216.0) * 2.0 - 1.0) * uniforms.scale;
 }`;
+  // size, seed and scale are uniforms: one pipeline serves every weight
   const prog = program({
-    key: `t2vRandom_${size}_${seed}_${scale}`, inputs: [], outputShape: shape, workgroupSize: 256,
+    key: 't2vRandom', inputs: [], outputShape: shape, workgroupSize: 256,
     dispatch: flatDispatch(Math.ceil(size / 256)), components: [], outputComponent: 1, code,
   });
-  const info = backend.runWebGPUProgram(prog, [], 'float32');
+  prog.uniforms = 'count : u32, seed : u32, scale : f32,';
+  const info = backend.runWebGPUProgram(prog, [], 'float32', [
+    { type: 'uint32', data: [size] }, { type: 'uint32', data: [seed >>> 0] }, { type: 'float32', data: [scale] }]);
   return tf.engine().makeTensorFromTensorInfo(info);
 }

@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { installDawn } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
-import { FusedAttention, FusedGEGLU, FusedGroupNorm } from '../src/backends/kernels.js';
+import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm } from '../src/backends/kernels.js';
 import { attention } from '../src/layers/common/attention.js';
-import { GroupNorm } from '../src/layers/common/norm.js';
+import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { relMaxError } from './helpers.js';
 
 // The fused WGSL kernels against the plain ops on the cpu backend. They need a WebGPU adapter: a GPU with a Vulkan
@@ -48,7 +48,9 @@ const attentionCases: [string, number, number, number, number, number, boolean][
   ['self-attention, nq not a multiple of the row tile', 2, 70, 70, 2, 64, false],
   ['cross-attention, 77 keys', 2, 40, 77, 3, 32, false],
   ['causal (text tower)', 1, 77, 77, 4, 16, true],
-  ['temporal, 16 frames', 24, 16, 16, 2, 64, false],
+  ['temporal, 16 frames (short-sequence kernel)', 24, 16, 16, 2, 64, false],
+  ['short causal, 9 keys', 3, 9, 9, 2, 32, true],
+  ['33 keys (tiled kernel, partial tile)', 2, 20, 33, 2, 64, false],
 ];
 for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
   test(`webgpu fused attention matches plain ops: ${name}`, { skip }, async () => {
@@ -65,27 +67,50 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
   });
 }
 
-for (const silu of [false, true]) {
-  test(`webgpu fused GroupNorm${silu ? '+SiLU' : ''} matches plain ops (groups straddle vec4 lanes)`, { skip }, async () => {
-    const shape = [2, 3, 5, 8, 40];
+const groupNormCases: [string, number[], number, boolean][] = [
+  ['groups straddle vec4 lanes', [2, 3, 5, 8, 40], 4, false],
+  ['groups straddle vec4 lanes, +SiLU', [2, 3, 5, 8, 40], 4, true],
+  ['one video, 131072 values a group (chunked statistics), +SiLU', [1, 4, 64, 64, 64], 8, true],
+];
+for (const [name, shape, groups, silu] of groupNormCases) {
+  test(`webgpu fused GroupNorm matches plain ops: ${name}`, { skip }, async () => {
+    const c = shape[shape.length - 1];
     const xd = rand(shape, 4).map((v) => v * 3 + 1.5);
-    const gn = new GroupNorm(4, 40);
-    const w = rand([40], 5);
-    const bi = rand([40], 6);
+    const gn = new GroupNorm(groups, c);
+    const w = rand([c], 5);
+    const bi = rand([c], 6);
     const { ref, gpu, leaked } = await both(() => tf.tidy(() => {
       gn.weight.value = tf.tensor1d(w);
       gn.bias.value = tf.tensor1d(bi);
       const y = gn.forward(tf.tensor(xd, shape), silu);
       tf.keep(gn.weight.value);
+      tf.keep(gn.bias.value);
       return y;
     }), FusedGroupNorm);
-    gn.weight.value?.dispose();
-    gn.bias.value?.dispose();
+    tf.dispose([gn.weight.value!, gn.bias.value!]);
     const err = relMaxError(gpu, ref);
+    console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.ok(leaked <= 2, `leaked ${leaked}`); // the two weights set inside
   });
 }
+
+test('webgpu fused LayerNorm matches plain ops', { skip }, async () => {
+  const shape = [3, 77, 1024];
+  const xd = rand(shape, 8).map((v) => v * 2 - 0.7);
+  const ln = new LayerNorm(1024);
+  const w = rand([1024], 9);
+  const bi = rand([1024], 10);
+  const { ref, gpu, leaked } = await both(() => tf.tidy(() => {
+    ln.weight.value = tf.keep(tf.tensor1d(w));
+    ln.bias.value = tf.keep(tf.tensor1d(bi));
+    return ln.forward(tf.tensor(xd, shape));
+  }), FusedLayerNorm);
+  tf.dispose([ln.weight.value!, ln.bias.value!]);
+  const err = relMaxError(gpu, ref);
+  assert.ok(err <= TOL, `rel err ${err}`);
+  assert.ok(leaked <= 2, `leaked ${leaked}`);
+});
 
 test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   const shape = [3, 7, 48];

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 export const FusedAttention = 'T2VFusedAttention';
 export const FusedGroupNorm = 'T2VFusedGroupNorm';
 export const FusedGEGLU = 'T2VFusedGEGLU';
+export const FusedLayerNorm = 'T2VFusedLayerNorm';
 
 export interface FusedAttentionAttrs { heads: number; causal: boolean }
 export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }

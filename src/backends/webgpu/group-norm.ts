@@ -5,19 +5,21 @@ import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from 
 
 const STATS_THREADS = 256;
 const APPLY_THREADS = 256;
+/** Values per statistics workgroup. */
+const CHUNK = 4096;
 
 export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
   const c = x.shape[x.shape.length - 1];
   const n = x.shape[0];
   const size = x.shape.reduce((a, s) => a * s, 1);
-  return x.dtype === 'float32' && c % 4 === 0 && c % groups === 0 && n * groups <= MAX_WORKGROUPS
+  return x.dtype === 'float32' && c % 4 === 0 && c % groups === 0 && n <= MAX_WORKGROUPS && groups <= MAX_WORKGROUPS
     && size < 2 ** 31 && size > 0;
 }
 
 /**
- * GroupNorm over channels-last x [N, ..., C] (statistics per sample and group), optionally followed by SiLU, in
- * two passes: one workgroup per (sample, group) computes mean and 1/std (a mean pass, then a centred variance pass,
- * as accurate as tf.moments), then one elementwise pass normalizes, scales, shifts and applies SiLU in registers.
+ * GroupNorm over channels-last x [N, ..., C] (statistics per sample and group), optionally followed by SiLU:
+ * chunked statistics (each chunk a mean pass then a centred variance pass, as accurate as tf.moments), merged per
+ * (sample, group), then one elementwise pass normalizes, scales, shifts and applies SiLU in registers.
  */
 export function fusedGroupNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo,
   attrs: FusedGroupNormAttrs): tf.TensorInfo {
@@ -27,13 +29,20 @@ export function fusedGroupNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: 
   const size = x.shape.reduce((a, s) => a * s, 1);
   const s = size / (n * c);
   const cg = c / groups;
-  const statsCode = `
+  // statistics in two steps so that even one video (N = 1, 32 groups of 160 k values) spreads over the GPU:
+  // K chunks per (sample, group) give a count, mean and centred sum of squares each, merged by Chan's formula
+  const total = s * cg;
+  const chunks = Math.max(1, Math.min(64, Math.ceil(total / CHUNK)));
+  const chunk = Math.ceil(total / chunks);
+  const partialCode = `
 const WG = ${STATS_THREADS}u;
 const C = ${c}u;
 const CG = ${cg}u;
-const G = ${groups}u;
 const S = ${s}u;
-const EPS = ${eps};
+const TOTAL = ${total}u;
+const CHUNK = ${chunk}u;
+const K = ${chunks}u;
+const G = ${groups}u;
 var<workgroup> red : array<f32, ${STATS_THREADS}>;
 fn reduceSum(v : f32) -> f32 {
   let tid = localId.x;
@@ -49,34 +58,74 @@ fn reduceSum(v : f32) -> f32 {
 }
 fn main() {
   let tid = localId.x;
-  let g = workgroupId.x;
-  let nn = workgroupId.y;
-  let total = S * CG;
+  let k = workgroupId.x;
+  let g = workgroupId.y;
+  let nn = workgroupId.z;
   let base = nn * S * C + g * CG;
+  let e0 = k * CHUNK;
+  let e1 = min(TOTAL, e0 + CHUNK);
   var sum = 0.0;
-  for (var e = tid; e < total; e += WG) { sum += X[base + (e / CG) * C + e % CG]; }
-  let mean = reduceSum(sum) / f32(total);
+  for (var e = e0 + tid; e < e1; e += WG) { sum += X[base + (e / CG) * C + e % CG]; }
+  let mean = reduceSum(sum) / f32(e1 - e0);
   var sq = 0.0;
-  for (var e = tid; e < total; e += WG) {
+  for (var e = e0 + tid; e < e1; e += WG) {
     let dlt = X[base + (e / CG) * C + e % CG] - mean;
     sq = fma(dlt, dlt, sq);
   }
-  let variance = reduceSum(sq) / f32(total);
+  let m2 = reduceSum(sq);
   if (tid == 0u) {
-    result[(nn * G + g) * 2u] = mean;
-    result[(nn * G + g) * 2u + 1u] = inverseSqrt(variance + EPS);
+    let o = ((nn * G + g) * K + k) * 2u;
+    result[o] = mean;
+    result[o + 1u] = m2;
   }
 }`;
-  const stats = run(backend, program({
-    key: `t2vGroupNormStats_${c}_${groups}_${s}_${eps}`,
+  const partials = run(backend, program({
+    key: `t2vGroupNormPartial_${c}_${groups}_${s}_${chunks}`,
     inputs: ['X'],
-    outputShape: [n * groups * 2],
+    outputShape: [n * groups * chunks * 2],
     workgroupSize: STATS_THREADS,
-    dispatch: [groups, n, 1],
+    dispatch: [chunks, groups, n],
     components: [1],
     outputComponent: 1,
-    code: statsCode,
+    code: partialCode,
   }), [x]);
+  const combineCode = `
+const K = ${chunks}u;
+const CHUNK = ${chunk}u;
+const TOTAL = ${total}u;
+const NG = ${n * groups}u;
+const EPS = ${eps};
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let i = flatWorkgroup() * 64u + localId.x;
+  if (i >= NG) { return; }
+  var cnt = 0.0;
+  var mean = 0.0;
+  var m2 = 0.0;
+  for (var k = 0u; k < K; k++) {
+    let nb = f32(min(TOTAL, (k + 1u) * CHUNK) - k * CHUNK);
+    let mb = P[(i * K + k) * 2u];
+    let qb = P[(i * K + k) * 2u + 1u];
+    let nab = cnt + nb;
+    let delta = mb - mean;
+    mean = mean + delta * nb / nab;
+    m2 = m2 + qb + delta * delta * cnt * nb / nab;
+    cnt = nab;
+  }
+  result[i * 2u] = mean;
+  result[i * 2u + 1u] = inverseSqrt(m2 / cnt + EPS);
+}`;
+  const stats = run(backend, program({
+    key: `t2vGroupNormCombine_${n * groups}_${chunks}_${chunk}_${total}_${eps}`,
+    inputs: ['P'],
+    outputShape: [n * groups * 2],
+    workgroupSize: 64,
+    dispatch: flatDispatch(Math.ceil(n * groups / 64)),
+    components: [1],
+    outputComponent: 1,
+    code: combineCode,
+  }), [partials]);
+  backend.disposeData(partials.dataId);
 
   const vecs = size / 4;
   const applyCode = `

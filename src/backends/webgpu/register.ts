@@ -1,16 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
-  FusedAttention, FusedGEGLU, FusedGroupNorm, setSupportCheck,
+  FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, setSupportCheck,
   type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from '../kernels.js';
 import { attentionSupported, fusedAttention } from './attention.js';
 import { fusedGEGLU, gegluSupported } from './geglu.js';
 import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
+import { fusedLayerNorm, layerNormSupported } from './layer-norm.js';
 
 const BACKEND = 'webgpu';
-export type WebGPUKernel = 'attention' | 'groupnorm' | 'geglu';
-export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'groupnorm', 'geglu'];
+export type WebGPUKernel = 'attention' | 'groupnorm' | 'layernorm' | 'geglu';
+export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'groupnorm', 'layernorm', 'geglu'];
 
 const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
   attention: {
@@ -30,6 +31,15 @@ const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; sup
         inputs.beta!, attrs as unknown as FusedGroupNormAttrs),
     },
     supports: ([x], a) => groupNormSupported(x, a.groups as number),
+  },
+  layernorm: {
+    name: FusedLayerNorm,
+    config: {
+      kernelName: FusedLayerNorm, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedLayerNorm(backend as WebGPUBackend, inputs.x!, inputs.gamma!,
+        inputs.beta!, (attrs as { eps: number }).eps),
+    },
+    supports: ([x]) => layerNormSupported(x),
   },
   geglu: {
     name: FusedGEGLU,

@@ -40,7 +40,12 @@ export class Conv2d extends Module {
         y = tf.matMul(x.reshape([n * h * w, c]) as tf.Tensor2D, this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D)
           .reshape([n, h, w, this.outChannels]);
       } else {
-        y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, this.stride, same ? 'same' : explicitPadding(this.padding));
+        const pad = same ? 'same' : explicitPadding(this.padding);
+        // webgpu adds the bias inside the convolution kernel (one dispatch less per layer); elsewhere the plain ops
+        if (this.bias && tf.getBackend() === 'webgpu') {
+          return tf.fused.conv2d({ x, filter: this.weight.tensor as tf.Tensor4D, strides: this.stride, pad, bias: this.bias.tensor });
+        }
+        y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, this.stride, pad);
       }
       return this.bias ? tf.add(y, this.bias.tensor) : y;
     });

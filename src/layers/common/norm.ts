@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FusedGroupNorm, fusedKernelFor, runFused } from '../../backends/kernels.js';
+import { FusedGroupNorm, FusedLayerNorm, fusedKernelFor, runFused } from '../../backends/kernels.js';
 import { Module, type Param } from '../module.js';
 
 /**
@@ -48,6 +48,10 @@ export class LayerNorm extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
+    const attrs = { eps: this.eps };
+    if (fusedKernelFor(FusedLayerNorm, [x], attrs)) {
+      return runFused(FusedLayerNorm, { x, gamma: this.weight.tensor, beta: this.bias.tensor }, attrs);
+    }
     return tf.tidy(() => {
       const { mean, variance } = tf.moments(x, -1, true);
       const y = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
