@@ -29,6 +29,20 @@ test('pipeline: a seed gives the same video every time; another seed another one
   assert.ok(Number.isInteger(r.seed), 'a random seed is reported');
 });
 
+test('pipeline: text features of recent prompts are reused, with the same result', async () => {
+  const parts = standIns();
+  const t2v = new TextToVideo(parts);
+  const base = tf.memory().numTensors;
+  const a = await t2v.generate({ ...small, seed: 4 });
+  assert.equal(parts.calls.text, 2);
+  const b = await t2v.generate({ ...small, seed: 4 });
+  assert.equal(parts.calls.text, 2, 'prompt and empty text both cached');
+  assert.deepEqual(a.latents, b.latents);
+  await t2v.generate({ ...small, seed: 4, negativePrompt: 'grey' });
+  assert.equal(parts.calls.text, 3);
+  assert.equal(tf.memory().numTensors, base, 'the cache holds no tensors');
+});
+
 test('pipeline: result layout, defaults from the components, timings', async () => {
   const t2v = new TextToVideo({ ...standIns(), defaults: { frames: 2, height: 8, width: 16, steps: 2, fps: 12 } });
   const r = await t2v.generate({ prompt: 'x', seed: 1 });

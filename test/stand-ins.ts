@@ -6,13 +6,16 @@ import type { TextToVideoComponents } from '../src/pipeline/text2video.js';
  * `sampler_only`): the text "encoder" gives a scalar context (0.7 for a prompt, -0.3 for the empty text), the
  * "UNet" returns sin(x) * context + t / 1000, the "VAE" repeats each latent pixel 8x8 and maps channels 0..2 by tanh.
  */
-export function standIns(): TextToVideoComponents & { calls: { unet: number; vae: number } } {
-  const calls = { unet: 0, vae: 0 };
+export function standIns(): TextToVideoComponents & { calls: { text: number; unet: number; vae: number } } {
+  const calls = { text: 0, unet: 0, vae: 0 };
   return {
     calls,
     tokenizer: { encode: (text: string) => [text === '' ? 0 : 1] },
     textEncoder: {
-      forward: (ids: tf.Tensor2D) => tf.tidy(() => tf.sub(tf.mul(tf.cast(ids, 'float32'), 1.0), 0.3).reshape([ids.shape[0], 1, 1]) as tf.Tensor3D),
+      forward: (ids: tf.Tensor2D) => tf.tidy(() => {
+        calls.text++;
+        return tf.sub(tf.cast(ids, 'float32'), 0.3).reshape([ids.shape[0], 1, 1]) as tf.Tensor3D;
+      }),
     },
     unet: {
       forward: (x: tf.Tensor5D, t: tf.Tensor1D, ctx: tf.Tensor3D) => tf.tidy(() => {

@@ -87,6 +87,9 @@ function aborted(signal?: AbortSignal): void {
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
 const BATCH_IDENTICAL = new Set(['cpu', 'wasm']);
 
+/** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
+const TEXT_CACHE_SIZE = 8;
+
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
 /**
@@ -102,6 +105,7 @@ export class TextToVideo {
   /** The backend `load` selected (null when built from components). */
   backend: BackendChoice | null = null;
   private disposed = false;
+  private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
   constructor(readonly components: TextToVideoComponents, readonly info: ModelInfo | null = null) {
     this.scheduler = new DDIMScheduler(components.schedule ?? DEFAULT_SCHEDULE);
@@ -159,6 +163,24 @@ export class TextToVideo {
   encodeText(text: string): tf.Tensor3D {
     const ids = this.components.tokenizer.encode(text);
     return tf.tidy(() => this.components.textEncoder.forward(tf.tensor2d(ids, [1, ids.length], 'int32')));
+  }
+
+  /**
+   * `encodeText` through a small cache of recent prompts (kept as plain arrays, not tensors), so generating again
+   * with the same prompt, or with the empty unconditional text, skips the text tower.
+   */
+  private async textFeatures(text: string): Promise<tf.Tensor3D> {
+    const hit = this.textCache.get(text);
+    if (hit) {
+      this.textCache.delete(text);
+      this.textCache.set(text, hit);
+      return tf.tensor3d(hit.data, hit.shape);
+    }
+    const t = this.encodeText(text);
+    const data = await t.data() as Float32Array;
+    this.textCache.set(text, { data, shape: t.shape });
+    if (this.textCache.size > TEXT_CACHE_SIZE) this.textCache.delete(this.textCache.keys().next().value as string);
+    return t;
   }
 
   /** The initial noise from the options, checked, in upstream layout. */
@@ -245,11 +267,10 @@ export class TextToVideo {
     const t0 = performance.now();
     const held: tf.Tensor[] = [];
     try {
-      const cond = this.encodeText(o.prompt);
+      const cond = await this.textFeatures(o.prompt);
       held.push(cond);
-      const uncond = this.encodeText(o.negativePrompt ?? '');
+      const uncond = await this.textFeatures(o.negativePrompt ?? '');
       held.push(uncond);
-      await Promise.all([cond.data(), uncond.data()]);
       const t1 = performance.now();
 
       // channels-last inside: [1, c, f, h, w] -> [1, f, h, w, c]
@@ -313,6 +334,7 @@ export class TextToVideo {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.textCache.clear();
     const c = this.components;
     c.textEncoder.disposeWeights?.();
     c.unet.disposeWeights?.();
