@@ -215,6 +215,16 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       assert.match(logs.join('\n'), /downloaded test-org\/tiny-t2v@main: \d+ files/);
       assert.match(logs.join('\n'), /converted to /);
 
+      // a second run finds the conversion done
+      logs.length = 0;
+      console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
+      try {
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+      } finally {
+        console.log = log;
+      }
+      assert.match(logs.join('\n'), /already converted in .*--force converts it again/);
+
       // offline later: the complete download in the cache is converted again, with a note instead of an error
       const closed = createServer();
       await new Promise<void>((res) => closed.listen(0, '127.0.0.1', res));

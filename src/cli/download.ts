@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -35,6 +35,16 @@ function completeCache(dir: string, variant?: string): boolean {
   try {
     diffusersWeights(dir, variant ?? '');
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `out` holds a finished conversion of this hub id and revision. */
+function alreadyConverted(out: string, repo: string, revision: string): boolean {
+  try {
+    const info = JSON.parse(readFileSync(join(out, 't2v.json'), 'utf8')) as { source?: { hub?: string; revision?: string } };
+    return info.source?.hub === repo && info.source?.revision === revision;
   } catch {
     return false;
   }
@@ -101,6 +111,11 @@ export function register(program: Command): void {
       }
       const out = opts.to ?? defaultOutDir(repo);
       const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
+      const done = alreadyConverted(out, repo, opts.revision ?? 'main');
+      if (done && !opts.force) {
+        console.log(`${repo}@${opts.revision ?? 'main'} is already converted in ${out} (--force converts it again)`);
+        return;
+      }
       const tty = opts.progress !== false && process.stderr.isTTY === true;
       const bar = byteBar(tty);
       let got: DownloadSummary | null = null;
