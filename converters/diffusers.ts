@@ -137,7 +137,12 @@ export function mapCheckpoint(src: Checkpoint, map: (key: string) => MappedKey):
   const entries = new Map<string, TensorEntry>();
   const qkv = new Map<string, (TensorEntry | undefined)[]>();
   for (const [k, e] of src.entries) {
-    const m = map(k);
+    let m: MappedKey;
+    try {
+      m = map(k);
+    } catch (err) {
+      throw new ConvertError(`${src.path}: ${(err as Error).message} (not this model family's layout)`);
+    }
     if (m.transform === 'skip') continue;
     if (m.transform.startsWith('qkv:')) {
       const parts = qkv.get(m.key) ?? [undefined, undefined, undefined];
@@ -335,7 +340,14 @@ export async function convertDiffusers(srcDir: string, outDir: string, opts: Dif
   return writeAtomically(outDir, opts.force ?? false, async (tmp) => {
     const networks: NetworkSummary[] = [];
     for (const kind of order) {
-      const ckpt = mapCheckpoint(await openWeights(srcDir, weights[kind]), maps[kind]);
+      const opened = await openWeights(srcDir, weights[kind]);
+      let ckpt: Checkpoint;
+      try {
+        ckpt = mapCheckpoint(opened, maps[kind]);
+      } catch (err) {
+        await opened.close();
+        throw err;
+      }
       try {
         networks.push(await convertNetworkCheckpoint(kind, ckpt, tmp, { dtype, json: jsons[kind], groupBytes: opts.groupBytes, onProgress: opts.onProgress }));
       } finally {

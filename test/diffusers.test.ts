@@ -317,6 +317,10 @@ test('convertDiffusers: sharded weights (an index and its shards) convert like t
   });
 
 test('convertDiffusers: clear errors for foreign folders', async () => {
+  // a weight no table knows names the file
+  const bad = { path: '/x/unet.safetensors', entries: new Map([['down_blocks.0.mystery.weight', { name: 'down_blocks.0.mystery.weight', dtype: 'float32' as const, shape: [1], read: async () => new Float32Array(1) }]]), close: async () => {} };
+  assert.throws(() => mapCheckpoint(bad, (k) => mapUNetKey(k, { layers_per_block: 1, up_block_types: [] })),
+    /\/x\/unet.safetensors: unknown UNet3DConditionModel weight down_blocks.0.mystery.weight/);
   await assert.rejects(convertDiffusers(MS, join(tmpdir(), 'never')), /no unet\/config.json/);
   const tmp = mkdtempSync(join(tmpdir(), 't2v-diffusers-'));
   try {
