@@ -67,6 +67,12 @@ export function isDiffusersFolder(dir: string): boolean {
   return has('model_index.json') || (has('unet/config.json') && has('vae/config.json') && has('text_encoder/config.json'));
 }
 
+/** Which converter a source folder needs: the ModelScope release has configuration.json, diffusers model_index.json. */
+export function detectLayout(dir: string): 'modelscope' | 'diffusers' | null {
+  if (existsSync(join(dir, 'configuration.json'))) return 'modelscope';
+  return isDiffusersFolder(dir) ? 'diffusers' : null;
+}
+
 async function readJson(dir: string, rel: string): Promise<Json> {
   const path = join(dir, rel);
   if (!existsSync(path)) throw new ConvertError(`${dir}: no ${rel} (expected the diffusers folder layout)`);

@@ -12,7 +12,7 @@ import { chooseWeights } from '../converters/diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey } from '../converters/diffusers-keys.js';
 import {
   convertDiffusers, convertNetworkCheckpoint, diffusersModelInfo, isDiffusersFolder, mapCheckpoint, readDiffusersConfigs,
-  unetJsonFromDiffusers, schedulerNotes,
+  unetJsonFromDiffusers, schedulerNotes, detectLayout,
 } from '../converters/diffusers.js';
 import { FIXTURES } from './helpers.js';
 
@@ -181,6 +181,9 @@ test('weights files: safetensors before .bin, the asked variant first, sharded i
 test('t2v.json facts from the folder: DDIM config, VAE scale, default size from unet sample_size', async () => {
   assert.ok(isDiffusersFolder(HUB));
   assert.ok(!isDiffusersFolder(MS));
+  assert.equal(detectLayout(HUB), 'diffusers');
+  assert.equal(detectLayout(MS), 'modelscope');
+  assert.equal(detectLayout(DIR), null);
   const c = await readDiffusersConfigs(HUB);
   const info = diffusersModelInfo(c);
   assert.equal(info.scale_factor, 0.18215);

@@ -12,7 +12,7 @@ import { HubError, downloadModel, type DownloadSummary } from '../hub.js';
 import { diffusersWeights } from '../../converters/diffusers.js';
 
 // What the lead wires into `t2v convert` (format detection) and src/cli.ts (`download`).
-export { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
+export { convertDiffusers, detectLayout, isDiffusersFolder } from '../../converters/diffusers.js';
 
 interface Options {
   revision?: string;
