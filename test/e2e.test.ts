@@ -62,8 +62,8 @@ test('e2e: API (batched guidance, the cpu default) matches upstream on two cases
     const err = relMaxError(r.latents, ref.data as Float32Array);
     assert.ok(err <= PARITY_TOL, `${name}: latents relMaxError ${err}`);
     const frames = readNpy(join(CASES, name, 'frames.npy'));
-    assert.deepEqual([r.frames, r.height, r.width, 3], frames.shape);
-    const diff = maxLevelDiff(r.data, frames.data as Uint8Array);
+    assert.deepEqual([r.numFrames, r.height, r.width, 3], frames.shape);
+    const diff = maxLevelDiff(r.frames, frames.data as Uint8Array);
     assert.ok(diff <= 1, `${name}: frames differ by ${diff} levels`);
     assert.equal(r.timesteps.length, c.steps === 3 ? 4 : c.steps);
   }
@@ -173,7 +173,7 @@ test('e2e: the wasm backend matches upstream too (API, non-square case)', { skip
     });
     const err = relMaxError(r.latents, readNpy(join(CASES, 'wide', 'latents.npy')).data as Float32Array);
     assert.ok(err <= PARITY_TOL, `latents relMaxError ${err}`);
-    const diff = maxLevelDiff(r.data, readNpy(join(CASES, 'wide', 'frames.npy')).data as Uint8Array);
+    const diff = maxLevelDiff(r.frames, readNpy(join(CASES, 'wide', 'frames.npy')).data as Uint8Array);
     assert.ok(diff <= 1, `frames differ by ${diff} levels`);
   } finally {
     wasm.dispose();

@@ -23,7 +23,7 @@ test('pipeline: a seed gives the same video every time; another seed another one
   const c = await t2v.generate({ ...small, seed: 6 });
   assert.equal(a.seed, 5);
   assert.deepEqual(a.latents, b.latents);
-  assert.deepEqual(a.data, b.data);
+  assert.deepEqual(a.frames, b.frames);
   assert.notDeepEqual(a.latents, c.latents);
   const r = await t2v.generate(small);
   assert.ok(Number.isInteger(r.seed), 'a random seed is reported');
@@ -48,7 +48,8 @@ test('pipeline: result layout, defaults from the components, timings', async () 
   const r = await t2v.generate({ prompt: 'x', seed: 1 });
   assert.deepEqual(r.latentsShape, [1, 4, 2, 1, 2]);
   assert.equal(r.latents.length, 16);
-  assert.equal(r.data.length, 2 * 8 * 16 * 3);
+  assert.equal(r.frames.length, 2 * 8 * 16 * 3);
+  assert.equal(r.numFrames, 2);
   assert.equal(r.fps, 12);
   assert.deepEqual(r.timesteps, [501, 1]);
   for (const k of ['text', 'denoise', 'decode', 'total'] as const) assert.ok(r.timings[k] >= 0);
@@ -64,8 +65,8 @@ test('pipeline: decode chunk size does not change the frames; the VAE is called 
   const two = await t2v.generate({ ...small, frames, seed: 3, decodeChunk: 2 });
   assert.equal(parts.calls.vae - calls, 3);
   const all = await t2v.generate({ ...small, frames, seed: 3, decodeChunk: 16 });
-  assert.deepEqual(one.data, two.data);
-  assert.deepEqual(one.data, all.data);
+  assert.deepEqual(one.frames, two.frames);
+  assert.deepEqual(one.frames, all.frames);
 });
 
 test('pipeline: onStep gets every step with its timestep and a preview of x0', async () => {

@@ -56,7 +56,7 @@ export function formatSummary(r: VideoResult, written: string[], backend: string
   const steps = r.timesteps.length;
   const where = written.length === 1 ? written[0] : `${written.length} files in ${dirname(written[0])}`;
   return [
-    `wrote ${where}: ${r.frames} frames ${r.width}x${r.height} at ${r.fps} fps${r.seed !== null ? `, seed ${r.seed}` : ''}`,
+    `wrote ${where}: ${r.numFrames} frames ${r.width}x${r.height} at ${r.fps} fps${r.seed !== null ? `, seed ${r.seed}` : ''}`,
     `  backend ${backend} | text ${sec(r.timings.text)} | denoise ${sec(r.timings.denoise)} (${steps} steps, ${(r.timings.denoise / 1000 / steps).toFixed(2)} s/step)`
       + ` | decode ${sec(r.timings.decode)} | total ${sec(r.timings.total)}`,
   ].join('\n');

@@ -11,11 +11,11 @@ export interface StageTimings {
 }
 
 /** What `TextToVideo.generate` returns: the frames, the final latents, and helpers to save or show them. */
-export class VideoResult implements Frames {
+export class VideoResult {
   constructor(
-    /** uint8 RGB, frame-major [frames, height, width, 3]. */
-    readonly data: Uint8Array,
-    readonly frames: number,
+    /** uint8 RGB, frame-major [numFrames, height, width, 3]. */
+    readonly frames: Uint8Array,
+    readonly numFrames: number,
     readonly height: number,
     readonly width: number,
     /** The DDIM result before the 1/scale_factor scaling, float32 in upstream layout [1, 4, frames, h/8, w/8]. */
@@ -29,14 +29,19 @@ export class VideoResult implements Frames {
     readonly timings: StageTimings,
   ) {}
 
+  /** The frames as the image and video writers take them. */
+  get clip(): Frames {
+    return { data: this.frames, frames: this.numFrames, height: this.height, width: this.width };
+  }
+
   /** One frame, uint8 RGB [height, width, 3] (a view, not a copy). */
   frame(i: number): Uint8Array {
-    return frameView(this, i);
+    return frameView(this.clip, i);
   }
 
   /** Writes by extension: .mp4, .webm, .gif, .png (one frame), or a directory (one PNG per frame). */
   async save(path: string, opts: { fps?: number; frame?: number } = {}): Promise<string[]> {
-    return writeVideo(path, this, { fps: opts.fps ?? this.fps, frame: opts.frame });
+    return writeVideo(path, this.clip, { fps: opts.fps ?? this.fps, frame: opts.frame });
   }
 
   /** The final latents as a float32 .npy [1, 4, frames, h/8, w/8]. */
@@ -45,7 +50,7 @@ export class VideoResult implements Frames {
   }
 
   toGif(fps = this.fps): Buffer {
-    return encodeGif(this, fps);
+    return encodeGif(this.clip, fps);
   }
 
   toPng(frameIndex = 0): Buffer {
@@ -54,7 +59,7 @@ export class VideoResult implements Frames {
 
   /** All frames in one PNG, `columns` per row. */
   contactSheet(columns?: number): Buffer {
-    const s = contactSheet(this, columns);
+    const s = contactSheet(this.clip, columns);
     return encodePng(s.rgb, s.width, s.height);
   }
 
