@@ -43,6 +43,7 @@ export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo } from '
 export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';
+export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub.js';
 export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 
 // Backends and arrays
