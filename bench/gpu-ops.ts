@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { geglu } from '../src/backends/geglu.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { attention } from '../src/layers/common/attention.js';
-import { GroupNorm } from '../src/layers/common/norm.js';
+import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { gpuRandom } from './random-gpu.js';
 import { relMaxError, timeIt } from './timing.js';
 
@@ -90,6 +90,16 @@ export async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     const x = gpuRandom(shape, 2, 12).add(0.5);
     await compare(`GroupNorm${silu ? '+SiLU' : ''}`, `[${shape}] 32 groups`, undefined, 'groupnorm', () => gn.forward(x, silu));
     tf.dispose([x, gn.weight.value, gn.bias.value]);
+  }
+
+  for (const shape of [[16, 1024, 320], [1024, 16, 320], [2, 77, 1024]]) {
+    const c = shape[shape.length - 1];
+    const ln = new LayerNorm(c);
+    ln.weight.value = gpuRandom([c], 1, 14).add(1);
+    ln.bias.value = gpuRandom([c], 0.1, 15);
+    const x = gpuRandom(shape, 2, 16).add(0.5);
+    await compare('LayerNorm', `[${shape}]`, undefined, 'layernorm', () => ln.forward(x));
+    tf.dispose([x, ln.weight.value, ln.bias.value]);
   }
 
   for (const shape of [[16, 1024, 2560], [16, 256, 5120]]) {

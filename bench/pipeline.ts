@@ -23,6 +23,7 @@ export const RELEASED_VAE: VAEConfig = {
 /** The whole generation, 16x256x256, 50 DDIM steps with guidance 9, random weights, fused kernels; split by stage. */
 export async function benchPipeline(log: (s: string) => void, args: string[]): Promise<unknown> {
   const steps = Number(args[0] ?? 50);
+  if (args[1]) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(args[1]));
   registerWebGPUKernels();
   const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
   const unet = new UNetSD(RELEASED_UNET);
