@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { writeNpy } from '../src/io/npy.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, ROOT } from './helpers.js';
 import { runCli } from './cli-run.js';
 
 // Bad input is refused before any network is loaded: a folder with only t2v.json is enough here.
@@ -97,4 +98,12 @@ test('generate: a model folder without networks fails at load with a clear line'
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^t2v: .*not a complete t2v model: it has no text_encoder\/.*t2v convert/);
   assert.deepEqual(readdirSync(work).filter((f) => f.startsWith('v.') || f.startsWith('.v.')), []);
+});
+
+test('generate: the t2v process exits 1 with one stderr line', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 't2v-dev.ts'), 'generate', 'p', '--model', model,
+    '--height', '30', '--out', join(work, 'v.gif')], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr.trim(), 't2v: height must be a positive multiple of 8, got 30');
 });
