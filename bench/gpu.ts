@@ -1,11 +1,12 @@
 // Entry for the GPU host (bundled by ../shared/gpu/pack.sh): node main.mjs MODE OUTDIR [options]
 //   ops   stock tfjs ops vs the fused WGSL kernels on UNet shapes, with parity
 //   unet  one full-size UNet call (released configuration, random weights), stock and fused, memory, parity
+//   tc    experimental tensor-core matmul (subgroup matrices, f16): ops and inside the UNet
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useWebGPU } from '../src/backends/dawn.js';
+import { useWebGPU, useWebGPUWithTensorCores } from '../src/backends/dawn.js';
 import { benchOps } from './gpu-ops.js';
 
 const [mode = 'ops', outDir = '.'] = process.argv.slice(2);
@@ -13,7 +14,7 @@ mkdirSync(outDir, { recursive: true });
 const logFile = join(outDir, `${mode}.log`);
 const log = (s: string) => { console.log(s); appendFileSync(logFile, s + '\n'); };
 
-const adapter = await useWebGPU();
+const adapter = mode === 'tc' ? await useWebGPUWithTensorCores() : await useWebGPU();
 if (!adapter) {
   log('no WebGPU adapter: nothing to measure');
   process.exit(2);
@@ -26,9 +27,10 @@ const stages: Record<string, () => Promise<unknown>> = {
   ops: () => benchOps(log),
   unet: async () => (await import('./unet.js')).benchUNet(log, process.argv.slice(4)),
   pipeline: async () => (await import('./pipeline.js')).benchPipeline(log, process.argv.slice(4)),
+  tc: async () => (await import('./tensor-cores.js')).benchTensorCores(log, process.argv.slice(4)),
 };
 for (const [name, run] of Object.entries(stages)) {
-  if (mode !== name && mode !== 'all') continue;
+  if (mode !== name && !(mode === 'all' && name !== 'tc')) continue;
   try {
     results[name] = await run();
   } catch (e) {

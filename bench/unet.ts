@@ -36,7 +36,7 @@ export function randomizeWeights(m: Module, rand: (shape: number[], scale: numbe
   m.loadWeights((k) => made.get(k));
 }
 
-function unetInputs(frames: number, size: number, rand: (shape: number[], scale: number, seed: number) => tf.Tensor) {
+export function unetInputs(frames: number, size: number, rand: (shape: number[], scale: number, seed: number) => tf.Tensor) {
   return {
     x: rand([1, frames, size, size, 4], Math.sqrt(3), 101) as tf.Tensor5D,
     t: tf.tensor1d([500], 'float32'),

@@ -51,3 +51,70 @@ export async function useWebGPU(flags: string[] = DAWN_FLAGS): Promise<DawnAdapt
   await tf.ready();
   return adapter;
 }
+
+export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/** Configurations of `chromium-experimental-subgroup-matrix` (tensor cores) the webgpu device was made with. */
+export let subgroupMatrixConfigs: SubgroupMatrixConfig[] = [];
+
+/**
+ * WGSL wants `enable` and `diagnostic` directives before any declaration, but tfjs puts its own declarations in front
+ * of a program's code: move them to the top when the shader module is made.
+ */
+function hoistDirectives(code: string): string {
+  const directives: string[] = [];
+  const rest = code.replace(/^\s*(enable [\w, ]+;|diagnostic\([^)]*\);)\s*$/gm, (line) => {
+    directives.push(line.trim());
+    return '';
+  });
+  return directives.length ? `${[...new Set(directives)].join('\n')}\n${rest}` : code;
+}
+
+/**
+ * installDawn, then register 'webgpu' over a device of our own that has shader-f16, subgroups and subgroup matrices
+ * (tfjs's own device asks for none of them) and make it the active backend. Experimental: the f16 tensor-core
+ * matmul (src/backends/webgpu/matmul-f16.ts) needs it.
+ */
+export async function useWebGPUWithTensorCores(flags: string[] = DAWN_FLAGS): Promise<DawnAdapter | null> {
+  const info = await installDawn(flags);
+  if (!info) return null;
+  const gpu = (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu;
+  const adapter = (await gpu.requestAdapter({ powerPreference: 'high-performance' }))!;
+  const wanted = ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
+  const l = adapter.limits;
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  // Dawn's device object ignores assigned properties: hand tfjs a proxy whose createShaderModule hoists directives
+  const create = device.createShaderModule.bind(device);
+  const hoisting = (desc: GPUShaderModuleDescriptor) => create({ ...desc, code: hoistDirectives(desc.code) });
+  const proxied = new Proxy(device, {
+    get(target, prop) {
+      if (prop === 'createShaderModule') return hoisting;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  const adapterInfo = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
+  subgroupMatrixConfigs = device.features.has('chromium-experimental-subgroup-matrix')
+    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ ...c })) : [];
+  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+  try {
+    tf.removeBackend('webgpu'); // the package registered a factory for its own device on import
+  } catch {
+    // none registered
+  }
+  tf.registerBackend('webgpu', () => new WebGPUBackend(proxied, adapter.info), 3);
+  if (!(await tf.setBackend('webgpu'))) return null;
+  await tf.ready();
+  return { ...info, features: [...device.features].map(String) };
+}
