@@ -61,5 +61,15 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
   }
   tf.dispose([inp.x, inp.t, inp.ctx]);
   net.disposeWeights();
+  if (args.includes('pipeline')) {
+    const { benchPipeline } = await import('./pipeline.js');
+    const undo = routeMatMulsToTensorCores(cfg);
+    try {
+      log('whole generation with the matmuls on tensor cores:');
+      res.pipeline = await benchPipeline(log, ['50']);
+    } finally {
+      undo();
+    }
+  }
   return res;
 }

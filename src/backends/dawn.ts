@@ -67,7 +67,14 @@ function hoistDirectives(code: string): string {
     directives.push(line.trim());
     return '';
   });
-  return directives.length ? `${[...new Set(directives)].join('\n')}\n${rest}` : code;
+  // `// t2v:f16 NAME...` retypes those storage bindings to array<f16> (data packed two halves per float32 element)
+  let body = rest;
+  for (const m of code.matchAll(/\/\/ t2v:f16 ([\w ]+)/g)) {
+    for (const name of m[1].trim().split(/\s+/)) {
+      body = body.replace(new RegExp(`(var<storage, read> ${name}\\s*: )array<f32>`), '$1array<f16>');
+    }
+  }
+  return directives.length ? `${[...new Set(directives)].join('\n')}\n${body}` : body;
 }
 
 /**
@@ -106,7 +113,7 @@ export async function useWebGPUWithTensorCores(flags: string[] = DAWN_FLAGS): Pr
   });
   const adapterInfo = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
   subgroupMatrixConfigs = device.features.has('chromium-experimental-subgroup-matrix')
-    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ ...c })) : [];
+    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) : [];
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
   try {
     tf.removeBackend('webgpu'); // the package registered a factory for its own device on import

@@ -1,28 +1,47 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { program } from './program.js';
+import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
-const TM = 64;
-const TN = 64;
-const TK = 32;
-const THREADS = 128; // 4 subgroups of 32 in a 2x2 grid, each owning a 32x32 block of the 64x64 tile
+/** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
+const BLOCK_M = 32;
+const BLOCK_N = 64;
+const SUBGROUPS = 4;
+const TILE_M = BLOCK_M * SUBGROUPS;
 
-/** The f16 x f16 -> f32 configuration whose sizes tile a 32x32 block, or null. */
+/** The f16 x f16 -> f32 configuration whose sizes tile a block, or null. */
 export function pickConfig(configs: SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
   return configs.find((c) => c.componentType === 'f16' && c.resultComponentType === 'f32'
-    && 32 % c.M === 0 && 32 % c.N === 0 && TK % c.K === 0) ?? null;
+    && BLOCK_M % c.M === 0 && BLOCK_N % c.N === 0) ?? null;
 }
 
 export function matMulF16Supported(m: number, n: number, k: number): boolean {
-  return m % TM === 0 && n % TN === 0 && k % TK === 0;
+  return m % TILE_M === 0 && n % BLOCK_N === 0 && k % 16 === 0;
+}
+
+/** float32 [.., 2j] -> f16 pairs packed into float32 [.., j] (bit patterns, for `// t2v:f16` bindings). */
+function packF16(backend: WebGPUBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const size = x.shape.reduce((a, b) => a * b, 1);
+  const pairs = size / 2;
+  const code = `
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let i = flatWorkgroup() * 256u + localId.x;
+  if (i >= ${pairs}u) { return; }
+  result[i] = bitcast<f32>(pack2x16float(vec2<f32>(X[2u * i], X[2u * i + 1u])));
+}`;
+  return backend.runWebGPUProgram(program({
+    key: `t2vPackF16_${pairs}`, inputs: ['X'], outputShape: [pairs], workgroupSize: 256,
+    dispatch: flatDispatch(Math.ceil(pairs / 256)), components: [1], outputComponent: 1, code,
+  }), [x], 'float32');
 }
 
 /**
  * Experimental: C[m, n] = A[m, k] B[k, n] on tensor cores through subgroup matrices (f16 inputs, f32 accumulation),
- * float32 tensors in and out. Tiles of 64x64x32 are converted to f16 in workgroup memory, then each subgroup
- * multiplies its 32x32 block with the device's matrix size. Needs useWebGPUWithTensorCores() and sizes that are
- * multiples of the tile (no edge handling yet). Expect about 1e-3 relative error from the f16 inputs.
+ * float32 tensors in and out. A and B are first packed to f16 (one elementwise pass each); then every subgroup loads
+ * its 16x16 operands straight from those buffers (the cache shares them between subgroups; no workgroup memory, no
+ * barriers) and accumulates a 32x64 block. Needs useWebGPUWithTensorCores() and tile-multiple sizes. Expect about
+ * 3e-4 relative error on a matmul from the f16 inputs.
  */
 export function matMulF16(a: tf.Tensor2D, b: tf.Tensor2D, cfg: SubgroupMatrixConfig): tf.Tensor2D {
   const info = matMulF16Info(tf.backend() as WebGPUBackend, a, b, cfg, [a.shape[0], b.shape[1]]);
@@ -35,75 +54,58 @@ export function matMulF16Info(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Te
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
-  if (!matMulF16Supported(m, n, k)) throw new Error(`matMulF16: [${m},${k}]x[${k},${n}] is not a multiple of the ${TM}x${TN}x${TK} tile`);
+  if (!matMulF16Supported(m, n, k)) throw new Error(`matMulF16: [${m},${k}]x[${k},${n}] does not fit the tiles`);
   const { M: SM, N: SN, K: SK } = cfg;
-  const rm = 32 / SM;
-  const rn = 32 / SN;
+  const rm = BLOCK_M / SM;
+  const rn = BLOCK_N / SN;
   const left = `subgroup_matrix_left<f16, ${SK}, ${SM}>`;
   const right = `subgroup_matrix_right<f16, ${SN}, ${SK}>`;
   const res = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
   const accDecl: string[] = [];
   const mma: string[] = [];
   const store: string[] = [];
-  for (let i = 0; i < rm; i++) {
-    mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * TK + kk, false, TK);`);
-  }
-  for (let j = 0; j < rn; j++) {
-    mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * TN + sgCol + ${j * SN}u, false, TN);`);
-  }
+  for (let i = 0; i < rm; i++) mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&AH, (row + ${i * SM}u) * K + kk, false, K);`);
+  for (let j = 0; j < rn; j++) mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&BH, kk * N + col + ${j * SN}u, false, N);`);
   for (let i = 0; i < rm; i++) {
     for (let j = 0; j < rn; j++) {
       accDecl.push(`var acc${i}_${j} = ${res}();`);
       mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
-      store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
+      store.push(`subgroupMatrixStore(&result, (row + ${i * SM}u) * N + col + ${j * SN}u, acc${i}_${j}, false, N);`);
     }
   }
   const code = `
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);
-const M = ${m}u;
+// t2v:f16 AH BH
 const N = ${n}u;
 const K = ${k}u;
-const TM = ${TM}u;
-const TN = ${TN}u;
-const TK = ${TK}u;
-var<workgroup> As : array<f16, ${TM * TK}>;
-var<workgroup> Bs : array<f16, ${TK * TN}>;
 fn main() {
-  let tid = localIndex;
-  let sg = tid / 32u;
-  let row0 = workgroupId.y * TM;
-  let col0 = workgroupId.x * TN;
-  let sgRow = (sg / 2u) * 32u;
-  let sgCol = (sg % 2u) * 32u;
+  let sg = localIndex / 32u;
+  let row = workgroupId.y * ${TILE_M}u + sg * ${BLOCK_M}u;
+  let col = workgroupId.x * ${BLOCK_N}u;
   ${accDecl.join('\n  ')}
-  for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var e = tid; e < TM * TK; e += ${THREADS}u) {
-      As[e] = f16(A[(row0 + e / TK) * K + k0 + e % TK]);
-    }
-    for (var e = tid; e < TK * TN; e += ${THREADS}u) {
-      Bs[e] = f16(B[(k0 + e / TN) * N + col0 + e % TN]);
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < TK; kk += ${SK}u) {
-      ${mma.join('\n      ')}
-    }
-    workgroupBarrier();
+  for (var kk = 0u; kk < K; kk += ${SK}u) {
+    ${mma.join('\n    ')}
   }
   ${store.join('\n  ')}
 }`;
+  const ah = packF16(backend, a);
+  const bh = packF16(backend, b);
   const prog = program({
     key: `t2vMatMulF16_${m}_${n}_${k}_${SM}_${SN}_${SK}`,
-    inputs: ['A', 'B'],
+    inputs: ['AH', 'BH'],
     outputShape: outShape,
-    workgroupSize: THREADS,
-    dispatch: [n / TN, m / TM, 1],
+    workgroupSize: 32 * SUBGROUPS,
+    dispatch: [n / BLOCK_N, m / TILE_M, 1],
     components: [1, 1],
     outputComponent: 1,
     code,
   });
-  return backend.runWebGPUProgram(prog, [a, b], 'float32');
+  const out = backend.runWebGPUProgram(prog, [ah, bh], 'float32');
+  backend.disposeData(ah.dataId);
+  backend.disposeData(bh.dataId);
+  return out;
 }
 
 /**
