@@ -121,6 +121,8 @@ async function tryWebgpu(allowSoftware: boolean): Promise<Attempt> {
     return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu does not load: ${message(err)}` };
   }
   if (!(await activate('webgpu'))) return { ok: false, reason: 'the tfjs WebGPU backend did not initialize' };
+  // the fused WGSL kernels (attention, GroupNorm+SiLU, LayerNorm, GEGLU; docs/gpu.md) that layer code picks up
+  (await import('./backends/webgpu/register.js')).registerWebGPUKernels();
   const adapterText = ['vendor', 'architecture', 'device', 'description']
     .map((k) => String(info[k] ?? '')).filter(Boolean).join(' / ');
   const details: Record<string, string> = { adapter: adapterText || 'unknown' };
