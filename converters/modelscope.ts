@@ -1,6 +1,7 @@
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Module } from '../src/layers/module.js';
 import type { NetworkKind } from '../src/layers/network.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
@@ -82,31 +83,44 @@ function selectKeys(ckpt: Checkpoint, prefix?: string, drop?: string): { entries
   return { entries, skipped };
 }
 
+/** A checkpoint opened and checked against the network it should be; nothing read yet. Close it when done. */
+export interface PreparedNetwork {
+  kind: NetworkKind;
+  path: string;
+  ckpt: Checkpoint;
+  config: unknown;
+  module: Module;
+  /** Used source keys (prefix stripped), in file order. */
+  entries: Map<string, TensorEntry>;
+  skipped: number;
+}
+
+function fileError(file: string, err: unknown): ConvertError {
+  const msg = err instanceof Error ? err.message : String(err);
+  return err instanceof ConvertError ? err : new ConvertError(msg.includes(file) ? msg : `${file}: ${msg}`);
+}
+
 /**
- * Converts one network's checkpoint into `<outDir>/<kind>/` (config.json, model.json, shards): keys selected, the
- * configuration inferred from shapes (and `json`), the key set checked against the network the spec builds, then
- * each tensor read, moved to tfjs layout and appended to the current shard, one at a time.
+ * Opens one network's checkpoint, selects its keys, infers the configuration from shapes (and `json`), builds the
+ * network (shapes only) and checks the key sets and shapes. Any mismatch is one line naming the file.
  */
-export async function convertNetworkFile(kind: NetworkKind, checkpointPath: string, outDir: string,
-  opts: NetworkFileOptions = {}): Promise<NetworkSummary> {
-  const dtype = opts.dtype ?? 'float16';
-  const name = NETWORK_NAMES[kind];
+export async function prepareNetwork(kind: NetworkKind, checkpointPath: string,
+  opts: Pick<NetworkFileOptions, 'json' | 'prefix'> = {}): Promise<PreparedNetwork> {
   const file = basename(checkpointPath);
-  const foreign = (why: string) => new ConvertError(`${file}: not a ModelScope ${name} checkpoint: ${why}`);
+  const foreign = (why: string) => new ConvertError(`${file}: not a ModelScope ${NETWORK_NAMES[kind]} checkpoint: ${why}`);
   const spec = networkSpec(kind);
   let ckpt: Checkpoint;
   try {
     ckpt = await openCheckpoint(checkpointPath);
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err);
-    throw new ConvertError(msg.includes(file) ? msg : `${file}: ${msg}`);
+    throw fileError(file, err);
   }
   try {
     const prefix = opts.prefix;
-    const { entries, skipped: skippedByName } = selectKeys(ckpt, prefix, kind === 'text_encoder' ? TEXT_SKIP_PREFIX : undefined);
-    if (entries.size === 0) throw foreign(prefix ? `no tensors under ${prefix}` : 'no tensors');
+    const { entries: all, skipped: skippedByName } = selectKeys(ckpt, prefix, kind === 'text_encoder' ? TEXT_SKIP_PREFIX : undefined);
+    if (all.size === 0) throw foreign(prefix ? `no tensors under ${prefix}` : 'no tensors');
     const shapes = new Map<string, readonly number[]>();
-    for (const [k, e] of entries) shapes.set(k, e.shape);
+    for (const [k, e] of all) shapes.set(k, e.shape);
     let config: unknown;
     try {
       config = spec.infer(shapes, opts.json);
@@ -116,35 +130,51 @@ export async function convertNetworkFile(kind: NetworkKind, checkpointPath: stri
     const module = spec.build(config);
     const params = module.paramSpecs();
     for (const [k, p] of params) {
-      const e = entries.get(k);
+      const e = all.get(k);
       if (!e) throw foreign(`missing key ${k}`);
       if (e.shape.length !== p.torchShape.length || e.shape.some((d, i) => d !== p.torchShape[i])) {
         throw foreign(`${k} has shape ${fmtShape(e.shape)}, the configuration gives ${fmtShape(p.torchShape)}`);
       }
     }
+    const entries = new Map<string, TensorEntry>();
     let unused = 0;
-    for (const k of entries.keys()) {
-      if (params.has(k)) continue;
-      if (spec.isUnused?.(k, config)) { unused++; continue; }
-      throw foreign(`unexpected key ${k}`);
+    for (const [k, e] of all) {
+      if (params.has(k)) entries.set(k, e);
+      else if (spec.isUnused?.(k, config)) unused++;
+      else throw foreign(`unexpected key ${k}`);
     }
+    return { kind, path: checkpointPath, ckpt, config, module, entries, skipped: skippedByName + unused };
+  } catch (err) {
+    await ckpt.close();
+    throw err;
+  }
+}
+
+/**
+ * Writes a prepared network into `<outDir>/<kind>/` (config.json, model.json, shards): each tensor read, moved to
+ * tfjs layout and appended to the current shard, one at a time. Closes the checkpoint.
+ */
+export async function writeNetwork(net: PreparedNetwork, outDir: string,
+  opts: Pick<NetworkFileOptions, 'dtype' | 'groupBytes' | 'onProgress'> = {}): Promise<NetworkSummary> {
+  const { kind, module } = net;
+  const file = basename(net.path);
+  try {
     const netDir = join(outDir, kind);
     await mkdir(netDir, { recursive: true });
-    await writeFile(join(netDir, 'config.json'), JSON.stringify(config, null, 1));
-    const writer = new WeightsWriter(netDir, dtype, opts.groupBytes ?? DEFAULT_GROUP_BYTES);
+    await writeFile(join(netDir, 'config.json'), JSON.stringify(net.config, null, 1));
+    const writer = new WeightsWriter(netDir, opts.dtype ?? 'float16', opts.groupBytes ?? DEFAULT_GROUP_BYTES);
+    const params = module.paramSpecs();
     const total = module.countParams();
     let done = 0;
     opts.onProgress?.({ kind, done, total, phase: 'start' });
     // file order: the readers then walk each archive front to back
-    for (const [k, e] of entries) {
-      const p = params.get(k);
-      if (!p) continue;
+    for (const [k, e] of net.entries) {
+      const p = params.get(k)!;
       let data: Float32Array;
       try {
         data = await e.read();
       } catch (err) {
-        const msg = err instanceof Error ? err.message : String(err);
-        throw new ConvertError(msg.includes(file) ? msg : `${file}: ${k}: ${msg}`);
+        throw fileError(file, err instanceof Error ? new Error(`${k}: ${err.message}`) : err);
       }
       await writer.add(k, p.tfShape, toTfLayout(data, p.torchShape, p.role));
       done += data.length;
@@ -152,10 +182,16 @@ export async function convertNetworkFile(kind: NetworkKind, checkpointPath: stri
     }
     await writer.finish();
     opts.onProgress?.({ kind, done, total, phase: 'end' });
-    return { kind, source: checkpointPath, params: total, tensors: writer.tensors, bytes: writer.bytesWritten, skipped: skippedByName + unused };
+    return { kind, source: net.path, params: total, tensors: writer.tensors, bytes: writer.bytesWritten, skipped: net.skipped };
   } finally {
-    await ckpt.close();
+    await net.ckpt.close();
   }
+}
+
+/** One network's checkpoint into `<outDir>/<kind>/`: prepareNetwork, then writeNetwork. */
+export async function convertNetworkFile(kind: NetworkKind, checkpointPath: string, outDir: string,
+  opts: NetworkFileOptions = {}): Promise<NetworkSummary> {
+  return writeNetwork(await prepareNetwork(kind, checkpointPath, opts), outDir, opts);
 }
 
 type Json = Record<string, unknown>;
@@ -187,6 +223,17 @@ export function checkpointFiles(srcDir: string, config: Json): Record<NetworkKin
     out[kind] = join(srcDir, typeof v === 'string' && v !== '' ? v : RELEASED_FILES[kind]);
   }
   return out;
+}
+
+/**
+ * `model.model_cfg` as upstream's loader hands it to UNetSD: the released file spells temporal_attention as the
+ * string "True", which upstream turns into a boolean (`== 'True'`) before building the network.
+ */
+export function unetModelCfg(config: Json): Json | undefined {
+  const cfg = asObject(asObject(config.model)?.model_cfg);
+  if (!cfg) return undefined;
+  const t = cfg.temporal_attention;
+  return typeof t === 'string' ? { ...cfg, temporal_attention: t === 'True' } : cfg;
 }
 
 const num = (v: unknown, d: number) => (typeof v === 'number' && Number.isFinite(v) ? v : d);
@@ -253,13 +300,17 @@ async function copyTokenizer(tok: { kind: 'gz' | 'hf'; path: string }, outDir: s
   return 'tokenizer';
 }
 
+/** Refuses an existing file, or a non-empty folder unless `force`. */
+function checkOutput(out: string, force: boolean): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new ConvertError(`${out} exists and is not a folder`);
+  if (readdirSync(out).length > 0 && !force) throw new ConvertError(`${out} exists and is not empty (use --force to replace it)`);
+}
+
 /** A temporary folder beside `out`, renamed to `out` when `work` succeeds and removed when it fails. */
 export async function writeAtomically<T>(out: string, force: boolean, work: (tmp: string) => Promise<T>): Promise<T> {
   const target = resolve(out);
-  if (existsSync(target)) {
-    if (!statSync(target).isDirectory()) throw new ConvertError(`${out} exists and is not a folder`);
-    if ((await readdir(target)).length > 0 && !force) throw new ConvertError(`${out} exists and is not empty (use --force to replace it)`);
-  }
+  checkOutput(out, force);
   await mkdir(dirname(target), { recursive: true });
   const tmp = await mkdtemp(join(dirname(target), `.${basename(target)}.partial-`));
   const onSignal = (sig: NodeJS.Signals) => {
@@ -299,18 +350,31 @@ export async function convertModelScope(srcDir: string, outDir: string, opts: Co
     if (!existsSync(f)) throw new ConvertError(`${f}: no such file (the ${NETWORK_NAMES[kind as NetworkKind]} checkpoint)`);
   }
   const tok = await findTokenizer(srcDir, opts.tokenizer);
+  checkOutput(outDir, opts.force ?? false);
   const modelCfg = asObject(asObject(config.model)?.model_cfg);
+  const unetCfg = unetModelCfg(config);
   const order: NetworkKind[] = ['text_encoder', 'unet', 'vae'];
+  // every checkpoint is opened and checked before anything is converted: a bad file fails in seconds
+  const prepared: PreparedNetwork[] = [];
+  try {
+    for (const kind of order) {
+      prepared.push(await prepareNetwork(kind, files[kind], {
+        json: kind === 'unet' ? unetCfg : undefined,
+        prefix: kind === 'vae' ? VAE_PREFIX : undefined,
+      }));
+    }
+  } catch (err) {
+    for (const p of prepared) await p.ckpt.close();
+    throw err;
+  }
   return writeAtomically(outDir, opts.force ?? false, async (tmp) => {
     const networks: NetworkSummary[] = [];
-    for (const kind of order) {
-      networks.push(await convertNetworkFile(kind, files[kind], tmp, {
-        dtype,
-        json: kind === 'unet' ? modelCfg : undefined,
-        prefix: kind === 'vae' ? VAE_PREFIX : undefined,
-        groupBytes: opts.groupBytes,
-        onProgress: opts.onProgress,
-      }));
+    try {
+      while (prepared.length > 0) {
+        networks.push(await writeNetwork(prepared.shift()!, tmp, { dtype, groupBytes: opts.groupBytes, onProgress: opts.onProgress }));
+      }
+    } finally {
+      for (const p of prepared) await p.ckpt.close();
     }
     const tokenizer = await copyTokenizer(tok, tmp);
     const info: ModelInfo = {

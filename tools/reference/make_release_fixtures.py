@@ -11,7 +11,11 @@ The text tower is not duplicated: the tests take test/fixtures/e2e/tiny/open_cli
 2-layer OpenCLIP model with its visual tower, made by make_e2e_fixtures.py) beside these files.
 
 Run: T2V_REF=/tmp/ref /usr/bin/python3 tools/reference/make_release_fixtures.py
+With `--full DIR` it instead writes a FULL-SIZE folder in the released layout to DIR (about 10 GB; for measuring
+`t2v convert`, never committed): UNetSD at the released model_cfg, the ViT-H-14 OpenCLIP model (text and visual
+towers) and the VAE at upstream's ddconfig, each with the upstream modules' own random initialization.
 """
+import sys
 import json
 import os
 import shutil
@@ -65,7 +69,60 @@ def float16_cases():
         return values, bits
 
 
+FULL_CFG = {
+    'unet_in_dim': 4, 'unet_dim': 320, 'unet_y_dim': 768, 'unet_context_dim': 1024, 'unet_out_dim': 4,
+    'unet_dim_mult': [1, 2, 4, 4], 'unet_num_heads': 8, 'unet_head_dim': 64, 'unet_res_blocks': 2,
+    'unet_attn_scales': [1, 0.5, 0.25], 'unet_dropout': 0.1, 'temporal_attention': 'True', 'num_timesteps': 1000,
+    'mean_type': 'eps', 'var_type': 'fixed_small', 'loss_type': 'mse',
+}
+FULL_DDCONFIG = {
+    'double_z': True, 'z_channels': 4, 'resolution': 256, 'in_channels': 3, 'out_ch': 3, 'ch': 128,
+    'ch_mult': [1, 2, 4, 4], 'num_res_blocks': 2, 'attn_resolutions': [], 'dropout': 0.0,
+}
+
+
+def write_config(out, model_cfg, max_frames):
+    config = {
+        'framework': 'pytorch', 'task': 'text-to-video-synthesis',
+        'model': {
+            'type': 'latent-text-to-video-synthesis',
+            'model_args': {'ckpt_clip': 'open_clip_pytorch_model.bin', 'ckpt_unet': 'text2video_pytorch_model.pth',
+                           'ckpt_autoencoder': 'VQGAN_autoencoder.pth', 'max_frames': max_frames, 'tiny_gpu': 1},
+            'model_cfg': model_cfg,
+        },
+        'pipeline': {'type': 'latent-text-to-video-synthesis'},
+    }
+    with open(os.path.join(out, 'configuration.json'), 'w') as f:
+        json.dump(config, f, indent=4)
+
+
+@torch.no_grad()
+def full(out):
+    import open_clip  # noqa: E402
+    torch.set_num_threads(1)
+    os.makedirs(out, exist_ok=True)
+    c = FULL_CFG
+    unet = UNetSD(in_dim=c['unet_in_dim'], dim=c['unet_dim'], y_dim=c['unet_y_dim'],
+                  context_dim=c['unet_context_dim'], out_dim=c['unet_out_dim'], dim_mult=c['unet_dim_mult'],
+                  num_heads=c['unet_num_heads'], head_dim=c['unet_head_dim'], num_res_blocks=c['unet_res_blocks'],
+                  attn_scales=c['unet_attn_scales'], dropout=c['unet_dropout'], temporal_attention=True)
+    print('unet params', sum(p.numel() for p in unet.parameters()), flush=True)
+    torch.save(unet.state_dict(), os.path.join(out, 'text2video_pytorch_model.pth'))
+    del unet
+    vae = AutoencoderKL(FULL_DDCONFIG, 4)
+    torch.save({'state_dict': {'first_stage_model.' + k: v for k, v in vae.state_dict().items()}, 'global_step': 0},
+               os.path.join(out, 'VQGAN_autoencoder.pth'))
+    print('vae params', sum(p.numel() for p in vae.parameters()), flush=True)
+    del vae
+    clip = open_clip.create_model('ViT-H-14')
+    print('clip params', sum(p.numel() for p in clip.parameters()), flush=True)
+    torch.save(clip.state_dict(), os.path.join(out, 'open_clip_pytorch_model.bin'))
+    write_config(out, FULL_CFG, 16)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == '--full':
+        return full(sys.argv[2])
     torch.set_num_threads(2)
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
