@@ -200,7 +200,8 @@ test('t2v convert: the released layout -> model folder (float16 default), every 
   const r = t2v(['convert', src, out, '--tokenizer', tokenizerGz]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /converted to .*model \(float16\)/);
-  assert.match(r.stdout, /UNet\s+2\.2 M params/);
+  assert.match(r.stdout, /UNet\s+2\.23 M params\s+466 tensors/);
+  assert.match(r.stdout, /VAE\s+0\.71 M params/);
   assert.match(r.stdout, /total .* MB written in \d+\.\d s/);
   assert.deepEqual(readdirSync(out).sort(), ['t2v.json', 'text_encoder', 'tokenizer', 'unet', 'vae']);
   const info = JSON.parse(readFileSync(join(out, 't2v.json'), 'utf8')) as ModelInfo;

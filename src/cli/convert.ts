@@ -15,7 +15,7 @@ interface Options {
 }
 
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-const mparams = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${n}`);
+const mparams = (n: number) => `${(n / 1e6).toFixed(n >= 1e8 ? 1 : 2)} M`;
 
 /** A bar per network on a terminal; nothing otherwise (the summary says what was done). */
 function progressReporter(enabled: boolean): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
