@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
+import { matMulF16StagedInfo, matMulF16StagedSupported } from './matmul-f16-staged.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
@@ -110,10 +111,10 @@ fn main() {
 
 /**
  * Experimental: route the webgpu backend's MatMul kernels (BatchMatMul, _FusedMatMul with a bias and no
- * activation) through matMulF16 wherever the shapes fit (batch 1, no transposes, tile multiples); the rest keep
+ * activation) through the staged kernel (bias in the accumulators) or matMulF16 wherever the shapes fit (batch 1, no transposes, tile multiples); the rest keep
  * tfjs's kernels. Returns a function that restores the originals.
  */
-export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig): () => void {
+export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged'): () => void {
   const saved: tf.KernelConfig[] = [];
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     const orig = tf.getKernel(name, 'webgpu');
@@ -134,10 +135,14 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig): () => void
         const n = b.shape[b.shape.length - 1];
         const fits = !at.transposeA && !at.transposeB && batchA === 1 && batchB === 1
           && (at.activation === undefined || at.activation === 'linear') && inputs.preluActivationWeights == null
-          && matMulF16Supported(m, n, k);
+          && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k));
         if (!fits) return orig.kernelFunc(args);
         const wb = backend as WebGPUBackend;
         const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
+        const bias = inputs.bias;
+        if (kernel === 'staged' && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))) {
+          return matMulF16StagedInfo(wb, a, b, bias ?? null, cfg, outShape);
+        }
         const out = matMulF16Info(wb, a, b, cfg, outShape);
         if (!inputs.bias) return out;
         const add = tf.getKernel('Add', 'webgpu')!;

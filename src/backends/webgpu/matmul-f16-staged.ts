@@ -1,0 +1,119 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { SubgroupMatrixConfig } from '../dawn.js';
+import { program } from './program.js';
+
+const TK = 32;
+const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
+const BLOCK_M = 32;
+const BLOCK_N = 64;
+const SG_ROWS = 4;
+
+export function matMulF16StagedSupported(m: number, n: number, k: number): boolean {
+  return m % (BLOCK_M * SG_ROWS) === 0 && n % BLOCK_N === 0 && k % TK === 0;
+}
+
+/**
+ * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
+ * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
+ * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 block in 2 x 4 f32 matrices.
+ * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
+ */
+export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
+  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[]): tf.TensorInfo {
+  const m = a.shape[a.shape.length - 2];
+  const k = a.shape[a.shape.length - 1];
+  const n = b.shape[b.shape.length - 1];
+  if (!matMulF16StagedSupported(m, n, k)) throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles`);
+  const sgCols = n % (2 * BLOCK_N) === 0 ? 2 : 1;
+  const TM = BLOCK_M * SG_ROWS;
+  const TN = BLOCK_N * sgCols;
+  const threads = 32 * SG_ROWS * sgCols;
+  const AS = TK + PAD;
+  const BS = TN + PAD;
+  const aVecs = (TM * TK / 4) / threads;
+  const bVecs = (TK * TN / 4) / threads;
+  const { M: SM, N: SN, K: SK } = cfg;
+  const rm = BLOCK_M / SM;
+  const rn = BLOCK_N / SN;
+  const left = `subgroup_matrix_left<f16, ${SK}, ${SM}>`;
+  const right = `subgroup_matrix_right<f16, ${SN}, ${SK}>`;
+  const res = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
+  const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
+  for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
+  for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
+  for (let i = 0; i < rm; i++) {
+    for (let j = 0; j < rn; j++) {
+      lines.acc.push(bias
+        ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
+        : `var acc${i}_${j} = ${res}();`);
+      lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
+      lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
+    }
+  }
+  const loadRegs = (k0: string) => [
+    ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`),
+    ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
+  ].join('\n    ');
+  const storeRegs = [
+    ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
+    ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w); }`),
+  ].join('\n    ');
+  const code = `
+enable f16;
+enable chromium_experimental_subgroup_matrix;
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+const N = ${n}u;
+const K4 = ${k / 4}u;
+const N4 = ${n / 4}u;
+const TN = ${TN}u;
+const AS = ${AS}u;
+const BS = ${BS}u;
+var<workgroup> As : array<f16, ${TM * AS}>;
+var<workgroup> Bs : array<f16, ${TK * BS}>;
+${bias ? `var<workgroup> biasTile : array<f32, ${SM * TN}>;` : ''}
+fn main() {
+  let tid = localIndex;
+  let sg = tid / 32u;
+  let row0 = workgroupId.y * ${TM}u;
+  let col0 = workgroupId.x * TN;
+  let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
+  let sgCol = (sg % ${sgCols}u) * ${BLOCK_N}u;
+  ${bias ? `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
+  workgroupBarrier();` : ''}
+  ${lines.acc.join('\n  ')}
+  var ra : array<vec4<f32>, ${aVecs}>;
+  var rb : array<vec4<f32>, ${bVecs}>;
+  ${loadRegs('0u')}
+  for (var k0 = 0u; k0 < K4 * 4u; k0 += ${TK}u) {
+    ${storeRegs}
+    workgroupBarrier();
+    if (k0 + ${TK}u < K4 * 4u) {
+      let k1 = k0 + ${TK}u;
+      ${loadRegs('k1')}
+    }
+    for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+      ${lines.mma.join('\n      ')}
+    }
+    workgroupBarrier();
+  }
+  ${lines.store.join('\n  ')}
+}`;
+  const inputs = bias ? [a, b, bias] : [a, b];
+  const prog = program({
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${sgCols}_${bias ? 'b' : ''}`,
+    inputs: bias ? ['A', 'B', 'Bias'] : ['A', 'B'],
+    outputShape: outShape,
+    workgroupSize: threads,
+    dispatch: [n / TN, m / TM, 1],
+    components: bias ? [4, 4, 1] : [4, 4],
+    outputComponent: 1,
+    code,
+  });
+  return backend.runWebGPUProgram(prog, inputs, 'float32');
+}
+
+export function matMulF16Staged(a: tf.Tensor2D, b: tf.Tensor2D, cfg: SubgroupMatrixConfig, bias?: tf.Tensor1D): tf.Tensor2D {
+  const info = matMulF16StagedInfo(tf.backend() as WebGPUBackend, a, b, bias ?? null, cfg, [a.shape[0], b.shape[1]]);
+  return tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+}
