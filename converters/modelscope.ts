@@ -174,7 +174,8 @@ export async function writeNetwork(net: PreparedNetwork, outDir: string,
       try {
         data = await e.read();
       } catch (err) {
-        throw fileError(file, err instanceof Error ? new Error(`${k}: ${err.message}`) : err);
+        const msg = err instanceof Error ? err.message : String(err);
+        throw new ConvertError(`${msg.includes(file) ? msg : `${file}: ${msg}`} (reading ${k})`);
       }
       await writer.add(k, p.tfShape, toTfLayout(data, p.torchShape, p.role));
       done += data.length;

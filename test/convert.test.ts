@@ -282,7 +282,16 @@ test('bad input: one clear line, exit 1, no output folder', () => {
   assertRefused(['convert', sourceFolder('src-trunc', (d) => {
     const p = ownCopy(d, FILES.unet);
     truncateSync(p, Math.floor(statSync(p).size / 2));
-  }), out, ...tok], out, /text2video_pytorch_model\.pth/);
+  }), out, ...tok], out, /text2video_pytorch_model\.pth: .*(truncated|corrupt)/);
+  // damage found only when the VAE's tensors are read, after the other two networks are written: still nothing left
+  assertRefused(['convert', sourceFolder('src-damaged', (d) => {
+    const p = ownCopy(d, FILES.vae);
+    const buf = readFileSync(p);
+    const headers: number[] = [];
+    for (let i = buf.indexOf('PK\x03\x04'); i >= 0; i = buf.indexOf('PK\x03\x04', i + 1)) headers.push(i);
+    buf.write('XXXX', headers[headers.length >> 1], 'latin1');
+    writeFileSync(p, buf);
+  }), out, ...tok], out, /VQGAN_autoencoder\.pth: .*\(reading [a-z_.0-9]+\)$/);
   // the VAE's file where the UNet's should be, and the other way round
   assertRefused(['convert', sourceFolder('src-swapped', (d) => {
     rmSync(join(d, FILES.unet)); rmSync(join(d, FILES.vae));
@@ -303,7 +312,7 @@ test('bad input: one clear line, exit 1, no output folder', () => {
   assertRefused(['convert', sourceFolder('src-dtype'), out, ...tok, '--dtype', 'int8'], out, /unknown --dtype int8; valid: float16, float32/);
   assertRefused(['convert', sourceFolder('src-garbage', (d) => {
     rmSync(join(d, FILES.unet)); writeFileSync(join(d, FILES.unet), 'this is not a checkpoint');
-  }), out, ...tok], out, /text2video_pytorch_model\.pth/);
+  }), out, ...tok], out, /text2video_pytorch_model\.pth: not a PyTorch/);
 });
 
 test('a folder that is not a converted model is a clear error', async () => {

@@ -126,6 +126,10 @@ export async function loadNetwork<M extends Module = Module>(dir: string, kind: 
     for (const group of weights.weightsManifest) {
       for (const e of group.weights) {
         if (!declared.has(e.name)) throw new Error(`${netDir}: the ${name} has no weight ${e.name} (config.json and model.json disagree)`);
+        const q = e.quantization?.dtype;
+        if (e.dtype !== 'float32' || (q !== undefined && q !== 'float16')) {
+          throw new Error(`${netDir}: weight ${e.name} is stored as ${q ?? e.dtype}; only float32 and float16 are read`);
+        }
       }
       const expected = group.weights.reduce((a, e) => a + entryBytes(e), 0);
       const parts: ArrayBuffer[] = [];

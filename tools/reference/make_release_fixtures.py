@@ -141,18 +141,7 @@ def main():
     wrapped['model.diffusion_model.out.2.weight'] = torch.randn(4, 8, 3, 3, generator=g)
     wrapped['cond_stage_model.transformer.ln_final.weight'] = torch.randn(16, generator=g)
     torch.save({'state_dict': wrapped, 'global_step': 0, 'epoch': 1}, os.path.join(OUT, 'VQGAN_autoencoder.pth'))
-    config = {
-        'framework': 'pytorch', 'task': 'text-to-video-synthesis',
-        'model': {
-            'type': 'latent-text-to-video-synthesis',
-            'model_args': {'ckpt_clip': 'open_clip_pytorch_model.bin', 'ckpt_unet': 'text2video_pytorch_model.pth',
-                           'ckpt_autoencoder': 'VQGAN_autoencoder.pth', 'max_frames': 12, 'tiny_gpu': 1},
-            'model_cfg': MODEL_CFG,
-        },
-        'pipeline': {'type': 'latent-text-to-video-synthesis'},
-    }
-    with open(os.path.join(OUT, 'configuration.json'), 'w') as f:
-        json.dump(config, f, indent=4)
+    write_config(OUT, MODEL_CFG, 12)
     values, bits = float16_cases()
     save_npy(os.path.join(OUT, 'f16_values.npy'), values)
     np.save(os.path.join(OUT, 'f16_bits.npy'), bits)
