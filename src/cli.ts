@@ -8,7 +8,9 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('t2v')
     .description('ModelScope text-to-video on TensorFlow.js')
     .exitOverride()
-    .showHelpAfterError(false);
+    .showHelpAfterError(false)
+    // commander's own usage errors in the same one-line form as ours (subcommands inherit this)
+    .configureOutput({ outputError: (text, write) => write(`t2v: ${text.replace(/^error: /, '').trim()}\n`) });
   registerInfo(program);
   registerConvert(program);
   registerGenerate(program);
