@@ -43,6 +43,42 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
     tf.dispose([a, b]);
   }
   res.matmuls = rows;
+
+  // convolutions as implicit GEMMs through the routed kernels, against tfjs's own conv (same tensors)
+  const convRows: unknown[] = [];
+  for (const [xs, fs, pad] of [
+    [[16, 32, 32, 320], [3, 3, 320, 320], 'same'],
+    [[16, 16, 16, 640], [3, 3, 640, 640], 'same'],
+    [[1, 16, 1024, 320], [3, 1, 320, 320], [[0, 0], [1, 1], [0, 0], [0, 0]]],
+  ] as [number[], number[], 'same' | [[number, number], [number, number], [number, number], [number, number]]][]) {
+    const x = gpuRandom(xs, 1, 4) as tf.Tensor4D;
+    const f = gpuRandom(fs, 1 / Math.sqrt(fs[0] * fs[1] * fs[2]), 5) as tf.Tensor4D;
+    const bias = gpuRandom([fs[3]], 0.1, 6) as tf.Tensor1D;
+    const run = () => tf.fused.conv2d({ x, filter: f, strides: 1, pad, bias });
+    const gflop = 2 * xs[0] * xs[1] * xs[2] * fs[0] * fs[1] * fs[2] * fs[3] / 1e9;
+    try {
+      const stockMs = await timeIt(run);
+      const ref = run();
+      const undo = routeMatMulsToTensorCores(cfg, 'staged');
+      let tcMs = 0;
+      let err = 0;
+      try {
+        tcMs = await timeIt(run);
+        const out = run();
+        err = relMaxError(await out.data(), await ref.data());
+        out.dispose();
+      } finally {
+        undo();
+      }
+      ref.dispose();
+      convRows.push({ x: xs, filter: fs, stockMs, tcMs, err });
+      log(`conv ${JSON.stringify(xs)} * ${JSON.stringify(fs)}: stock ${stockMs.toFixed(3)} ms (${(gflop / stockMs).toFixed(1)} TFLOP/s), tensor cores ${tcMs.toFixed(3)} ms (${(gflop / tcMs).toFixed(1)} TFLOP/s), rel err ${err.toExponential(2)}`);
+    } catch (e) {
+      log(`conv ${JSON.stringify(xs)}: failed: ${(e as Error).message}`);
+    }
+    tf.dispose([x, f, bias]);
+  }
+  res.convs = convRows;
   if (args[1] === 'ops-only') return res;
 
   registerWebGPUKernels();

@@ -14,15 +14,26 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
 }
 
 /**
+ * A stride-1 convolution as an implicit GEMM: A[m, k] is read from the NHWC input x [n, h, w, c] at
+ * m = (image, y, x) and k = (ky, kx, channel) with zero padding, so no im2col buffer exists; B is the HWIO filter
+ * seen as [kh*kw*c, out]. The output keeps h x w (padTop/padLeft as given, the rest implied).
+ */
+export interface ConvGeom { n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number }
+
+export function convF16Supported(g: ConvGeom, out: number): boolean {
+  return g.c % TK === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
+}
+
+/**
  * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
  * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
  * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 block in 2 x 4 f32 matrices.
  * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
-  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[]): tf.TensorInfo {
-  const m = a.shape[a.shape.length - 2];
-  const k = a.shape[a.shape.length - 1];
+  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom): tf.TensorInfo {
+  const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
+  const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   if (!matMulF16StagedSupported(m, n, k)) throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles`);
   const sgCols = n % (2 * BLOCK_N) === 0 ? 2 : 1;
@@ -51,8 +62,18 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
     }
   }
+  const loadA = (v: number, k0: string) => conv
+    ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
+      let xx = i32(mm % ${conv.w}u) + i32(tap % ${conv.kw}u) - ${conv.padLeft};
+      let yy = i32((mm / ${conv.w}u) % ${conv.h}u) + i32(tap / ${conv.kw}u) - ${conv.padTop};
+      var v = vec4<f32>(0.0);
+      if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
+        v = A[((mm / ${conv.w * conv.h}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
+      }
+      ra[${v}] = v; }`
+    : `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
   const loadRegs = (k0: string) => [
-    ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`),
+    ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
     ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
   ].join('\n    ');
   const storeRegs = [
@@ -101,7 +122,7 @@ fn main() {
 }`;
   const inputs = bias ? [a, b, bias] : [a, b];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${sgCols}_${bias ? 'b' : ''}`,
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${sgCols}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: bias ? ['A', 'B', 'Bias'] : ['A', 'B'],
     outputShape: outShape,
     workgroupSize: threads,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { matMulF16StagedInfo, matMulF16StagedSupported } from './matmul-f16-staged.js';
+import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, type ConvGeom } from './matmul-f16-staged.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
@@ -152,10 +152,61 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
       },
     });
   }
+  // stride-1 convolutions (3x3 'same', the temporal (3,1)) as implicit GEMMs on the staged kernel
+  for (const name of ['Conv2D', 'FusedConv2D']) {
+    const orig = tf.getKernel(name, 'webgpu');
+    if (!orig || kernel !== 'staged') continue;
+    saved.push(orig);
+    tf.unregisterKernel(name, 'webgpu');
+    tf.registerKernel({
+      kernelName: name, backendName: 'webgpu',
+      kernelFunc: (args) => {
+        const { inputs, attrs, backend } = args;
+        const geom = convGeom(inputs.x!, inputs.filter!, attrs as Record<string, unknown>);
+        const bias = inputs.bias;
+        const out = inputs.filter!.shape[3];
+        const ok = geom !== null && convF16Supported(geom, out) && inputs.preluActivationWeights == null
+          && (!bias || (bias.shape.length === 1 && bias.shape[0] === out));
+        if (!ok) return orig.kernelFunc(args);
+        return matMulF16StagedInfo(backend as WebGPUBackend, inputs.x!, inputs.filter!, bias ?? null, cfg,
+          [geom.n, geom.h, geom.w, out], geom);
+      },
+    });
+  }
   return () => {
     for (const k of saved) {
       tf.unregisterKernel(k.kernelName, 'webgpu');
       tf.registerKernel(k);
     }
   };
+}
+
+/** The implicit-GEMM geometry of a stride-1, undilated NHWC convolution that keeps h x w, or null. */
+function convGeom(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Record<string, unknown>): ConvGeom | null {
+  const ones = (v: unknown) => v === undefined || v === 1 || (Array.isArray(v) && v.every((d) => d === 1));
+  if (!ones(attrs.strides) || !ones(attrs.dilations) || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
+  if (attrs.activation !== undefined && attrs.activation !== 'linear') return null;
+  if (x.shape.length !== 4 || filter.shape.length !== 4) return null;
+  const [n, h, w, c] = x.shape;
+  const [kh, kw] = filter.shape;
+  const pad = attrs.pad;
+  let padTop: number;
+  let padLeft: number;
+  if (pad === 'same') {
+    if (kh % 2 === 0 || kw % 2 === 0) return null;
+    padTop = (kh - 1) / 2;
+    padLeft = (kw - 1) / 2;
+  } else if (Array.isArray(pad)) {
+    const [[, ], [t, bt], [l, r]] = pad as number[][];
+    if (t + bt !== kh - 1 || l + r !== kw - 1) return null;
+    padTop = t;
+    padLeft = l;
+  } else if (typeof pad === 'number') {
+    if (2 * pad !== kh - 1 || 2 * pad !== kw - 1) return null;
+    padTop = pad;
+    padLeft = pad;
+  } else {
+    return null;
+  }
+  return { n, h, w, c, kh, kw, padTop, padLeft };
 }
