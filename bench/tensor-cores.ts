@@ -6,7 +6,7 @@ import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
 import { relMaxError, timeIt } from './timing.js';
-import { RELEASED_UNET, UNET_TFLOP, randomizeWeights, unetInputs } from './unet.js';
+import { RELEASED_UNET, UNET_TFLOP, profileKernels, randomizeWeights, unetInputs } from './unet.js';
 
 /** Experimental tensor-core matmul (subgroup matrices, f16 in, f32 accumulate): ops, then inside the UNet. */
 export async function benchTensorCores(log: (s: string) => void, args: string[]): Promise<unknown> {
@@ -91,7 +91,7 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
   y32.dispose();
   const fp32Ms = await timeIt(call, 5, 1);
   res.unet = { fp32Ms };
-  for (const kernel of ['staged', 'direct'] as const) {
+  for (const kernel of ['staged'] as const) {
     const restore = routeMatMulsToTensorCores(cfg, kernel);
     try {
       const y16 = call();
@@ -99,7 +99,8 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
       y16.dispose();
       const tcMs = await timeIt(call, 5, 1);
       (res.unet as Record<string, unknown>)[kernel] = { tcMs, err };
-      log(`UNet call, fused kernels: fp32 ${fp32Ms.toFixed(1)} ms; with Linear/1x1 matmuls on tensor cores (${kernel}) ${tcMs.toFixed(1)} ms (${(UNET_TFLOP / tcMs * 1000).toFixed(2)} TFLOP/s), rel err vs fp32 ${err.toExponential(2)}`);
+      log(`UNet call, fused kernels: fp32 ${fp32Ms.toFixed(1)} ms; with ${kernel === 'staged' ? 'matmuls and convolutions' : 'matmuls'} on tensor cores (${kernel}) ${tcMs.toFixed(1)} ms (${(UNET_TFLOP / tcMs * 1000).toFixed(2)} TFLOP/s), rel err vs fp32 ${err.toExponential(2)}`);
+      if (kernel === 'staged') (res.unet as Record<string, unknown>).profile = await profileKernels(call, log);
     } finally {
       restore();
     }

@@ -45,7 +45,7 @@ export function unetInputs(frames: number, size: number, rand: (shape: number[],
 }
 
 /** Per-kernel GPU time of one call (timestamp queries through tf.profile), summed by kernel name. */
-async function profileKernels(fn: () => tf.Tensor, log: (s: string) => void): Promise<Record<string, number>> {
+export async function profileKernels(fn: () => tf.Tensor, log: (s: string) => void): Promise<Record<string, number>> {
   const prof = await tf.profile(() => fn());
   tf.dispose(prof.result as tf.Tensor);
   const byName: Record<string, number> = {};

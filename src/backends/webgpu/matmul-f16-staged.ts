@@ -27,7 +27,7 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
 /**
  * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
  * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
- * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 block in 2 x 4 f32 matrices.
+ * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 (or 32 x 32) block in f32 matrices.
  * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
@@ -36,9 +36,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   if (!matMulF16StagedSupported(m, n, k)) throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles`);
-  const sgCols = n % (2 * BLOCK_N) === 0 ? 2 : 1;
+  // two subgroup columns always; when N is not a multiple of 128 they take 32 columns each (more subgroups in
+  // flight for the UNet's N = 320 layers)
+  const sgCols = 2;
+  const blockN = n % (2 * BLOCK_N) === 0 ? BLOCK_N : BLOCK_N / 2;
   const TM = BLOCK_M * SG_ROWS;
-  const TN = BLOCK_N * sgCols;
+  const TN = blockN * sgCols;
   const threads = 32 * SG_ROWS * sgCols;
   const AS = TK + PAD;
   const BS = TN + PAD;
@@ -46,7 +49,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const bVecs = (TK * TN / 4) / threads;
   const { M: SM, N: SN, K: SK } = cfg;
   const rm = BLOCK_M / SM;
-  const rn = BLOCK_N / SN;
+  const rn = blockN / SN;
   const left = `subgroup_matrix_left<f16, ${SK}, ${SM}>`;
   const right = `subgroup_matrix_right<f16, ${SN}, ${SK}>`;
   const res = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
@@ -99,7 +102,7 @@ fn main() {
   let row0 = workgroupId.y * ${TM}u;
   let col0 = workgroupId.x * TN;
   let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
-  let sgCol = (sg % ${sgCols}u) * ${BLOCK_N}u;
+  let sgCol = (sg % ${sgCols}u) * ${blockN}u;
   ${bias ? `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
   workgroupBarrier();` : ''}
   ${lines.acc.join('\n  ')}
@@ -122,7 +125,7 @@ fn main() {
 }`;
   const inputs = bias ? [a, b, bias] : [a, b];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${sgCols}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${blockN}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: bias ? ['A', 'B', 'Bias'] : ['A', 'B'],
     outputShape: outShape,
     workgroupSize: threads,
