@@ -91,16 +91,16 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
   y32.dispose();
   const fp32Ms = await timeIt(call, 5, 1);
   res.unet = { fp32Ms };
-  for (const kernel of ['staged'] as const) {
-    const restore = routeMatMulsToTensorCores(cfg, kernel);
+  for (const [kernel, minKN] of [['staged', 0], ['staged', 320 * 321]] as const) {
+    const restore = routeMatMulsToTensorCores(cfg, kernel, { minKN });
     try {
       const y16 = call();
       const err = relMaxError(await y16.data(), ref);
       y16.dispose();
       const tcMs = await timeIt(call, 5, 1);
-      (res.unet as Record<string, unknown>)[kernel] = { tcMs, err };
-      log(`UNet call, fused kernels: fp32 ${fp32Ms.toFixed(1)} ms; with ${kernel === 'staged' ? 'matmuls and convolutions' : 'matmuls'} on tensor cores (${kernel}) ${tcMs.toFixed(1)} ms (${(UNET_TFLOP / tcMs * 1000).toFixed(2)} TFLOP/s), rel err vs fp32 ${err.toExponential(2)}`);
-      if (kernel === 'staged') (res.unet as Record<string, unknown>).profile = await profileKernels(call, log);
+      (res.unet as Record<string, unknown>)[`${kernel}_minKN${minKN}`] = { tcMs, err };
+      log(`UNet call, fused kernels: fp32 ${fp32Ms.toFixed(1)} ms; with ${kernel === 'staged' ? 'matmuls and convolutions' : 'matmuls'} on tensor cores (${kernel}${minKN ? ', 320x320 matmuls left to tfjs' : ''}) ${tcMs.toFixed(1)} ms (${(UNET_TFLOP / tcMs * 1000).toFixed(2)} TFLOP/s), rel err vs fp32 ${err.toExponential(2)}`);
+      if (minKN === 0) (res.unet as Record<string, unknown>).profile = await profileKernels(call, log);
     } finally {
       restore();
     }

@@ -114,7 +114,10 @@ fn main() {
  * activation) through the staged kernel (bias in the accumulators) or matMulF16 wherever the shapes fit (batch 1, no transposes, tile multiples); the rest keep
  * tfjs's kernels. Returns a function that restores the originals.
  */
-export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged'): () => void {
+export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged',
+  opts: { minKN?: number } = {}): () => void {
+  // matmuls with k * n below minKN stay on tfjs's kernel (the tensor-core tile is wasteful on them)
+  const minKN = opts.minKN ?? 0;
   const saved: tf.KernelConfig[] = [];
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     const orig = tf.getKernel(name, 'webgpu');
@@ -135,7 +138,7 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
         const n = b.shape[b.shape.length - 1];
         const fits = !at.transposeA && !at.transposeB && batchA === 1 && batchB === 1
           && (at.activation === undefined || at.activation === 'linear') && inputs.preluActivationWeights == null
-          && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k));
+          && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN;
         if (!fits) return orig.kernelFunc(args);
         const wb = backend as WebGPUBackend;
         const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
