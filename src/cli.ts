@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { register as registerInfo } from './cli/info.js';
 import { register as registerConvert } from './cli/convert.js';
 import { register as registerGenerate } from './cli/generate.js';
+import { register as registerDownload } from './cli/download.js';
 
 /** Entry of the `t2v` executable. Returns the exit code; every failure is one line on stderr. */
 export async function main(argv: string[]): Promise<number> {
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInfo(program);
   registerConvert(program);
   registerGenerate(program);
+  registerDownload(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

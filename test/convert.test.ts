@@ -310,9 +310,25 @@ test('bad input: one clear line, exit 1, no output folder', () => {
   }), out, ...tok], out, /text2video_pytorch_model\.pth: not a ModelScope UNet checkpoint: .*unet_head_dim/);
   assertRefused(['convert', sourceFolder('src-notok'), out], out, /no tokenizer in .*bpe_simple_vocab_16e6\.txt\.gz.*vocab\.json \+ merges\.txt/);
   assertRefused(['convert', sourceFolder('src-dtype'), out, ...tok, '--dtype', 'int8'], out, /unknown --dtype int8; valid: float16, float32/);
+  mkdirSync(join(work, 'src-empty'));
+  assertRefused(['convert', join(work, 'src-empty'), out], out, /src-empty: not a model folder \(no configuration\.json .*no model_index\.json/);
+  assertRefused(['convert', sourceFolder('src-variant'), out, ...tok, '--variant', 'fp16'], out, /--variant applies to the diffusers layout only/);
   assertRefused(['convert', sourceFolder('src-garbage', (d) => {
     rmSync(join(d, FILES.unet)); writeFileSync(join(d, FILES.unet), 'this is not a checkpoint');
   }), out, ...tok], out, /text2video_pytorch_model\.pth: not a PyTorch/);
+});
+
+test('t2v convert detects the diffusers layout (model_index.json) and converts it with the preferred variant', () => {
+  const out = join(work, 'from-diffusers');
+  const r = t2v(['convert', join(FIXTURES, 'diffusers', 'hub'), out, '--variant', 'fp16', '--dtype', 'float32']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /converted to .*from-diffusers \(float32\)/);
+  const info = JSON.parse(readFileSync(join(out, 't2v.json'), 'utf8')) as { source: { layout: string; variant: string } };
+  assert.deepEqual([info.source.layout, info.source.variant], ['diffusers', 'fp16']);
+  for (const k of ['text_encoder', 'unet', 'vae']) assert.ok(existsSync(join(out, k, 'model.json')), k);
+  assert.ok(existsSync(join(out, 'tokenizer', 'vocab.json')));
+  const refused = join(work, 'refused');
+  assertRefused(['convert', join(FIXTURES, 'diffusers', 'hub'), refused, '--tokenizer', tokenizerGz], refused, /--tokenizer applies to the ModelScope layout only/);
 });
 
 test('a folder that is not a converted model is a clear error', async () => {

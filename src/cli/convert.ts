@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { convertModelScope, ConvertError, type ConvertSummary, type ProgressEvent } from '../../converters/modelscope.js';
+import { convertDiffusers, detectLayout } from '../../converters/diffusers.js';
 import { NETWORK_NAMES } from '../../converters/networks.js';
 import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
 import { selectBackend } from '../backend.js';
@@ -10,6 +12,7 @@ interface Options {
   dtype: string;
   tokenizer?: string;
   force?: boolean;
+  variant?: string;
   backend?: string;
   progress?: boolean;
 }
@@ -44,11 +47,13 @@ export function formatSummary(s: ConvertSummary): string {
 
 export function register(program: Command): void {
   backendOption(program.command('convert')
-    .description('convert the released ModelScope folder (configuration.json and three checkpoints) into a TF.js model folder')
-    .argument('<source>', 'the released folder')
+    .description('convert a model folder into a TF.js model folder: the released ModelScope layout (configuration.json '
+      + 'and three checkpoints) or the diffusers layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/); detected')
+    .argument('<source>', 'the released ModelScope folder or a diffusers folder')
     .argument('<out>', 'the folder to write')
     .option('--dtype <dtype>', `weight storage: ${STORAGE_DTYPES.join('|')}`, 'float16')
-    .option('--tokenizer <path>', 'OpenCLIP bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt')
+    .option('--tokenizer <path>', 'OpenCLIP bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt (ModelScope layout)')
+    .option('--variant <name>', 'diffusers layout: weight variant to prefer, e.g. fp16')
     .option('--force', 'replace <out> if it exists and is not empty')
     .option('--no-progress', 'no progress bar'))
     .action(async (source: string, out: string, opts: Options) => {
@@ -57,15 +62,29 @@ export function register(program: Command): void {
       }
       // the layout transposes run as tfjs ops; the cpu backend is the default here because it starts instantly
       await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
+      const layout = detectLayout(source);
+      if (layout === null) {
+        if (!existsSync(source)) throw new ConvertError(`${source}: no such folder`);
+        throw new ConvertError(`${source}: not a model folder (no configuration.json of the ModelScope release, no model_index.json of diffusers)`);
+      }
+      if (layout === 'modelscope' && opts.variant) throw new ConvertError('--variant applies to the diffusers layout only');
+      if (layout === 'diffusers' && opts.tokenizer) throw new ConvertError('--tokenizer applies to the ModelScope layout only (diffusers folders carry tokenizer/)');
       const progress = progressReporter(opts.progress !== false && process.stderr.isTTY === true);
       let summary: ConvertSummary;
+      let notes: string[] = [];
       try {
-        summary = await convertModelScope(source, out, {
-          dtype: opts.dtype as StorageDType, tokenizer: opts.tokenizer, force: opts.force, onProgress: progress.onProgress,
-        });
+        const common = { dtype: opts.dtype as StorageDType, force: opts.force, onProgress: progress.onProgress };
+        if (layout === 'diffusers') {
+          const s = await convertDiffusers(source, out, { ...common, variant: opts.variant });
+          summary = s;
+          notes = s.notes;
+        } else {
+          summary = await convertModelScope(source, out, { ...common, tokenizer: opts.tokenizer });
+        }
       } finally {
         progress.stop();
       }
       console.log(formatSummary(summary));
+      for (const n of notes) console.error(`t2v: note: ${n}; results may differ slightly from diffusers`);
     });
 }

@@ -11,9 +11,6 @@ import { selectBackend } from '../backend.js';
 import { HubError, downloadModel, type DownloadSummary } from '../hub.js';
 import { diffusersWeights } from '../../converters/diffusers.js';
 
-// What the lead wires into `t2v convert` (format detection) and src/cli.ts (`download`).
-export { convertDiffusers, detectLayout, isDiffusersFolder } from '../../converters/diffusers.js';
-
 interface Options {
   revision?: string;
   variant?: string;
