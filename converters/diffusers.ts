@@ -11,11 +11,10 @@ import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-fol
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
 import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles, type WeightsChoice } from './diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey, type MappedKey } from './diffusers-keys.js';
-import { toTfLayout } from './layout.js';
-import { ConvertError, writeAtomically, type NetworkSummary, type ProgressEvent } from './modelscope.js';
-import { NETWORK_NAMES, networkSpec } from './networks.js';
+import { ConvertError, checkNetwork, writeAtomically, writeNetwork, type NetworkSummary, type ProgressEvent } from './modelscope.js';
+import { NETWORK_NAMES } from './networks.js';
 import { openCheckpoint } from './open.js';
-import { DEFAULT_GROUP_BYTES, WeightsWriter, type StorageDType } from './tfjs-writer.js';
+import type { StorageDType } from './tfjs-writer.js';
 
 type Json = Record<string, unknown>;
 
@@ -178,7 +177,6 @@ export async function convertNetworkCheckpoint(kind: NetworkKind, ckpt: Checkpoi
   opts: { dtype?: StorageDType; json?: Json; groupBytes?: number; onProgress?: (e: ProgressEvent) => void } = {}): Promise<NetworkSummary> {
   const file = ckpt.path;
   const foreign = (why: string) => new ConvertError(`${file}: not a diffusers ${NETWORK_NAMES[kind]} of this model family: ${why}`);
-  const spec = networkSpec(kind);
   const shapes = new Map<string, readonly number[]>();
   for (const [k, e] of ckpt.entries) shapes.set(k, e.shape);
   if (kind === 'text_encoder') {
@@ -188,45 +186,8 @@ export async function convertNetworkCheckpoint(kind: NetworkKind, ckpt: Checkpoi
       throw foreign((err as Error).message);
     }
   }
-  let config: unknown;
-  try {
-    config = spec.infer(shapes, opts.json);
-  } catch (err) {
-    throw foreign(err instanceof Error ? err.message : String(err));
-  }
-  const module = spec.build(config);
-  const params = module.paramSpecs();
-  for (const [k, p] of params) {
-    const e = ckpt.entries.get(k);
-    if (!e) throw foreign(`missing weight ${k}`);
-    if (e.shape.length !== p.torchShape.length || e.shape.some((d, i) => d !== p.torchShape[i])) {
-      throw foreign(`${k} has shape [${e.shape.join(', ')}], the configuration gives [${p.torchShape.join(', ')}]`);
-    }
-  }
-  let unused = 0;
-  for (const k of ckpt.entries.keys()) {
-    if (params.has(k)) continue;
-    if (spec.isUnused?.(k, config)) { unused++; continue; }
-    throw foreign(`unexpected weight ${k}`);
-  }
-  const netDir = join(outDir, kind);
-  await mkdir(netDir, { recursive: true });
-  await writeFile(join(netDir, 'config.json'), JSON.stringify(config, null, 1));
-  const writer = new WeightsWriter(netDir, opts.dtype ?? 'float16', opts.groupBytes ?? DEFAULT_GROUP_BYTES);
-  const total = module.countParams();
-  let done = 0;
-  opts.onProgress?.({ kind, done, total, phase: 'start' });
-  for (const [k, e] of ckpt.entries) {
-    const p = params.get(k);
-    if (!p) continue;
-    const data = await e.read();
-    await writer.add(k, p.tfShape, toTfLayout(data, p.torchShape, p.role));
-    done += data.length;
-    opts.onProgress?.({ kind, done, total, phase: 'tensor' });
-  }
-  await writer.finish();
-  opts.onProgress?.({ kind, done, total, phase: 'end' });
-  return { kind, source: file, params: total, tensors: writer.tensors, bytes: writer.bytesWritten, skipped: unused };
+  const { config, module, entries, unused } = checkNetwork(kind, ckpt.entries, foreign, { json: opts.json, shapes });
+  return writeNetwork({ kind, path: file, ckpt, config, module, entries, skipped: unused }, outDir, opts);
 }
 
 const RESBLOCK0 = 'transformer.resblocks.0.';

@@ -101,6 +101,41 @@ function fileError(file: string, err: unknown): ConvertError {
 }
 
 /**
+ * Infers a network's configuration from the tensors' shapes (and `json`), builds it (shapes only) and checks the key
+ * sets and shapes against it; `shapes` replaces the entries' own when inference needs more than the file holds.
+ * Returns the entries the module uses, in file order, and how many the network's spec calls unused.
+ */
+export function checkNetwork(kind: NetworkKind, all: ReadonlyMap<string, TensorEntry>, foreign: (why: string) => Error,
+  opts: { json?: Json; shapes?: Map<string, readonly number[]> } = {}):
+  { config: unknown; module: Module; entries: Map<string, TensorEntry>; unused: number } {
+  const spec = networkSpec(kind);
+  const shapes = opts.shapes ?? new Map([...all].map(([k, e]) => [k, e.shape] as const));
+  let config: unknown;
+  try {
+    config = spec.infer(shapes, opts.json);
+  } catch (err) {
+    throw foreign(err instanceof Error ? err.message : String(err));
+  }
+  const module = spec.build(config);
+  const params = module.paramSpecs();
+  for (const [k, p] of params) {
+    const e = all.get(k);
+    if (!e) throw foreign(`missing key ${k}`);
+    if (e.shape.length !== p.torchShape.length || e.shape.some((d, i) => d !== p.torchShape[i])) {
+      throw foreign(`${k} has shape ${fmtShape(e.shape)}, the configuration gives ${fmtShape(p.torchShape)}`);
+    }
+  }
+  const entries = new Map<string, TensorEntry>();
+  let unused = 0;
+  for (const [k, e] of all) {
+    if (params.has(k)) entries.set(k, e);
+    else if (spec.isUnused?.(k, config)) unused++;
+    else throw foreign(`unexpected key ${k}`);
+  }
+  return { config, module, entries, unused };
+}
+
+/**
  * Opens one network's checkpoint, selects its keys, infers the configuration from shapes (and `json`), builds the
  * network (shapes only) and checks the key sets and shapes. Any mismatch is one line naming the file.
  */
@@ -108,7 +143,6 @@ export async function prepareNetwork(kind: NetworkKind, checkpointPath: string,
   opts: Pick<NetworkFileOptions, 'json' | 'prefix'> = {}): Promise<PreparedNetwork> {
   const file = basename(checkpointPath);
   const foreign = (why: string) => new ConvertError(`${file}: not a ModelScope ${NETWORK_NAMES[kind]} checkpoint: ${why}`);
-  const spec = networkSpec(kind);
   let ckpt: Checkpoint;
   try {
     ckpt = await openCheckpoint(checkpointPath);
@@ -119,30 +153,7 @@ export async function prepareNetwork(kind: NetworkKind, checkpointPath: string,
     const prefix = opts.prefix;
     const { entries: all, skipped: skippedByName } = selectKeys(ckpt, prefix, kind === 'text_encoder' ? TEXT_SKIP_PREFIX : undefined);
     if (all.size === 0) throw foreign(prefix ? `no tensors under ${prefix}` : 'no tensors');
-    const shapes = new Map<string, readonly number[]>();
-    for (const [k, e] of all) shapes.set(k, e.shape);
-    let config: unknown;
-    try {
-      config = spec.infer(shapes, opts.json);
-    } catch (err) {
-      throw foreign(err instanceof Error ? err.message : String(err));
-    }
-    const module = spec.build(config);
-    const params = module.paramSpecs();
-    for (const [k, p] of params) {
-      const e = all.get(k);
-      if (!e) throw foreign(`missing key ${k}`);
-      if (e.shape.length !== p.torchShape.length || e.shape.some((d, i) => d !== p.torchShape[i])) {
-        throw foreign(`${k} has shape ${fmtShape(e.shape)}, the configuration gives ${fmtShape(p.torchShape)}`);
-      }
-    }
-    const entries = new Map<string, TensorEntry>();
-    let unused = 0;
-    for (const [k, e] of all) {
-      if (params.has(k)) entries.set(k, e);
-      else if (spec.isUnused?.(k, config)) unused++;
-      else throw foreign(`unexpected key ${k}`);
-    }
+    const { config, module, entries, unused } = checkNetwork(kind, all, foreign, { json: opts.json });
     return { kind, path: checkpointPath, ckpt, config, module, entries, skipped: skippedByName + unused };
   } catch (err) {
     await ckpt.close();
