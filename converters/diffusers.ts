@@ -282,6 +282,16 @@ export function diffusersWeights(dir: string, variant = ''): Record<NetworkKind,
   return out;
 }
 
+/**
+ * Settings that a model card states and the folder's files need not (a UNet config's sample_size is how the network
+ * was configured, not what a fine-tune was trained at): applied when `t2v download` names the hub id, over what the
+ * files say. Flags still override them.
+ */
+export const MODEL_CARD_DEFAULTS: Record<string, Partial<ModelInfo['defaults']>> = {
+  'cerspense/zeroscope_v2_576w': { width: 576, height: 320, frames: 24 },
+  'cerspense/zeroscope_v2_XL': { width: 1024, height: 576, frames: 24 },
+};
+
 /** Converts a diffusers-layout folder into a t2v model folder at `outDir` (written whole or not at all). */
 export async function convertDiffusers(srcDir: string, outDir: string, opts: DiffusersConvertOptions = {}): Promise<DiffusersSummary> {
   const t0 = performance.now();
@@ -293,6 +303,8 @@ export async function convertDiffusers(srcDir: string, outDir: string, opts: Dif
     if (!existsSync(join(srcDir, f))) throw new ConvertError(`${srcDir}: no ${f} (the tokenizer of the diffusers layout)`);
   }
   const info = diffusersModelInfo(configs);
+  const card = typeof opts.source?.hub === 'string' ? MODEL_CARD_DEFAULTS[opts.source.hub] : undefined;
+  if (card) info.defaults = { ...info.defaults, ...card };
   const maps: Record<NetworkKind, (k: string) => MappedKey> = {
     text_encoder: mapTextKey,
     unet: (k) => mapUNetKey(k, { layers_per_block: num(configs.unet.layers_per_block, 2), up_block_types: strings(configs.unet.up_block_types) }),

@@ -265,6 +265,12 @@ test('convertDiffusers: the whole folder, fp16 variant, into the t2v model forma
       assert.equal(info.tokenizer, 'tokenizer');
       assert.deepEqual(readFileSync(join(out, 'tokenizer', 'merges.txt')), readFileSync(join(HUB, 'tokenizer', 'merges.txt')));
       await assert.rejects(convertDiffusers(src, out, {}), /not empty/);
+      assert.deepEqual([info.defaults.height, info.defaults.width, info.defaults.frames], [64, 64, 16], 'from the files');
+      // downloaded under a hub id whose model card states its size and length: those become the defaults
+      const zs = join(tmp, 'zeroscope');
+      await convertDiffusers(src, zs, { variant: 'fp16', source: { hub: 'cerspense/zeroscope_v2_576w' } });
+      const zinfo = JSON.parse(readFileSync(join(zs, 't2v.json'), 'utf8'));
+      assert.deepEqual([zinfo.defaults.height, zinfo.defaults.width, zinfo.defaults.frames], [320, 576, 24]);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
