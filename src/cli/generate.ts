@@ -29,6 +29,7 @@ interface Options {
   contactSheet?: string;
   decodeChunk?: string;
   batchGuidance?: boolean;
+  streamWeights?: boolean;
   progress?: boolean;
 }
 
@@ -82,6 +83,8 @@ export function register(program: Command): void {
     .option('--decode-chunk <n>', `frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`)
     .option('--batch-guidance', 'conditional and unconditional UNet passes as one batch of two (default on cpu and wasm)')
     .option('--no-batch-guidance', 'two UNet calls per step, as upstream')
+    .option('--stream-weights', 'keep weights in host memory, upload each on use (default on wasm for models over 1.5 GB)')
+    .option('--no-stream-weights', 'keep all weights resident in the backend')
     .option('--no-progress', 'no progress bar'))
     .action(async (prompt: string, opts: Options) => {
       const folder = await readModelFolder(opts.model);
@@ -121,7 +124,7 @@ export function register(program: Command): void {
       }
 
       const backend = await selectBackend(opts.backend);
-      const t2v = await TextToVideo.load(opts.model);
+      const t2v = await TextToVideo.load(opts.model, { streamWeights: opts.streamWeights });
       const controller = new AbortController();
       const onSigint = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', onSigint);

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { open, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Module } from '../layers/module.js';
+import type { HostWeight, Module } from '../layers/module.js';
 import type { NetworkKind } from '../layers/network.js';
 import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
 import type { ManifestEntry, WeightsFile } from '../../converters/tfjs-writer.js';
@@ -110,7 +110,8 @@ export async function readNetworkConfig(netDir: string): Promise<unknown> {
  * Builds one network from `<dir>/config.json` (dir is the network's folder, or the model folder with `kind`
  * below it) and loads its weights group by group: one shard file read, decoded to tensors, and dropped at a time.
  */
-export async function loadNetwork<M extends Module = Module>(dir: string, kind: NetworkKind): Promise<M> {
+export async function loadNetwork<M extends Module = Module>(dir: string, kind: NetworkKind,
+  opts: { stream?: boolean } = {}): Promise<M> {
   const netDir = existsSync(join(dir, kind, 'model.json')) ? join(dir, kind) : dir;
   const name = NETWORK_NAMES[kind];
   if (!existsSync(join(netDir, 'model.json')) || !existsSync(join(netDir, 'config.json'))) {
@@ -122,6 +123,7 @@ export async function loadNetwork<M extends Module = Module>(dir: string, kind: 
   const module = networkSpec(kind).build(config) as M;
   const declared = module.paramSpecs();
   const loaded = new Map<string, tf.Tensor>();
+  const host = new Map<string, HostWeight>();
   try {
     for (const group of weights.weightsManifest) {
       for (const e of group.weights) {
@@ -135,16 +137,36 @@ export async function loadNetwork<M extends Module = Module>(dir: string, kind: 
       const parts: ArrayBuffer[] = [];
       for (const p of group.paths) parts.push(await readShard(join(netDir, p), group.paths.length === 1 ? expected : -1));
       const data = parts.length === 1 ? parts[0] : concat(parts);
+      if (opts.stream) {
+        hostWeights(data, group.weights, host);
+        continue;
+      }
       const tensors = tf.io.decodeWeights(data, group.weights as tf.io.WeightsManifestEntry[]);
       for (const [k, t] of Object.entries(tensors)) loaded.set(k, t);
     }
-    module.loadWeights((key) => loaded.get(key));
+    if (opts.stream) module.streamWeights((key) => host.get(key));
+    else module.loadWeights((key) => loaded.get(key));
   } catch (err) {
     for (const t of loaded.values()) t.dispose();
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(msg.startsWith(netDir) ? msg : `${netDir}: ${msg}`);
   }
   return module;
+}
+
+/** A group's weights as host arrays (views on the group's buffer where aligned): float32, or float16 bits. */
+function hostWeights(data: ArrayBuffer, entries: readonly ManifestEntry[], into: Map<string, HostWeight>): void {
+  let off = 0;
+  for (const e of entries) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    const half = e.quantization?.dtype === 'float16';
+    const bytes = half ? 2 * n : 4 * n;
+    const align = half ? 2 : 4;
+    const buf = off % align === 0 ? data : data.slice(off, off + bytes);
+    const at = off % align === 0 ? off : 0;
+    into.set(e.name, half ? new Uint16Array(buf, at, n) : new Float32Array(buf, at, n));
+    off += bytes;
+  }
 }
 
 function concat(parts: ArrayBuffer[]): ArrayBuffer {

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { fromFloat16 } from '../../converters/float16.js';
 
 /**
  * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
@@ -33,16 +34,27 @@ export function tfPermutation(role: ParamRole, rank: number): number[] {
   }
 }
 
-/** A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. */
+/** A weight's values in host memory, tfjs layout: float32, or float16 bits (the converted folder's storage). */
+export type HostWeight = Float32Array | Uint16Array;
+
+const inTidy = () => (tf.engine().state as unknown as { activeScope?: unknown }).activeScope != null;
+
+/**
+ * A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. A streamed
+ * weight (`host`) has no resident tensor: each use uploads it inside the caller's tf.tidy, which frees it again.
+ */
 export class Param {
   value: tf.Tensor | null = null;
+  host: HostWeight | null = null;
   constructor(readonly torchShape: readonly number[], readonly role: ParamRole) {}
 
   get tfShape(): number[] { return tfShape(this.role, this.torchShape); }
 
   get tensor(): tf.Tensor {
-    if (this.value === null) throw new Error('weights are not loaded');
-    return this.value;
+    if (this.value !== null) return this.value;
+    if (this.host === null) throw new Error('weights are not loaded');
+    if (!inTidy()) throw new Error('a streamed weight was used outside tf.tidy, where nothing would free it');
+    return tf.tensor(this.host instanceof Uint16Array ? fromFloat16(this.host) : this.host, this.tfShape, 'float32');
   }
 }
 
@@ -105,13 +117,35 @@ export abstract class Module extends tf.layers.Layer {
     }
   }
 
-  /** Frees every loaded weight; returns how many were freed. */
+  /**
+   * Keep every weight in host memory, from `get(key)` in tfjs layout, and upload it on each use (Param.tensor): for a
+   * backend whose memory cannot hold the model (wasm's heap stops at 4 GB; the released model is 7.3 GB in float32).
+   * Every forward must then run inside tf.tidy, as all of ours do.
+   */
+  streamWeights(get: (key: string) => HostWeight | undefined): void {
+    for (const [key, p] of this.namedParams()) {
+      const h = get(key);
+      if (h === undefined) throw new Error(`missing weight ${key}`);
+      const n = p.torchShape.reduce((a, b) => a * b, 1);
+      if (h.length !== n) throw new Error(`weight ${key} has ${h.length} values, expected ${n} ([${p.tfShape}])`);
+      p.host = h;
+    }
+  }
+
+  /** True when the weights are streamed from host memory (streamWeights). */
+  get streamed(): boolean {
+    for (const [, p] of this.namedParams()) return p.host !== null;
+    return false;
+  }
+
+  /** Frees every loaded weight (resident tensors or host copies); returns how many were freed. */
   override disposeWeights(): number {
     let n = 0;
     for (const [, p] of this.namedParams()) {
-      if (p.value !== null) n++;
+      if (p.value !== null || p.host !== null) n++;
       p.value?.dispose();
       p.value = null;
+      p.host = null;
     }
     return n;
   }

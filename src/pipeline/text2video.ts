@@ -76,6 +76,22 @@ export interface GenerateOptions {
 export interface LoadOptions {
   /** tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backend.ts); omitted: tfjs's current backend. */
   backend?: string;
+  /**
+   * Keep the weights in host memory and upload each one when a layer uses it, instead of resident tensors. Default:
+   * on for wasm when the model's float32 weights exceed WASM_RESIDENT_BYTES (wasm's heap stops at 4 GB, and the
+   * released model is 7.3 GB in float32); off elsewhere. Same numbers either way; costs a copy of each weight per use.
+   */
+  streamWeights?: boolean;
+}
+
+/** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
+export const WASM_RESIDENT_BYTES = 1.5 * 2 ** 30;
+
+/** Whether to stream a model's weights on the active backend (LoadOptions.streamWeights). */
+export function shouldStream(info: ModelInfo, asked?: boolean): boolean {
+  if (asked !== undefined) return asked;
+  const params = Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
+  return tf.getBackend() === 'wasm' && params * 4 > WASM_RESIDENT_BYTES;
 }
 
 function aborted(signal?: AbortSignal): void {
@@ -129,12 +145,13 @@ export class TextToVideo {
     }
     const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
     const loaded: Disposable[] = [];
+    const stream = { stream: shouldStream(info, opts.streamWeights) };
     try {
-      const textEncoder = await loadNetwork(dir, 'text_encoder');
+      const textEncoder = await loadNetwork(dir, 'text_encoder', stream);
       loaded.push(textEncoder);
-      const unet = await loadNetwork(dir, 'unet');
+      const unet = await loadNetwork(dir, 'unet', stream);
       loaded.push(unet);
-      const vae = await loadNetwork(dir, 'vae');
+      const vae = await loadNetwork(dir, 'vae', stream);
       loaded.push(vae);
       const t2v = new TextToVideo({
         tokenizer,
