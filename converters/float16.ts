@@ -37,8 +37,7 @@ export function toFloat16(data: Float32Array): Uint16Array {
 
 let table: Float32Array | null = null;
 
-/** float16 bits -> float32 values (the inverse of toFloat16 on every finite half value), through a 65,536-entry table. */
-export function fromFloat16(bits: Uint16Array): Float32Array {
+function halfTable(): Float32Array {
   if (table === null) {
     table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) {
@@ -48,7 +47,15 @@ export function fromFloat16(bits: Uint16Array): Float32Array {
       table[h] = e === 0 ? s * m * 2 ** -24 : e === 31 ? (m ? NaN : s * Infinity) : s * (1 + m / 1024) * 2 ** (e - 15);
     }
   }
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return table;
+}
+
+/**
+ * float16 bits -> float32 values (the inverse of toFloat16 on every finite half value), through a 65,536-entry
+ * table, into `out` when given (it must hold bits.length values).
+ */
+export function fromFloat16(bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
+  const t = halfTable();
+  for (let i = 0; i < bits.length; i++) out[i] = t[bits[i]];
   return out;
 }

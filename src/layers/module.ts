@@ -54,8 +54,18 @@ export class Param {
     if (this.value !== null) return this.value;
     if (this.host === null) throw new Error('weights are not loaded');
     if (!inTidy()) throw new Error('a streamed weight was used outside tf.tidy, where nothing would free it');
-    return tf.tensor(this.host instanceof Uint16Array ? fromFloat16(this.host) : this.host, this.tfShape, 'float32');
+    if (!(this.host instanceof Uint16Array)) return tf.tensor(this.host, this.tfShape, 'float32');
+    // wasm copies a new tensor's values into its heap at once, so one scratch array serves every float16 decode there
+    const n = this.host.length;
+    const values = tf.getBackend() === 'wasm' ? scratch(n) : new Float32Array(n);
+    return tf.tensor(fromFloat16(this.host, values), this.tfShape, 'float32');
   }
+}
+
+let scratchValues: Float32Array<ArrayBuffer> = new Float32Array(0);
+function scratch(n: number): Float32Array<ArrayBuffer> {
+  if (scratchValues.length < n) scratchValues = new Float32Array(n);
+  return scratchValues.subarray(0, n);
 }
 
 /**
