@@ -3,6 +3,8 @@
 //   unet  one full-size UNet call (released configuration, random weights), stock and fused, memory, parity
 //   tc    experimental tensor-core matmul (subgroup matrices, f16): ops and inside the UNet
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
+//   parity FIXTURES VOCAB [steps]      whole generations on cpu, wasm, webgpu fp32 and tensor cores (bench/parity.ts)
+//   parity-ref FIXTURES VOCAB [steps]  its wasm reference for the small model, in a second process (no GPU)
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +16,11 @@ mkdirSync(outDir, { recursive: true });
 const logFile = join(outDir, `${mode}.log`);
 const log = (s: string) => { console.log(s); appendFileSync(logFile, s + '\n'); };
 
+if (mode === 'parity-ref') {
+  const res = await (await import('./parity.js')).benchParityRef(log, outDir, process.argv.slice(4));
+  writeFileSync(join(outDir, `${mode}.json`), JSON.stringify(res, null, 1));
+  process.exit(0);
+}
 const adapter = mode === 'tc' ? await useWebGPUWithTensorCores() : await useWebGPU();
 if (!adapter) {
   log('no WebGPU adapter: nothing to measure');
@@ -28,9 +35,10 @@ const stages: Record<string, () => Promise<unknown>> = {
   unet: async () => (await import('./unet.js')).benchUNet(log, process.argv.slice(4)),
   pipeline: async () => (await import('./pipeline.js')).benchPipeline(log, process.argv.slice(4)),
   tc: async () => (await import('./tensor-cores.js')).benchTensorCores(log, process.argv.slice(4)),
+  parity: async () => (await import('./parity.js')).benchParity(log, outDir, process.argv.slice(4)),
 };
 for (const [name, run] of Object.entries(stages)) {
-  if (mode !== name && !(mode === 'all' && name !== 'tc')) continue;
+  if (mode !== name && !(mode === 'all' && name !== 'tc' && name !== 'parity')) continue;
   try {
     results[name] = await run();
   } catch (e) {

@@ -20,6 +20,9 @@ export const RELEASED_VAE: VAEConfig = {
   embed_dim: 4, resamp_with_conv: true, give_pre_end: false, tanh_out: false, norm_num_groups: 32, norm_eps: 1e-6,
 };
 
+/** Final latents of the last full-length generation benchPipeline ran (to compare two runs). */
+export let lastLatents: Float32Array | null = null;
+
 /** The whole generation, 16x256x256, 50 DDIM steps with guidance 9, random weights, fused kernels; split by stage. */
 export async function benchPipeline(log: (s: string) => void, args: string[]): Promise<unknown> {
   const steps = Number(args[0] ?? 50);
@@ -52,10 +55,14 @@ export async function benchPipeline(log: (s: string) => void, args: string[]): P
     const wall = performance.now() - t0;
     const tm = out.timings;
     log(`generation ${label}: text ${tm.text.toFixed(0)} ms, denoise ${tm.denoise.toFixed(0)} ms, decode ${tm.decode.toFixed(0)} ms, total ${tm.total.toFixed(0)} ms (wall ${wall.toFixed(0)} ms)`);
-    if (n === steps) res.generation = { steps, ...tm, wall };
+    if (n === steps) {
+      res.generation = { steps, ...tm, wall };
+      lastLatents = out.latents;
+    }
     (out as unknown as { dispose?: () => void }).dispose?.();
   }
   res.gpu_bytes_peak = gpuBytes().allocated;
   log(`GPU buffers after the generation: ${((res.gpu_bytes_peak as number) / 2 ** 30).toFixed(2)} GiB allocated`);
+  for (const m of [text, unet, vae]) m.disposeWeights();
   return res;
 }

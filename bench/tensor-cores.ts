@@ -5,8 +5,35 @@ import { matMulF16Staged } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
-import { relMaxError, timeIt } from './timing.js';
+import { median, relMaxError, sync, timeIt } from './timing.js';
 import { RELEASED_UNET, UNET_TFLOP, profileKernels, randomizeWeights, unetInputs } from './unet.js';
+
+/** Median time until `fn` returns (its dispatches encoded and submitted, not finished), each run synchronized after. */
+async function encodeMs(fn: () => tf.Tensor, runs = 5): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const y = fn();
+    t.push(performance.now() - t0);
+    await sync();
+    y.dispose();
+  }
+  return median(t);
+}
+
+/** GPU programs one call of `fn` dispatches (Reshape and other metadata-only kernels dispatch none). */
+function countDispatches(fn: () => tf.Tensor): number {
+  const b = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const orig = b.runWebGPUProgram;
+  let n = 0;
+  b.runWebGPUProgram = (...a: unknown[]) => { n++; return orig.apply(b, a); };
+  try {
+    fn().dispose();
+  } finally {
+    b.runWebGPUProgram = orig;
+  }
+  return n;
+}
 
 /** Experimental tensor-core matmul (subgroup matrices, f16 in, f32 accumulate): ops, then inside the UNet. */
 export async function benchTensorCores(log: (s: string) => void, args: string[]): Promise<unknown> {
@@ -90,7 +117,10 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
   const ref = await y32.data();
   y32.dispose();
   const fp32Ms = await timeIt(call, 5, 1);
-  res.unet = { fp32Ms };
+  const fp32Encode = await encodeMs(call);
+  const fp32Dispatches = countDispatches(call);
+  res.unet = { fp32Ms, fp32Encode, fp32Dispatches };
+  log(`UNet call fp32 fused: median ${fp32Ms.toFixed(1)} ms; the call returns after ${fp32Encode.toFixed(1)} ms; ${fp32Dispatches} dispatches`);
   for (const [kernel, minKN] of [['staged', 0], ['staged', 320 * 321]] as const) {
     const restore = routeMatMulsToTensorCores(cfg, kernel, { minKN });
     try {
@@ -100,7 +130,21 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
       const tcMs = await timeIt(call, 5, 1);
       (res.unet as Record<string, unknown>)[`${kernel}_minKN${minKN}`] = { tcMs, err };
       log(`UNet call, fused kernels: fp32 ${fp32Ms.toFixed(1)} ms; with ${kernel === 'staged' ? 'matmuls and convolutions' : 'matmuls'} on tensor cores (${kernel}${minKN ? ', 320x320 matmuls left to tfjs' : ''}) ${tcMs.toFixed(1)} ms (${(UNET_TFLOP / tcMs * 1000).toFixed(2)} TFLOP/s), rel err vs fp32 ${err.toExponential(2)}`);
-      if (minKN === 0) (res.unet as Record<string, unknown>).profile = await profileKernels(call, log);
+      if (minKN === 0) {
+        (res.unet as Record<string, unknown>).profile = await profileKernels(call, log);
+        const enc = await encodeMs(call);
+        const n = countDispatches(call);
+        Object.assign(res.unet as Record<string, unknown>, { encodeMs: enc, dispatches: n });
+        log(`  CPU side: the call returns after ${enc.toFixed(1)} ms (${n} dispatches encoded), median of 5`);
+        const sweep: Record<number, number> = {};
+        for (const batch of [8, 15, 32, 64]) {
+          tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', batch);
+          sweep[batch] = await timeIt(call, 5, 1);
+          log(`  submit every ${batch} dispatches: median ${sweep[batch].toFixed(1)} ms`);
+        }
+        tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
+        (res.unet as Record<string, unknown>).submitBatchMs = sweep;
+      }
     } finally {
       restore();
     }
@@ -108,13 +152,22 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
   tf.dispose([inp.x, inp.t, inp.ctx]);
   net.disposeWeights();
   if (args.includes('pipeline')) {
-    const { benchPipeline } = await import('./pipeline.js');
+    // the same generation (same random weights, same seed) in fp32 and on tensor cores; final latents compared
+    const pipe = await import('./pipeline.js');
+    log('whole generation, fp32 fused kernels:');
+    res.pipeline_fp32 = await pipe.benchPipeline(log, ['50']);
+    const l32 = pipe.lastLatents;
     const undo = routeMatMulsToTensorCores(cfg);
     try {
-      log('whole generation with the matmuls on tensor cores:');
-      res.pipeline = await benchPipeline(log, ['50']);
+      log('whole generation with the matmuls and convolutions on tensor cores:');
+      res.pipeline = await pipe.benchPipeline(log, ['50']);
     } finally {
       undo();
+    }
+    const l16 = pipe.lastLatents;
+    if (l32 && l16 && l32 !== l16) {
+      res.pipeline_tc_vs_fp32 = relMaxError(l16, l32);
+      log(`final latents after 50 steps, tensor cores vs fp32: rel err ${(res.pipeline_tc_vs_fp32 as number).toExponential(2)}`);
     }
   }
   return res;

@@ -1,4 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason } from './backends/dawn.js';
+
+export { softwareAdapterReason };
 
 export const BACKENDS = ['tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -6,7 +9,16 @@ export type BackendRequest = BackendName | 'auto';
 export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', ...BACKENDS];
 
 /** Dawn toggles that expose shader-f16 and subgroup matrices on NVIDIA (see ../shared/gpu/README.md). */
-export const DEFAULT_DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+export const DEFAULT_DAWN_FLAGS = DAWN_FLAGS;
+
+/** What selectBackend may be told besides the backend's name. */
+export interface BackendOptions {
+  /**
+   * webgpu only: matmuls and convolutions on tensor cores (f16 inputs, f32 accumulation) where the device has
+   * subgroup matrices. Default: `T2V_TENSOR_CORES` (0 or 1), else on (docs/gpu.md says why and what it costs).
+   */
+  tensorCores?: boolean;
+}
 
 export interface BackendSkip {
   name: BackendName;
@@ -70,64 +82,20 @@ async function tryTensorflow(): Promise<Attempt> {
   return { ok: false, reason: reasons.join('; ') };
 }
 
-interface AdapterLike {
-  info?: Record<string, unknown>;
-  isFallbackAdapter?: boolean;
-  features?: Set<string>;
-  requestAdapterInfo?: () => Promise<Record<string, unknown>>;
-}
-
-/** A software adapter (SwiftShader, llvmpipe, lavapipe, a CPU device) does not count as a GPU. */
-export function softwareAdapterReason(adapter: AdapterLike, info: Record<string, unknown>): string | null {
-  if (adapter.isFallbackAdapter === true || info.isFallbackAdapter === true) return 'fallback adapter';
-  const text = ['vendor', 'architecture', 'device', 'description', 'adapterType', 'type']
-    .map((k) => String(info[k] ?? '')).join(' ').toLowerCase();
-  const m = /swiftshader|llvmpipe|lavapipe|software|\bcpu\b/.exec(text);
-  return m ? `software adapter (${m[0]})` : null;
-}
-
-async function tryWebgpu(allowSoftware: boolean): Promise<Attempt> {
-  let gpu: { requestAdapter(o?: unknown): Promise<AdapterLike | null> };
+async function tryWebgpu(allowSoftware: boolean, opts: BackendOptions): Promise<Attempt> {
+  // Dawn, our device, the fused kernels and (where wanted and offered) the tensor-core route: src/backends/dawn.ts
+  let setup;
   try {
-    const mod = (await importOptional('webgpu')) as { create(flags: string[]): typeof gpu; globals: object };
-    const flags = process.env.T2V_DAWN_FLAGS !== undefined
-      ? process.env.T2V_DAWN_FLAGS.split(/\s+/).filter(Boolean) : DEFAULT_DAWN_FLAGS;
-    const g = globalThis as { navigator?: { gpu?: unknown } };
-    if (g.navigator?.gpu === undefined) {
-      Object.assign(globalThis, mod.globals);
-      const nav = { ...(g.navigator ?? {}), gpu: mod.create(flags) };
-      Object.defineProperty(globalThis, 'navigator', { value: nav, configurable: true, writable: true });
-    }
-    gpu = g.navigator!.gpu as typeof gpu;
+    setup = await activateWebGPU({ allowSoftware, tensorCores: opts.tensorCores });
   } catch (err) {
-    return { ok: false, reason: `the webgpu package does not load: ${message(err)}` };
+    return { ok: false, reason: message(err) };
   }
-  let adapter: AdapterLike | null;
-  try {
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  } catch (err) {
-    return { ok: false, reason: `requestAdapter failed: ${message(err)}` };
-  }
-  if (adapter === null) return { ok: false, reason: 'no WebGPU adapter found' };
-  const info: Record<string, unknown> = { ...(adapter.info ?? (await adapter.requestAdapterInfo?.()) ?? {}) };
-  for (const k of ['vendor', 'architecture', 'device', 'description']) {
-    if (info[k] === undefined && adapter.info) info[k] = (adapter.info as Record<string, unknown>)[k];
-  }
-  const soft = softwareAdapterReason(adapter, info);
-  if (soft !== null && !allowSoftware) return { ok: false, reason: soft };
-  try {
-    await import('@tensorflow/tfjs-backend-webgpu');
-  } catch (err) {
-    return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu does not load: ${message(err)}` };
-  }
-  if (!(await activate('webgpu'))) return { ok: false, reason: 'the tfjs WebGPU backend did not initialize' };
-  // the fused WGSL kernels (attention, GroupNorm+SiLU, LayerNorm, GEGLU; docs/gpu.md) that layer code picks up
-  (await import('./backends/webgpu/register.js')).registerWebGPUKernels();
-  const adapterText = ['vendor', 'architecture', 'device', 'description']
-    .map((k) => String(info[k] ?? '')).filter(Boolean).join(' / ');
-  const details: Record<string, string> = { adapter: adapterText || 'unknown' };
-  if (adapter.features) details.features = [...adapter.features].sort().join(', ');
-  if (soft !== null) details.warning = soft;
+  const a = setup.adapter;
+  const adapterText = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ');
+  const details: Record<string, string> = { adapter: adapterText || 'unknown', features: [...a.features].sort().join(', ') };
+  const tc = setup.tensorCores;
+  details['tensor cores'] = tc ? `on (f16 ${tc.M}x${tc.N}x${tc.K} -> f32; T2V_TENSOR_CORES=0 turns them off)` : `off: ${setup.tensorCoresOff}`;
+  if (a.softwareReason !== null) details.warning = a.softwareReason;
   return { ok: true, details };
 }
 
@@ -147,10 +115,10 @@ async function tryCpu(): Promise<Attempt> {
   return (await activate('cpu')) ? { ok: true, details: {} } : { ok: false, reason: 'the cpu backend did not initialize' };
 }
 
-function attempt(name: BackendName, explicit: boolean): Promise<Attempt> {
+function attempt(name: BackendName, explicit: boolean, opts: BackendOptions): Promise<Attempt> {
   switch (name) {
     case 'tensorflow': return tryTensorflow();
-    case 'webgpu': return tryWebgpu(explicit);
+    case 'webgpu': return tryWebgpu(explicit, opts);
     case 'wasm': return tryWasm();
     case 'cpu': return tryCpu();
   }
@@ -159,13 +127,15 @@ function attempt(name: BackendName, explicit: boolean): Promise<Attempt> {
 /**
  * Makes one tfjs backend current. `auto` (the default, or `T2V_BACKEND`) takes the first that works in the
  * order tensorflow, webgpu, wasm, cpu; a software WebGPU adapter counts only when webgpu is asked for by name.
+ * On webgpu the fused kernels are registered, and the tensor-core route is on where the device offers subgroup
+ * matrices unless `opts.tensorCores` or `T2V_TENSOR_CORES=0` say otherwise.
  */
-export async function selectBackend(name?: string): Promise<BackendChoice> {
+export async function selectBackend(name?: string, opts: BackendOptions = {}): Promise<BackendChoice> {
   const req = resolveBackendRequest(name);
   const order: readonly BackendName[] = req === 'auto' ? BACKENDS : [req];
   const skipped: BackendSkip[] = [];
   for (const b of order) {
-    const r = await attempt(b, req !== 'auto');
+    const r = await attempt(b, req !== 'auto', opts);
     if (r.ok) {
       tf.env().set('PROD', true); // drops tfjs's per-op NaN checks and debug warnings
       return { name: b, skipped, details: { tfjs: tf.version.tfjs, ...r.details } };

@@ -1,55 +1,116 @@
 import * as tf from '@tensorflow/tfjs';
+import { pickConfig, routeMatMulsToTensorCores, type RouteStats } from './webgpu/matmul-f16.js';
+import { registerWebGPUKernels } from './webgpu/register.js';
+
+/**
+ * The one place that sets up WebGPU in Node (docs/gpu.md): Dawn's binding (npm `webgpu`) as `navigator.gpu`, a
+ * webgpu backend over a Dawn device of our own (shader-f16, subgroups and subgroup matrices where the adapter has
+ * them), the fused kernels, and optionally the tensor-core route for matmuls and convolutions. `selectBackend`
+ * (src/backend.ts), the benchmark and the tests all come through here.
+ */
 
 /** Dawn flags that expose shader-f16 and subgroup matrices on NVIDIA (see docs/gpu.md). */
 export const DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
+
+/** `T2V_DAWN_FLAGS` (space-separated) when set, else DAWN_FLAGS. */
+export function dawnFlags(): string[] {
+  const env = process.env.T2V_DAWN_FLAGS;
+  return env !== undefined ? env.split(/\s+/).filter(Boolean) : DAWN_FLAGS;
+}
 
 export interface DawnAdapter {
   description: string;
   architecture: string;
   vendor: string;
   software: boolean;
+  /** Why the adapter counts as software (SwiftShader, llvmpipe, ...), or null for a GPU. */
+  softwareReason: string | null;
   features: string[];
 }
 
-/**
- * Node has no WebGPU of its own: install Dawn's binding (npm `webgpu`) as `navigator.gpu`, which must happen before
- * `@tensorflow/tfjs-backend-webgpu` is first imported, or that backend never registers. Returns the adapter found,
- * or null when there is none (no GPU, no Vulkan driver); then webgpu stays unregistered.
- */
-export async function installDawn(flags: string[] = DAWN_FLAGS): Promise<DawnAdapter | null> {
-  const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
-  if (!g.navigator?.gpu) {
-    let webgpu: { create: (flags: string[]) => GPU; globals: object };
-    try {
-      webgpu = await import('webgpu') as unknown as typeof webgpu;
-    } catch {
-      return null;
-    }
-    Object.assign(globalThis, webgpu.globals);
-    const gpu = webgpu.create(flags);
-    if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
-    else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-  }
-  const adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return null;
-  await import('@tensorflow/tfjs-backend-webgpu');
-  const info = adapter.info;
-  return {
-    description: info?.description ?? '',
-    architecture: info?.architecture ?? '',
-    vendor: info?.vendor ?? '',
-    software: info?.architecture === 'software' || /llvmpipe|swiftshader|lavapipe/i.test(info?.description ?? ''),
-    features: [...adapter.features].map(String),
-  };
+interface AdapterLike {
+  info?: Record<string, unknown>;
+  isFallbackAdapter?: boolean;
 }
 
-/** installDawn, then make webgpu the active tfjs backend. */
-export async function useWebGPU(flags: string[] = DAWN_FLAGS): Promise<DawnAdapter | null> {
-  const adapter = await installDawn(flags);
-  if (!adapter) return null;
-  if (!(await tf.setBackend('webgpu'))) return null;
-  await tf.ready();
-  return adapter;
+/** A software adapter (SwiftShader, llvmpipe, lavapipe, a CPU device) does not count as a GPU. */
+export function softwareAdapterReason(adapter: AdapterLike, info: Record<string, unknown>): string | null {
+  if (adapter.isFallbackAdapter === true || info.isFallbackAdapter === true) return 'fallback adapter';
+  if (info.architecture === 'software') return 'software adapter (software)';
+  const text = ['vendor', 'architecture', 'device', 'description', 'adapterType', 'type']
+    .map((k) => String(info[k] ?? '')).join(' ').toLowerCase();
+  const m = /swiftshader|llvmpipe|lavapipe|software|\bcpu\b/.exec(text);
+  return m ? `software adapter (${m[0]})` : null;
+}
+
+export type DawnOpen = { ok: true; adapter: GPUAdapter; info: DawnAdapter } | { ok: false; reason: string };
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0].trim();
+}
+
+let opened: Promise<DawnOpen> | null = null;
+
+/**
+ * Installs Dawn as `navigator.gpu` (before `@tensorflow/tfjs-backend-webgpu` is first imported, or that backend never
+ * registers), finds the adapter, then replaces the tfjs package's backend factory by one that makes our own
+ * device (`makeDevice`). Says why not when there is no usable Dawn or adapter. Done once per process.
+ */
+export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
+  opened ??= (async (): Promise<DawnOpen> => {
+    const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
+    if (!g.navigator?.gpu) {
+      let webgpu: { create: (flags: string[]) => GPU; globals: object };
+      try {
+        webgpu = await import('webgpu') as unknown as typeof webgpu;
+      } catch (err) {
+        return { ok: false, reason: `the webgpu package does not load: ${firstLine(err)}` };
+      }
+      Object.assign(globalThis, webgpu.globals);
+      const gpu = webgpu.create(flags);
+      if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+      else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    }
+    let adapter: GPUAdapter | null;
+    try {
+      adapter = await g.navigator!.gpu!.requestAdapter({ powerPreference: 'high-performance' });
+    } catch (err) {
+      return { ok: false, reason: `requestAdapter failed: ${firstLine(err)}` };
+    }
+    if (!adapter) return { ok: false, reason: 'no WebGPU adapter found' };
+    try {
+      await import('@tensorflow/tfjs-backend-webgpu');
+    } catch (err) {
+      return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu does not load: ${firstLine(err)}` };
+    }
+    const raw = { ...(adapter.info as unknown as Record<string, unknown>) };
+    for (const k of ['vendor', 'architecture', 'device', 'description']) raw[k] ??= (adapter.info as unknown as Record<string, unknown>)[k];
+    const softwareReason = softwareAdapterReason(adapter as unknown as AdapterLike, raw);
+    const info: DawnAdapter = {
+      description: String(raw.description ?? ''),
+      architecture: String(raw.architecture ?? ''),
+      vendor: String(raw.vendor ?? ''),
+      software: softwareReason !== null,
+      softwareReason,
+      features: [...adapter.features].map(String),
+    };
+    const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+    try {
+      tf.removeBackend('webgpu'); // the package registered a factory for a device of its own on import
+    } catch {
+      // none registered
+    }
+    const a = adapter;
+    tf.registerBackend('webgpu', async () => new WebGPUBackend(await makeDevice(a), a.info), 3);
+    return { ok: true, adapter, info };
+  })();
+  return opened;
+}
+
+/** openDawn, returning the adapter's description, or null when there is none (no GPU, no Vulkan driver). */
+export async function installDawn(flags: string[] = dawnFlags()): Promise<DawnAdapter | null> {
+  const r = await openDawn(flags);
+  return r.ok ? r.info : null;
 }
 
 export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
@@ -78,15 +139,11 @@ function hoistDirectives(code: string): string {
 }
 
 /**
- * installDawn, then register 'webgpu' over a device of our own that has shader-f16, subgroups and subgroup matrices
- * (tfjs's own device asks for none of them) and make it the active backend. Experimental: the f16 tensor-core
- * matmul (src/backends/webgpu/matmul-f16.ts) needs it.
+ * The device tfjs gets: the limits tfjs asks for itself plus shader-f16, subgroups and subgroup matrices where the
+ * adapter has them (tfjs asks for none), behind a proxy whose createShaderModule hoists directives (Dawn's device
+ * object ignores assigned properties).
  */
-export async function useWebGPUWithTensorCores(flags: string[] = DAWN_FLAGS): Promise<DawnAdapter | null> {
-  const info = await installDawn(flags);
-  if (!info) return null;
-  const gpu = (globalThis as unknown as { navigator: { gpu: GPU } }).navigator.gpu;
-  const adapter = (await gpu.requestAdapter({ powerPreference: 'high-performance' }))!;
+async function makeDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const wanted = ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
   const requiredFeatures = wanted.filter((f) => adapter.features.has(f)) as GPUFeatureName[];
   const l = adapter.limits;
@@ -101,27 +158,98 @@ export async function useWebGPUWithTensorCores(flags: string[] = DAWN_FLAGS): Pr
       maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
     },
   });
-  // Dawn's device object ignores assigned properties: hand tfjs a proxy whose createShaderModule hoists directives
   const create = device.createShaderModule.bind(device);
   const hoisting = (desc: GPUShaderModuleDescriptor) => create({ ...desc, code: hoistDirectives(desc.code) });
-  const proxied = new Proxy(device, {
+  const adapterInfo = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
+  subgroupMatrixConfigs = device.features.has('chromium-experimental-subgroup-matrix') && device.features.has('shader-f16')
+    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) : [];
+  return new Proxy(device, {
     get(target, prop) {
       if (prop === 'createShaderModule') return hoisting;
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
-  const adapterInfo = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
-  subgroupMatrixConfigs = device.features.has('chromium-experimental-subgroup-matrix')
-    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) : [];
-  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
-  try {
-    tf.removeBackend('webgpu'); // the package registered a factory for its own device on import
-  } catch {
-    // none registered
-  }
-  tf.registerBackend('webgpu', () => new WebGPUBackend(proxied, adapter.info), 3);
-  if (!(await tf.setBackend('webgpu'))) return null;
-  await tf.ready();
-  return { ...info, features: [...device.features].map(String) };
 }
+
+/**
+ * Whether the tensor-core route is wanted: the option when given, else `T2V_TENSOR_CORES` (0/off/false or
+ * 1/on/true), else TENSOR_CORES_DEFAULT. It only takes effect where the device offers an f16 subgroup-matrix
+ * configuration.
+ */
+export const TENSOR_CORES_DEFAULT = false;
+export function tensorCoresWanted(option?: boolean): boolean {
+  if (option !== undefined) return option;
+  const env = process.env.T2V_TENSOR_CORES?.trim().toLowerCase();
+  if (env === undefined || env === '') return TENSOR_CORES_DEFAULT;
+  if (['0', 'off', 'false', 'no'].includes(env)) return false;
+  if (['1', 'on', 'true', 'yes'].includes(env)) return true;
+  throw new Error(`T2V_TENSOR_CORES=${env}: use 0 or 1`);
+}
+
+let undoRoute: (() => void) | null = null;
+/** Counts of matmuls and convolutions the route sent to the tensor cores (routed) or left to tfjs (fallback). */
+export const tensorCoreStats: RouteStats = { routed: 0, fallback: 0 };
+
+/**
+ * Switches the tensor-core route (f16 inputs, f32 accumulation: routeMatMulsToTensorCores) on or off for the active
+ * webgpu backend. Returns the configuration in use, or null when off or when the device has none.
+ */
+export function setTensorCores(on: boolean): SubgroupMatrixConfig | null {
+  undoRoute?.();
+  undoRoute = null;
+  const cfg = on ? pickConfig(subgroupMatrixConfigs) : null;
+  if (cfg) undoRoute = routeMatMulsToTensorCores(cfg, 'staged', { stats: tensorCoreStats });
+  return cfg;
+}
+
+/** The subgroup-matrix configuration the route uses now, or null when it is off. */
+export function tensorCoresOn(): SubgroupMatrixConfig | null {
+  return undoRoute ? pickConfig(subgroupMatrixConfigs) : null;
+}
+
+export interface WebGPUSetup {
+  adapter: DawnAdapter;
+  /** The tensor-core configuration in use, or null (with the reason in tensorCoresOff). */
+  tensorCores: SubgroupMatrixConfig | null;
+  tensorCoresOff?: string;
+}
+
+/**
+ * openDawn, then make webgpu the active tfjs backend over our device, with the fused kernels, and the tensor-core
+ * route where `tensorCores` (tensorCoresWanted) and the device allow. Throws with a one-line reason otherwise.
+ */
+export async function activateWebGPU(opts: { tensorCores?: boolean; allowSoftware?: boolean; flags?: string[] } = {}): Promise<WebGPUSetup> {
+  const r = await openDawn(opts.flags);
+  if (!r.ok) throw new Error(r.reason);
+  if (r.info.software && opts.allowSoftware === false) throw new Error(r.info.softwareReason!);
+  let ok = false;
+  try {
+    ok = (await tf.setBackend('webgpu')) && tf.getBackend() === 'webgpu';
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new Error('the tfjs WebGPU backend did not initialize');
+  await tf.ready();
+  registerWebGPUKernels();
+  const want = tensorCoresWanted(opts.tensorCores);
+  const cfg = setTensorCores(want);
+  const tensorCoresOff = cfg ? undefined : !want ? 'switched off'
+    : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
+  return { adapter: r.info, tensorCores: cfg, tensorCoresOff };
+}
+
+/** openDawn, then make webgpu (our device, fused kernels) the active backend; tensor cores off. Null without an adapter. */
+export async function useWebGPU(flags: string[] = dawnFlags()): Promise<DawnAdapter | null> {
+  try {
+    return (await activateWebGPU({ tensorCores: false, flags })).adapter;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kept for the benchmark and tests: the same as useWebGPU (every device we make has shader-f16, subgroups and subgroup
+ * matrices where the adapter offers them; `subgroupMatrixConfigs` lists them). The route stays off: setTensorCores(true).
+ */
+export const useWebGPUWithTensorCores = useWebGPU;

@@ -82,6 +82,8 @@ export interface LoadOptions {
    * released model is 7.3 GB in float32); off elsewhere. Same numbers either way; costs a copy of each weight per use.
    */
   streamWeights?: boolean;
+  /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES; src/backend.ts). */
+  tensorCores?: boolean;
 }
 
 /** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
@@ -132,7 +134,7 @@ export class TextToVideo {
 
   /** Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<TextToVideo> {
-    const backend = opts.backend !== undefined ? await selectBackend(opts.backend) : null;
+    const backend = opts.backend !== undefined ? await selectBackend(opts.backend, { tensorCores: opts.tensorCores }) : null;
     const folder = await readModelFolder(dir);
     for (const k of ['text_encoder', 'unet', 'vae'] as const) {
       if (!folder.networks.includes(k)) throw new Error(`${dir} is not a complete t2v model: it has no ${k}/; convert the whole model with \`t2v convert\``);

@@ -114,8 +114,11 @@ fn main() {
  * activation) through the staged kernel (bias in the accumulators) or matMulF16 wherever the shapes fit (batch 1, no transposes, tile multiples); the rest keep
  * tfjs's kernels. Returns a function that restores the originals.
  */
+export interface RouteStats { routed: number; fallback: number }
+
 export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged',
-  opts: { minKN?: number } = {}): () => void {
+  opts: { minKN?: number; stats?: RouteStats } = {}): () => void {
+  const stats = opts.stats ?? { routed: 0, fallback: 0 };
   // matmuls with k * n below minKN stay on tfjs's kernel (the tensor-core tile is wasteful on them)
   const minKN = opts.minKN ?? 0;
   const saved: tf.KernelConfig[] = [];
@@ -139,7 +142,11 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
         const fits = !at.transposeA && !at.transposeB && batchA === 1 && batchB === 1
           && (at.activation === undefined || at.activation === 'linear') && inputs.preluActivationWeights == null
           && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN;
-        if (!fits) return orig.kernelFunc(args);
+        if (!fits) {
+          stats.fallback++;
+          return orig.kernelFunc(args);
+        }
+        stats.routed++;
         const wb = backend as WebGPUBackend;
         const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
         const bias = inputs.bias;
@@ -170,7 +177,11 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
         const out = inputs.filter!.shape[3];
         const ok = geom !== null && convF16Supported(geom, out) && inputs.preluActivationWeights == null
           && (!bias || (bias.shape.length === 1 && bias.shape[0] === out));
-        if (!ok) return orig.kernelFunc(args);
+        if (!ok) {
+          stats.fallback++;
+          return orig.kernelFunc(args);
+        }
+        stats.routed++;
         return matMulF16StagedInfo(backend as WebGPUBackend, inputs.x!, inputs.filter!, bias ?? null, cfg,
           [geom.n, geom.h, geom.w, out], geom);
       },
