@@ -96,6 +96,14 @@ export function shouldStream(info: ModelInfo, asked?: boolean): boolean {
   return tf.getBackend() === 'wasm' && params * 4 > WASM_RESIDENT_BYTES;
 }
 
+/** wasm aborts when its heap (at most 4 GB) is full, with messages that say nothing to a user; this one says what to do. */
+function explainOutOfMemory(err: unknown, what: string): unknown {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (tf.getBackend() !== 'wasm' || !/Aborted\(|out of memory|memory access out of bounds|Cannot enlarge memory/i.test(msg)) return err;
+  return new Error(`out of memory on the wasm backend while ${what} (its heap stops at 4 GB): stream the weights (the default `
+    + 'above 1.5 GB), or use fewer frames, a smaller size, --decode-chunk 1, --no-batch-guidance, or a GPU backend');
+}
+
 function aborted(signal?: AbortSignal): void {
   if (signal?.aborted) {
     throw signal.reason instanceof Error ? signal.reason : new DOMException('generation aborted', 'AbortError');
@@ -168,7 +176,7 @@ export class TextToVideo {
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
-      throw err;
+      throw explainOutOfMemory(err, 'loading the weights');
     }
   }
 
@@ -322,6 +330,8 @@ export class TextToVideo {
       const t3 = performance.now();
       return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
         { text: t1 - t0, denoise: t2 - t1, decode: t3 - t2, total: t3 - t0 });
+    } catch (err) {
+      throw explainOutOfMemory(err, 'generating');
     } finally {
       for (const t of held) t.dispose();
     }
