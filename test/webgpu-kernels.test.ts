@@ -71,6 +71,7 @@ const groupNormCases: [string, number[], number, boolean][] = [
   ['groups straddle vec4 lanes', [2, 3, 5, 8, 40], 4, false],
   ['groups straddle vec4 lanes, +SiLU', [2, 3, 5, 8, 40], 4, true],
   ['one video, 131072 values a group (chunked statistics), +SiLU', [1, 4, 64, 64, 64], 8, true],
+  ['frames as samples, 512 (sample, group) pairs of 10240 values (one chunk each, no combine pass), +SiLU', [16, 32, 32, 320], 32, true],
 ];
 for (const [name, shape, groups, silu] of groupNormCases) {
   test(`webgpu fused GroupNorm matches plain ops: ${name}`, { skip }, async () => {

@@ -33,7 +33,7 @@ export function fusedAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.T
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
   const scale = Math.LOG2E / Math.sqrt(d);
-  const code = `
+  const code = () => `
 const ROWS = ${rows}u;
 const TILE = ${KEY_TILE}u;
 const D4 = ${d4}u;
@@ -133,7 +133,7 @@ function shortAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.TensorIn
   const d4 = d / 4;
   const threads = 64;
   const items = b * heads * nq;
-  const code = `
+  const code = () => `
 const D4 = ${d4}u;
 const NQ = ${nq}u;
 const NK = ${nk}u;

@@ -17,7 +17,7 @@ export function fusedGEGLU(backend: WebGPUBackend, h: tf.TensorInfo): tf.TensorI
   const last = h.shape[h.shape.length - 1];
   const inner4 = last / 8;
   const vecs = (h.shape.reduce((a, s) => a * s, 1) / last) * inner4;
-  const code = `
+  const code = () => `
 const INNER4 = ${inner4}u;
 const VECS = ${vecs}u;
 ${FLAT_WORKGROUP_WGSL}

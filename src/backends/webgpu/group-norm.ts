@@ -7,6 +7,8 @@ const STATS_THREADS = 256;
 const APPLY_THREADS = 256;
 /** Values per statistics workgroup. */
 const CHUNK = 4096;
+/** From this many (sample, group) pairs on, one statistics workgroup per pair. */
+const SPREAD = 256;
 
 export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
   const c = x.shape[x.shape.length - 1];
@@ -32,9 +34,11 @@ export function fusedGroupNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: 
   // statistics in two steps so that even one video (N = 1, 32 groups of 160 k values) spreads over the GPU:
   // K chunks per (sample, group) give a count, mean and centred sum of squares each, merged by Chan's formula
   const total = s * cg;
-  const chunks = Math.max(1, Math.min(64, Math.ceil(total / CHUNK)));
+  // with enough (sample, group) pairs to fill the GPU (frames as samples) one chunk each: the partial pass then
+  // holds the final statistics and the combine pass is skipped (one dispatch less)
+  const chunks = n * groups >= SPREAD ? 1 : Math.max(1, Math.min(64, Math.ceil(total / CHUNK)));
   const chunk = Math.ceil(total / chunks);
-  const partialCode = `
+  const partialCode = () => `
 const WG = ${STATS_THREADS}u;
 const C = ${c}u;
 const CG = ${cg}u;
@@ -89,7 +93,7 @@ fn main() {
     outputComponent: 1,
     code: partialCode,
   }), [x]);
-  const combineCode = `
+  const combineCode = () => `
 const K = ${chunks}u;
 const CHUNK = ${chunk}u;
 const TOTAL = ${total}u;
@@ -115,7 +119,8 @@ fn main() {
   result[i * 2u] = mean;
   result[i * 2u + 1u] = inverseSqrt(m2 / cnt + EPS);
 }`;
-  const stats = run(backend, program({
+  // one chunk: the partials are (mean, m2) per (sample, group) already, and the apply pass takes them as they are
+  const stats = chunks === 1 ? partials : run(backend, program({
     key: `t2vGroupNormCombine_${n * groups}_${chunks}_${chunk}_${total}_${eps}`,
     inputs: ['P'],
     outputShape: [n * groups * 2],
@@ -125,10 +130,10 @@ fn main() {
     outputComponent: 1,
     code: combineCode,
   }), [partials]);
-  backend.disposeData(partials.dataId);
+  if (stats !== partials) backend.disposeData(partials.dataId);
 
   const vecs = size / 4;
-  const applyCode = `
+  const applyCode = () => `
 const C = ${c}u;
 const CG = ${cg}u;
 const G = ${groups}u;
@@ -146,13 +151,13 @@ fn main() {
   for (var k = 0u; k < 4u; k++) {
     let ch = c0 + k;
     let st = (nn * G + ch / CG) * 2u;
-    y[k] = (xv[k] - Stats[st]) * Stats[st + 1u] * Gamma[ch] + Beta[ch];
+    y[k] = (xv[k] - Stats[st]) * ${chunks === 1 ? `inverseSqrt(Stats[st + 1u] / ${total}.0 + ${eps})` : 'Stats[st + 1u]'} * Gamma[ch] + Beta[ch];
   }
   ${silu ? 'y = y / (1.0 + exp(-y));' : ''}
   result[i] = y;
 }`;
   const out = run(backend, program({
-    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}`,
+    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}_${chunks === 1 ? `m2_${eps}` : 'rstd'}`,
     inputs: ['X', 'Stats', 'Gamma', 'Beta'],
     outputShape: x.shape,
     workgroupSize: APPLY_THREADS,

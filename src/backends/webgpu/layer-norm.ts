@@ -18,7 +18,7 @@ export function fusedLayerNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: 
   const c = x.shape[x.shape.length - 1];
   const rows = x.shape.reduce((a, s) => a * s, 1) / c;
   const c4 = c / 4;
-  const code = `
+  const code = () => `
 const WG = ${THREADS}u;
 const C4 = ${c4}u;
 const ROWS = ${rows}u;

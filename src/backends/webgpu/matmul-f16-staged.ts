@@ -53,76 +53,79 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const left = `subgroup_matrix_left<f16, ${SK}, ${SM}>`;
   const right = `subgroup_matrix_right<f16, ${SN}, ${SK}>`;
   const res = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
-  const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-  for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
-  for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
-  for (let i = 0; i < rm; i++) {
-    for (let j = 0; j < rn; j++) {
-      lines.acc.push(bias
-        ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
-        : `var acc${i}_${j} = ${res}();`);
-      lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
-      lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
-    }
-  }
-  const loadA = (v: number, k0: string) => conv
-    ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
-      let xx = i32(mm % ${conv.w}u) + i32(tap % ${conv.kw}u) - ${conv.padLeft};
-      let yy = i32((mm / ${conv.w}u) % ${conv.h}u) + i32(tap / ${conv.kw}u) - ${conv.padTop};
-      var v = vec4<f32>(0.0);
-      if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
-        v = A[((mm / ${conv.w * conv.h}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
+  // the source is built only when the backend compiles this key (program() takes a function)
+  const code = () => {
+    const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
+    for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
+    for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
+    for (let i = 0; i < rm; i++) {
+      for (let j = 0; j < rn; j++) {
+        lines.acc.push(bias
+          ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
+          : `var acc${i}_${j} = ${res}();`);
+        lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
+        lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
       }
-      ra[${v}] = v; }`
-    : `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
-  const loadRegs = (k0: string) => [
-    ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
-    ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
-  ].join('\n    ');
-  const storeRegs = [
-    ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
-    ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w); }`),
-  ].join('\n    ');
-  const code = `
-enable f16;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
-const N = ${n}u;
-const K4 = ${k / 4}u;
-const N4 = ${n / 4}u;
-const TN = ${TN}u;
-const AS = ${AS}u;
-const BS = ${BS}u;
-var<workgroup> As : array<f16, ${TM * AS}>;
-var<workgroup> Bs : array<f16, ${TK * BS}>;
-${bias ? `var<workgroup> biasTile : array<f32, ${SM * TN}>;` : ''}
-fn main() {
-  let tid = localIndex;
-  let sg = tid / 32u;
-  let row0 = workgroupId.y * ${TM}u;
-  let col0 = workgroupId.x * TN;
-  let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
-  let sgCol = (sg % ${sgCols}u) * ${blockN}u;
-  ${bias ? `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
-  workgroupBarrier();` : ''}
-  ${lines.acc.join('\n  ')}
-  var ra : array<vec4<f32>, ${aVecs}>;
-  var rb : array<vec4<f32>, ${bVecs}>;
-  ${loadRegs('0u')}
-  for (var k0 = 0u; k0 < K4 * 4u; k0 += ${TK}u) {
-    ${storeRegs}
-    workgroupBarrier();
-    if (k0 + ${TK}u < K4 * 4u) {
-      let k1 = k0 + ${TK}u;
-      ${loadRegs('k1')}
     }
-    for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-      ${lines.mma.join('\n      ')}
+    const loadA = (v: number, k0: string) => conv
+      ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
+        let xx = i32(mm % ${conv.w}u) + i32(tap % ${conv.kw}u) - ${conv.padLeft};
+        let yy = i32((mm / ${conv.w}u) % ${conv.h}u) + i32(tap / ${conv.kw}u) - ${conv.padTop};
+        var v = vec4<f32>(0.0);
+        if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
+          v = A[((mm / ${conv.w * conv.h}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
+        }
+        ra[${v}] = v; }`
+      : `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
+    const loadRegs = (k0: string) => [
+      ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
+    ].join('\n    ');
+    const storeRegs = [
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w); }`),
+    ].join('\n    ');
+    return `
+  enable f16;
+  enable chromium_experimental_subgroup_matrix;
+  diagnostic(off, chromium.subgroup_matrix_uniformity);
+  const N = ${n}u;
+  const K4 = ${k / 4}u;
+  const N4 = ${n / 4}u;
+  const TN = ${TN}u;
+  const AS = ${AS}u;
+  const BS = ${BS}u;
+  var<workgroup> As : array<f16, ${TM * AS}>;
+  var<workgroup> Bs : array<f16, ${TK * BS}>;
+  ${bias ? `var<workgroup> biasTile : array<f32, ${SM * TN}>;` : ''}
+  fn main() {
+    let tid = localIndex;
+    let sg = tid / 32u;
+    let row0 = workgroupId.y * ${TM}u;
+    let col0 = workgroupId.x * TN;
+    let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
+    let sgCol = (sg % ${sgCols}u) * ${blockN}u;
+    ${bias ? `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
+    workgroupBarrier();` : ''}
+    ${lines.acc.join('\n  ')}
+    var ra : array<vec4<f32>, ${aVecs}>;
+    var rb : array<vec4<f32>, ${bVecs}>;
+    ${loadRegs('0u')}
+    for (var k0 = 0u; k0 < K4 * 4u; k0 += ${TK}u) {
+      ${storeRegs}
+      workgroupBarrier();
+      if (k0 + ${TK}u < K4 * 4u) {
+        let k1 = k0 + ${TK}u;
+        ${loadRegs('k1')}
+      }
+      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+        ${lines.mma.join('\n      ')}
+      }
+      workgroupBarrier();
     }
-    workgroupBarrier();
-  }
-  ${lines.store.join('\n  ')}
-}`;
+    ${lines.store.join('\n  ')}
+  }`;
+  };
   const inputs = bias ? [a, b, bias] : [a, b];
   const prog = program({
     key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${blockN}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,

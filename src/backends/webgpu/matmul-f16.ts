@@ -24,7 +24,7 @@ export function matMulF16Supported(m: number, n: number, k: number): boolean {
 function packF16(backend: WebGPUBackend, x: tf.TensorInfo): tf.TensorInfo {
   const size = x.shape.reduce((a, b) => a * b, 1);
   const pairs = size / 2;
-  const code = `
+  const code = () => `
 ${FLAT_WORKGROUP_WGSL}
 fn main() {
   let i = flatWorkgroup() * 256u + localId.x;
@@ -74,7 +74,7 @@ export function matMulF16Info(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Te
       store.push(`subgroupMatrixStore(&result, (row + ${i * SM}u) * N + col + ${j * SN}u, acc${i}_${j}, false, N);`);
     }
   }
-  const code = `
+  const code = () => `
 enable f16;
 enable chromium_experimental_subgroup_matrix;
 diagnostic(off, chromium.subgroup_matrix_uniformity);

@@ -18,7 +18,9 @@ export function program(opts: {
   /** vec4 components per input and for the output */
   components: number[];
   outputComponent: number;
-  code: string;
+  /** The WGSL, or a function that makes it: the backend asks only when `key` is not compiled yet, so building the
+   * source lazily keeps the per-dispatch CPU cost down (hundreds of kernels a UNet call). */
+  code: string | (() => string);
 }): WebGPUProgram {
   return {
     shaderKey: opts.key,
@@ -31,7 +33,7 @@ export function program(opts: {
     // a non-empty y makes the backend call `main()` without a flat index: our code reads workgroupId itself
     dispatchLayout: { x: [0], y: [1] },
     // the backend always binds its uniform buffer; a shader that never reads it gets an 'auto' layout without it
-    getUserCode: () => opts.code.replace('fn main() {', 'fn main() {\n  _ = uniforms.NAN;'),
+    getUserCode: () => (typeof opts.code === 'string' ? opts.code : opts.code()).replace('fn main() {', 'fn main() {\n  _ = uniforms.NAN;'),
   };
 }
 

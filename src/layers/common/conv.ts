@@ -37,8 +37,13 @@ export class Conv2d extends Module {
       let y: tf.Tensor4D;
       if (k === 1 && this.stride === 1 && this.padding === 0) {
         const [n, h, w, c] = x.shape;
-        y = tf.matMul(x.reshape([n * h * w, c]) as tf.Tensor2D, this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D)
-          .reshape([n, h, w, this.outChannels]);
+        const a = x.reshape([n * h * w, c]) as tf.Tensor2D;
+        const b = this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D;
+        // webgpu adds the bias inside the matmul kernel, as for the other convolutions; elsewhere the plain ops
+        if (this.bias && tf.getBackend() === 'webgpu') {
+          return tf.fused.matMul({ a, b, bias: this.bias.tensor }).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+        }
+        y = tf.matMul(a, b).reshape([n, h, w, this.outChannels]);
       } else {
         const pad = same ? 'same' : explicitPadding(this.padding);
         // webgpu adds the bias inside the convolution kernel (one dispatch less per layer); elsewhere the plain ops
