@@ -97,6 +97,16 @@ def main():
             with torch.no_grad(), torch.autocast('cuda', dtype=torch.float16):
                 return model(x, t, y)
         modes['fp16_autocast'] = time_call(call16, dev, args.runs)
+        # output error of the fast modes against fp32 (TF32 off), relative to the largest value: our tensor-core
+        # path is measured the same way against our fp32 (bench/tensor-cores.ts)
+        ref = call().double()
+        rel = lambda o: float((o.double() - ref).abs().max() / ref.abs().max())
+        res['rel_err_fp16_autocast_vs_fp32'] = rel(call16())
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        res['rel_err_tf32_vs_fp32'] = rel(call())
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
         # 100 calls = 50 DDIM steps with guidance, fp16 as upstream runs it
         t0 = time.perf_counter()
         for _ in range(100):
