@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { subgroupMatrixConfigs } from '../src/backends/dawn.js';
+import { subgroupMatrixConfigs, uniformCache } from '../src/backends/dawn.js';
 import { matMulF16, pickConfig, routeMatMulsToTensorCores } from '../src/backends/webgpu/matmul-f16.js';
 import { matMulF16Staged } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
@@ -144,6 +144,17 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
         }
         tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 15);
         (res.unet as Record<string, unknown>).submitBatchMs = sweep;
+        // tfjs's own per-dispatch uniform buffers against the cache (src/backends/dawn.ts), same process
+        const uc: Record<string, unknown> = {};
+        for (const on of [false, true, false, true]) {
+          uniformCache.enabled = on;
+          const ms = await timeIt(call, 5, 1);
+          const e = await encodeMs(call);
+          uc[`${on ? 'on' : 'off'}_${Object.keys(uc).length}`] = { ms, encodeMs: e };
+          log(`  uniform cache ${on ? 'on ' : 'off'}: median ${ms.toFixed(1)} ms, the call returns after ${e.toFixed(1)} ms`);
+        }
+        uniformCache.enabled = true;
+        (res.unet as Record<string, unknown>).uniformCache = uc;
       }
     } finally {
       restore();

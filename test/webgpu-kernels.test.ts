@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { installDawn } from '../src/backends/dawn.js';
+import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
 import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm } from '../src/backends/kernels.js';
@@ -121,4 +121,37 @@ test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   const err = relMaxError(gpu, ref);
   assert.ok(err <= TOL, `rel err ${err}`);
   assert.equal(leaked, 0);
+});
+
+test('webgpu uniform cache: repeated dispatches reuse their uniform buffers and compute exactly what tfjs computes without it', { skip }, async () => {
+  await tf.setBackend('webgpu');
+  registerWebGPUKernels();
+  const xd = rand([2, 6, 5, 8, 40], 11);
+  const gn = new GroupNorm(4, 40);
+  gn.weight.value = tf.tensor1d(rand([40], 12));
+  gn.bias.value = tf.tensor1d(rand([40], 13));
+  const w = tf.tensor2d(rand([40, 24], 14), [40, 24]);
+  const run = async () => {
+    const y = tf.tidy(() => tf.add(tf.matMul(gn.forward(tf.tensor(xd, [2, 6, 5, 8, 40]), true).reshape([-1, 40]), w), 0.5));
+    const d = (await y.data()) as Float32Array;
+    y.dispose();
+    return d;
+  };
+  const was = uniformCache.enabled;
+  try {
+    uniformCache.enabled = false;
+    const plain = await run();
+    uniformCache.enabled = true;
+    const hits0 = uniformCache.hits;
+    const first = await run();
+    const second = await run();
+    assert.ok(uniformCache.hits > hits0, 'the second run found its uniforms in the cache');
+    assert.deepEqual(first, plain);
+    assert.deepEqual(second, plain);
+  } finally {
+    uniformCache.enabled = was;
+    unregisterWebGPUKernels();
+    tf.dispose([gn.weight.value!, gn.bias.value!, w]);
+    await tf.setBackend('cpu');
+  }
 });
