@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { subgroupMatrixConfigs, uniformCache } from '../src/backends/dawn.js';
+import { setTensorCores, subgroupMatrixConfigs, uniformCache } from '../src/backends/dawn.js';
 import { matMulF16, pickConfig, routeMatMulsToTensorCores } from '../src/backends/webgpu/matmul-f16.js';
 import { matMulF16Staged } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
@@ -181,5 +181,11 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
       log(`final latents after 50 steps, tensor cores vs fp32: rel err ${(res.pipeline_tc_vs_fp32 as number).toExponential(2)}`);
     }
   }
+  // what the library does by default: selectBackend('webgpu') as TextToVideo.load and the CLI call it
+  const { selectBackend } = await import('../src/backend.js');
+  const choice = await selectBackend('webgpu');
+  res.selectBackend = choice.details;
+  log(`selectBackend('webgpu'): tensor cores ${choice.details['tensor cores']}`);
+  setTensorCores(false);
   return res;
 }
