@@ -27,6 +27,8 @@ export let lastLatents: Float32Array | null = null;
 export async function benchPipeline(log: (s: string) => void, args: string[]): Promise<unknown> {
   const steps = Number(args[0] ?? 50);
   if (args[1]) tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', Number(args[1]));
+  // 'batch': conditional and unconditional passes as one UNet call on a batch of two (GenerateOptions.batchGuidance)
+  const batchGuidance = args.includes('batch') ? true : undefined;
   registerWebGPUKernels();
   const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
   const unet = new UNetSD(RELEASED_UNET);
@@ -51,7 +53,7 @@ export async function benchPipeline(log: (s: string) => void, args: string[]): P
   const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
   for (const [label, n] of [['warm-up (2 steps, compiles shaders)', 2], [`${steps} steps`, steps]] as const) {
     const t0 = performance.now();
-    const out = await t2v.generate({ prompt: 'a panda eating bamboo', steps: n, guidance: 9, frames: 16, height: 256, width: 256, seed: 1 });
+    const out = await t2v.generate({ prompt: 'a panda eating bamboo', steps: n, guidance: 9, frames: 16, height: 256, width: 256, seed: 1, batchGuidance });
     const wall = performance.now() - t0;
     const tm = out.timings;
     log(`generation ${label}: text ${tm.text.toFixed(0)} ms, denoise ${tm.denoise.toFixed(0)} ms, decode ${tm.decode.toFixed(0)} ms, total ${tm.total.toFixed(0)} ms (wall ${wall.toFixed(0)} ms)`);

@@ -180,6 +180,19 @@ export async function benchTensorCores(log: (s: string) => void, args: string[])
       res.pipeline_tc_vs_fp32 = relMaxError(l16, l32);
       log(`final latents after 50 steps, tensor cores vs fp32: rel err ${(res.pipeline_tc_vs_fp32 as number).toExponential(2)}`);
     }
+    // the same on tensor cores with guidance as one UNet call on a batch of two (half the dispatches per step)
+    const undo2 = routeMatMulsToTensorCores(cfg);
+    try {
+      log('whole generation on tensor cores, guidance batched (one UNet call of batch 2 per step):');
+      res.pipeline_batched = await pipe.benchPipeline(log, ['50', '', 'batch']);
+    } finally {
+      undo2();
+    }
+    const lb = pipe.lastLatents;
+    if (lb && l16 && lb !== l16) {
+      res.pipeline_batched_vs_tc = relMaxError(lb, l16);
+      log(`final latents after 50 steps, batched vs two calls (both tensor cores): rel err ${(res.pipeline_batched_vs_tc as number).toExponential(2)}`);
+    }
   }
   // what the library does by default: selectBackend('webgpu') as TextToVideo.load and the CLI call it
   const { selectBackend } = await import('../src/backend.js');
