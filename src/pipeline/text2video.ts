@@ -65,8 +65,10 @@ export interface GenerateOptions {
   decodeChunk?: number;
   /**
    * Conditional and unconditional UNet passes as one batch of two instead of two calls, as upstream makes them.
-   * Default: on for cpu and wasm, where it is measured to give identical numbers (test/e2e.test.ts) and runs
-   * about 25% faster on wasm; off elsewhere (not measured there, and it doubles the UNet's activation memory).
+   * Default: on for cpu, wasm and webgpu, where it is measured to give identical numbers (test/e2e.test.ts; webgpu
+   * with tensor cores on the H100: identical final latents, 11.2 s instead of 15.3 s for 50 steps at 16x256x256,
+   * bench/RESULTS.md run 13c) and runs about 25% faster on wasm; off elsewhere (not measured there, and it doubles
+   * the UNet's activation memory).
    */
   batchGuidance?: boolean;
   /** Stored in the result for saving (default: the model's fps). */
@@ -111,7 +113,7 @@ function aborted(signal?: AbortSignal): void {
 }
 
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
-const BATCH_IDENTICAL = new Set(['cpu', 'wasm']);
+const BATCH_IDENTICAL = new Set(['cpu', 'wasm', 'webgpu']);
 
 /** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
 const TEXT_CACHE_SIZE = 8;
