@@ -81,7 +81,7 @@ export function register(program: Command): void {
     .option('--fps <n>', `frames per second of the video (default ${UPSTREAM_DEFAULTS.fps})`)
     .option('--contact-sheet <file.png>', 'also write all frames in one PNG')
     .option('--decode-chunk <n>', `frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`)
-    .option('--batch-guidance', 'conditional and unconditional UNet passes as one batch of two (default on cpu and wasm)')
+    .option('--batch-guidance', 'conditional and unconditional UNet passes as one batch of two (default on cpu, wasm and webgpu)')
     .option('--no-batch-guidance', 'two UNet calls per step, as upstream')
     .option('--stream-weights', 'keep weights in host memory, upload each on use (default on wasm for models over 1.5 GB)')
     .option('--no-stream-weights', 'keep all weights resident in the backend')
