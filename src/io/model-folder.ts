@@ -158,12 +158,12 @@ export async function loadNetwork<M extends Module = Module>(dir: string, kind: 
 function hostWeights(data: ArrayBuffer, entries: readonly ManifestEntry[], into: Map<string, HostWeight>): void {
   let off = 0;
   for (const e of entries) {
-    const n = e.shape.reduce((a, b) => a * b, 1);
+    const bytes = entryBytes(e);
     const half = e.quantization?.dtype === 'float16';
-    const bytes = half ? 2 * n : 4 * n;
-    const align = half ? 2 : 4;
-    const buf = off % align === 0 ? data : data.slice(off, off + bytes);
-    const at = off % align === 0 ? off : 0;
+    const aligned = off % (half ? 2 : 4) === 0;
+    const buf = aligned ? data : data.slice(off, off + bytes);
+    const at = aligned ? off : 0;
+    const n = bytes / (half ? 2 : 4);
     into.set(e.name, half ? new Uint16Array(buf, at, n) : new Float32Array(buf, at, n));
     off += bytes;
   }
