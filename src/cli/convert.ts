@@ -20,17 +20,16 @@ interface Options {
 const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 const mparams = (n: number) => `${(n / 1e6).toFixed(n >= 1e8 ? 1 : 2)} M`;
 
-/** A bar per network on a terminal; nothing otherwise (the summary says what was done). */
-function progressReporter(enabled: boolean): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
+/** A bar per network on a terminal; nothing otherwise (the summary says what was done). `format` names cli-progress's fields. */
+export function conversionBars(enabled: boolean,
+  format = '{name} [{bar}] {percentage}% | {value}/{total} M params | {duration_formatted}'): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
   if (!enabled) return { stop() {} };
-  const multi = new cliProgress.MultiBar({
-    format: '{name} [{bar}] {percentage}% | {value}/{total} M params | {duration_formatted}',
-    hideCursor: true, clearOnComplete: false, stopOnComplete: false,
-  }, cliProgress.Presets.shades_classic);
+  const multi = new cliProgress.MultiBar({ format, hideCursor: true, clearOnComplete: false, stopOnComplete: false },
+    cliProgress.Presets.shades_classic);
   let bar: cliProgress.SingleBar | null = null;
+  const m = (n: number) => Math.round(n / 1e5) / 10;
   return {
     onProgress(e) {
-      const m = (n: number) => Math.round(n / 1e5) / 10;
       if (e.phase === 'start') bar = multi.create(m(e.total), 0, { name: NETWORK_NAMES[e.kind].padEnd(12) });
       else bar?.update(m(e.done));
     },
@@ -69,7 +68,7 @@ export function register(program: Command): void {
       }
       if (layout === 'modelscope' && opts.variant) throw new ConvertError('--variant applies to the diffusers layout only');
       if (layout === 'diffusers' && opts.tokenizer) throw new ConvertError('--tokenizer applies to the ModelScope layout only (diffusers folders carry tokenizer/)');
-      const progress = progressReporter(opts.progress !== false && process.stderr.isTTY === true);
+      const progress = conversionBars(opts.progress !== false && process.stderr.isTTY === true);
       let summary: ConvertSummary;
       let notes: string[] = [];
       try {

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
-import { ConvertError, type ProgressEvent } from '../../converters/modelscope.js';
-import { NETWORK_NAMES } from '../../converters/networks.js';
+import { ConvertError } from '../../converters/modelscope.js';
 import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
 import { selectBackend } from '../backend.js';
+import { conversionBars } from './convert.js';
 import { HubError, downloadModel, type DownloadSummary } from '../hub.js';
 import { diffusersWeights } from '../../converters/diffusers.js';
 
@@ -71,23 +71,6 @@ function byteBar(enabled: boolean): { update(done: number, total: number, file: 
   };
 }
 
-/** One bar per network while converting, on a terminal. */
-function convertBars(enabled: boolean): { onProgress?: (e: ProgressEvent) => void; stop(): void } {
-  if (!enabled) return { stop() {} };
-  const multi = new cliProgress.MultiBar({
-    format: 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params', hideCursor: true, clearOnComplete: false,
-  }, cliProgress.Presets.shades_classic);
-  let bar: cliProgress.SingleBar | null = null;
-  const m = (n: number) => Math.round(n / 1e5) / 10;
-  return {
-    onProgress(e) {
-      if (e.phase === 'start') bar = multi.create(m(e.total), 0, { name: NETWORK_NAMES[e.kind].padEnd(12) });
-      else bar?.update(m(e.done));
-    },
-    stop() { multi.stop(); },
-  };
-}
-
 export function register(program: Command): void {
   program.command('download')
     .description('download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
@@ -134,7 +117,7 @@ export function register(program: Command): void {
       }
       if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
       await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
-      const bars = convertBars(tty);
+      const bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params');
       let s: Awaited<ReturnType<typeof convertDiffusers>>;
       try {
         s = await convertDiffusers(cache, out, {
