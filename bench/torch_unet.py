@@ -113,6 +113,25 @@ def main():
             call16()
         sync(dev)
         res['ms_100_calls_fp16'] = (time.perf_counter() - t0) * 1000
+        # batch 2: one DDIM step with guidance as one call (what our pipeline does on webgpu), each mode
+        x2, t2, y2 = torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, y])
+
+        def call_b2(half=False):
+            with torch.no_grad(), torch.autocast('cuda', dtype=torch.float16, enabled=half):
+                return model(x2, t2, y2)
+        b2 = {'fp32': time_call(call_b2, dev, args.runs)}
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        b2['tf32'] = time_call(call_b2, dev, args.runs)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        b2['fp16_autocast'] = time_call(lambda: call_b2(True), dev, args.runs)
+        t0 = time.perf_counter()
+        for _ in range(50):
+            call_b2(True)
+        sync(dev)
+        b2['ms_50_calls_fp16'] = (time.perf_counter() - t0) * 1000
+        res['ms_batch2'] = b2
         # attention alone, upstream's einsum path vs SDPA, level-0 spatial self-attention shape
         q = torch.randn(80, 1024, 64, device=dev)
         k = torch.randn(80, 1024, 64, device=dev)

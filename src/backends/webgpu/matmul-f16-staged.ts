@@ -3,14 +3,37 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
 import { program } from './program.js';
 
-const TK = 32;
 const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
-const BLOCK_M = 32;
-const BLOCK_N = 64;
-const SG_ROWS = 4;
+
+/**
+ * The tiling of one dispatch: a workgroup of sgRows x sgCols subgroups (32 invocations each) computes a
+ * (bm * sgRows) x (bn * sgCols) tile of C, each subgroup a bm x bn block, stepping through K by tk.
+ */
+export interface Tiles { bm: number; sgRows: number; sgCols: number; bn: number; tk: number }
+
+/** The tiling measured best so far on the H100 (runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
+export function defaultTiles(n: number): Tiles {
+  return { bm: 32, sgRows: 4, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 };
+}
+
+/** Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block. */
+export function tilesBytes(t: Tiles, bias: boolean, sm = 16): number {
+  const tm = t.bm * t.sgRows;
+  const tn = t.bn * t.sgCols;
+  return 2 * (tm * (t.tk + PAD) + t.tk * (tn + PAD)) + (bias ? 4 * sm * tn : 0);
+}
+
+export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: number; N: number; K: number }): boolean {
+  const tm = t.bm * t.sgRows;
+  const tn = t.bn * t.sgCols;
+  const threads = 32 * t.sgRows * t.sgCols;
+  return m % tm === 0 && n % tn === 0 && k % t.tk === 0 && (tm * t.tk / 4) % threads === 0
+    && (t.tk * tn / 4) % threads === 0 && threads <= 1024
+    && (!cfg || (t.bm % cfg.M === 0 && t.bn % cfg.N === 0 && t.tk % cfg.K === 0));
+}
 
 export function matMulF16StagedSupported(m: number, n: number, k: number): boolean {
-  return m % (BLOCK_M * SG_ROWS) === 0 && n % BLOCK_N === 0 && k % TK === 0;
+  return n % 64 === 0 && tilesFit(defaultTiles(n), m, n, k);
 }
 
 /**
@@ -20,8 +43,10 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
  */
 export interface ConvGeom { n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number }
 
-export function convF16Supported(g: ConvGeom, out: number): boolean {
-  return g.c % TK === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
+export function convF16Supported(g: ConvGeom, out: number, tiles?: Tiles): boolean {
+  const t = tiles ?? defaultTiles(out);
+  return g.c % t.tk === 0 && (tiles ? tilesFit(t, g.n * g.h * g.w, out, g.kh * g.kw * g.c)
+    : matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c));
 }
 
 /**
@@ -31,18 +56,18 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
  * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
-  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom): tf.TensorInfo {
+  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles): tf.TensorInfo {
   const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
-  if (!matMulF16StagedSupported(m, n, k)) throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles`);
-  // two subgroup columns always; when N is not a multiple of 128 they take 32 columns each (more subgroups in
-  // flight for the UNet's N = 320 layers)
-  const sgCols = 2;
-  const blockN = n % (2 * BLOCK_N) === 0 ? BLOCK_N : BLOCK_N / 2;
-  const TM = BLOCK_M * SG_ROWS;
+  const t = tiles ?? defaultTiles(n);
+  if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
+    throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
+  }
+  const { bm: BLOCK_M, sgCols, bn: blockN, tk: TK } = t;
+  const TM = BLOCK_M * t.sgRows;
   const TN = blockN * sgCols;
-  const threads = 32 * SG_ROWS * sgCols;
+  const threads = 32 * t.sgRows * sgCols;
   const AS = TK + PAD;
   const BS = TN + PAD;
   const aVecs = (TM * TK / 4) / threads;
@@ -128,7 +153,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = bias ? [a, b, bias] : [a, b];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${blockN}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: bias ? ['A', 'B', 'Bias'] : ['A', 'B'],
     outputShape: outShape,
     workgroupSize: threads,

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, type ConvGeom } from './matmul-f16-staged.js';
+import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
@@ -116,6 +116,28 @@ fn main() {
  */
 export interface RouteStats { routed: number; fallback: number }
 
+/** One GEMM the route sends to the staged kernel: C[m, n] = A[m, k] B[k, n] (+ bias), A implicit for a convolution. */
+export interface GemmShape { m: number; n: number; k: number; bias: boolean; conv?: ConvGeom }
+/** Picks the tiling for a GEMM; null (or a tiling that does not fit) keeps the default (defaultTiles). */
+export type TileChooser = (s: GemmShape) => Tiles | null;
+
+let tileChooser: TileChooser | null = null;
+/** Every routed GEMM asks `choose` for its tiling from now on (null: the default tiling); the benchmark sweeps with it. */
+export function setTileChooser(choose: TileChooser | null): void {
+  tileChooser = choose;
+}
+/** Called with every GEMM the route sends to the staged kernel (the benchmark collects the UNet's shapes). */
+let gemmObserver: ((s: GemmShape) => void) | null = null;
+export function observeGemms(observer: ((s: GemmShape) => void) | null): void {
+  gemmObserver = observer;
+}
+
+function chosenTiles(s: GemmShape): Tiles | undefined {
+  gemmObserver?.(s);
+  const t = tileChooser?.(s);
+  return t && tilesFit(t, s.m, s.n, s.k) && (!s.conv || s.conv.c % t.tk === 0) ? t : undefined;
+}
+
 export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged',
   opts: { minKN?: number; stats?: RouteStats } = {}): () => void {
   const stats = opts.stats ?? { routed: 0, fallback: 0 };
@@ -151,7 +173,8 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
         const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
         const bias = inputs.bias;
         if (kernel === 'staged' && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))) {
-          return matMulF16StagedInfo(wb, a, b, bias ?? null, cfg, outShape);
+          const tiles = chosenTiles({ m, n, k, bias: bias != null });
+          return matMulF16StagedInfo(wb, a, b, bias ?? null, cfg, outShape, undefined, tiles);
         }
         const out = matMulF16Info(wb, a, b, cfg, outShape);
         if (!inputs.bias) return out;
@@ -182,8 +205,9 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
           return orig.kernelFunc(args);
         }
         stats.routed++;
+        const tiles = chosenTiles({ m: geom.n * geom.h * geom.w, n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
         return matMulF16StagedInfo(backend as WebGPUBackend, inputs.x!, inputs.filter!, bias ?? null, cfg,
-          [geom.n, geom.h, geom.w, out], geom);
+          [geom.n, geom.h, geom.w, out], geom, tiles);
       },
     });
   }
