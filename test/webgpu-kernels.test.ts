@@ -4,9 +4,12 @@ import * as tf from '@tensorflow/tfjs';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
-import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm } from '../src/backends/kernels.js';
+import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention } from '../src/backends/kernels.js';
 import { attention } from '../src/layers/common/attention.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
+import { CrossAttention } from '../src/layers/unet/cross-attention.js';
+import type { UNetConfig } from '../src/layers/unet/config.js';
+import { UNetSD } from '../src/layers/unet/unet.js';
 import { relMaxError } from './helpers.js';
 
 // The fused WGSL kernels against the plain ops on the cpu backend. They need a WebGPU adapter: a GPU with a Vulkan
@@ -64,6 +67,46 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
+  });
+}
+
+// self-attention in the UNet: on webgpu one matmul with to_q|to_k|to_v concatenated (kept once per module) and the
+// packed kernel; on cpu three matmuls and the plain ops
+for (const [name, b, n, heads, d] of [['tiled kernel', 2, 70, 2, 64], ['short-sequence kernel (frames)', 12, 16, 2, 32]] as const) {
+  test(`webgpu packed q|k|v self-attention (CrossAttention) matches the plain ops: ${name}`, { skip }, async () => {
+    const dim = 48;
+    const attn = new CrossAttention(dim, null, heads, d);
+    const data = new Map([...attn.namedParams()].map(([k, p], i) => [k, { v: rand(p.tfShape, 10 + i), shape: p.tfShape }]));
+    const xd = rand([b, n, dim], 7);
+    const run = () => {
+      attn.disposeWeights();
+      attn.loadWeights((k) => tf.tensor(data.get(k)!.v, data.get(k)!.shape));
+      return tf.tidy(() => attn.forward(tf.tensor3d(xd, [b, n, dim])));
+    };
+    await tf.setBackend('cpu');
+    const r = run();
+    const ref = (await r.data()) as Float32Array;
+    r.dispose();
+    attn.disposeWeights();
+    await tf.setBackend('webgpu');
+    registerWebGPUKernels();
+    try {
+      const prof = await tf.profile(() => run());
+      const y = prof.result as tf.Tensor;
+      const err = relMaxError((await y.data()) as Float32Array, ref);
+      y.dispose();
+      console.log(`${name}: rel err ${err.toExponential(2)}`);
+      assert.ok(prof.kernelNames.includes(FusedPackedAttention), `packed attention did not run: ${prof.kernelNames.join(', ')}`);
+      assert.ok(err <= TOL, `rel err ${err}`);
+      // the concatenated weights are made once, then reused; disposeWeights frees them with the weights
+      const before = tf.memory().numTensors;
+      tf.tidy(() => attn.forward(tf.tensor3d(xd, [b, n, dim]))).dispose();
+      assert.equal(tf.memory().numTensors, before);
+      assert.equal(attn.disposeWeights(), 5);
+      assert.equal(tf.memory().numTensors, before - 5 - 1, 'the five weights and the concatenated q|k|v are freed');
+    } finally {
+      unregisterWebGPUKernels();
+    }
   });
 }
 
@@ -153,5 +196,46 @@ test('webgpu uniform cache: repeated dispatches reuse their uniform buffers and 
     unregisterWebGPUKernels();
     tf.dispose([gn.weight.value!, gn.bias.value!, w]);
     await tf.setBackend('cpu');
+  }
+});
+
+test('webgpu UNet (fused kernels, packed q|k|v) matches the cpu backend on a small configuration', { skip }, async () => {
+  // width >= 128: tfjs-webgpu 4.22 miscompiles 5-D binary ops with a 1-D operand of < 128 elements
+  const cfg: UNetConfig = {
+    inDim: 4, dim: 128, embedDim: 512, contextDim: 64, decoderContextDim: 64, outDim: 4, dimMult: [1, 2], numHeads: 2,
+    headDim: 64, numResBlocks: 1, attnScales: [1, 0.5], temporalAttention: true, normGroups: 32,
+  };
+  const net = new UNetSD(cfg);
+  const weights = new Map([...net.namedParams()].map(([k, p], i) => {
+    const fanIn = p.torchShape.slice(1).reduce((a, b) => a * b, 1);
+    const v = rand(p.tfShape, 100 + i).map((x) => (p.torchShape.length > 1 ? x / Math.sqrt(fanIn) : k.endsWith('.weight') ? 1 + 0.1 * x : 0.05 * x));
+    return [k, { v, shape: p.tfShape }];
+  }));
+  const [b, f, s] = [2, 4, 8];
+  const xd = rand([b, f, s, s, 4], 1);
+  const cd = rand([b, 77, 64], 2);
+  const run = () => {
+    net.disposeWeights();
+    net.loadWeights((k) => tf.tensor(weights.get(k)!.v, weights.get(k)!.shape));
+    return tf.tidy(() => net.forward(tf.tensor5d(xd, [b, f, s, s, 4]), tf.tensor1d([500, 20]), tf.tensor3d(cd, [b, 77, 64])));
+  };
+  await tf.setBackend('cpu');
+  const r = run();
+  const ref = (await r.data()) as Float32Array;
+  r.dispose();
+  net.disposeWeights();
+  await tf.setBackend('webgpu');
+  registerWebGPUKernels();
+  try {
+    const prof = await tf.profile(() => run());
+    const y = prof.result as tf.Tensor;
+    const err = relMaxError((await y.data()) as Float32Array, ref);
+    y.dispose();
+    console.log(`small UNet, webgpu vs cpu: rel err ${err.toExponential(2)}`);
+    assert.ok(prof.kernelNames.includes(FusedPackedAttention), 'packed attention did not run');
+    assert.ok(err <= 1e-4, `rel err ${err}`);
+  } finally {
+    net.disposeWeights();
+    unregisterWebGPUKernels();
   }
 });

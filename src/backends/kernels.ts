@@ -6,6 +6,8 @@ import * as tf from '@tensorflow/tfjs';
  * computes exactly what it computed before.
  */
 export const FusedAttention = 'T2VFusedAttention';
+/** Self-attention on one [B, N, 3*inner] tensor holding q, k and v side by side (attrs as FusedAttention's). */
+export const FusedPackedAttention = 'T2VFusedPackedAttention';
 export const FusedGroupNorm = 'T2VFusedGroupNorm';
 export const FusedGEGLU = 'T2VFusedGEGLU';
 export const FusedLayerNorm = 'T2VFusedLayerNorm';

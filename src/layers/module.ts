@@ -88,6 +88,27 @@ export abstract class Module extends tf.layers.Layer {
     return p;
   }
 
+  /**
+   * A tensor computed once from this module's weights and kept (to_q|to_k|to_v concatenated, say): rebuilt when
+   * those weights are replaced, freed with them by `disposeWeights`.
+   */
+  protected derived(name: string, from: tf.Tensor[], make: () => tf.Tensor): tf.Tensor {
+    const c = this.derivedTensors.get(name);
+    if (c && c.from.length === from.length && c.from.every((t, i) => t === from[i] && !t.isDisposed)) return c.t;
+    c?.t.dispose();
+    const t = tf.keep(tf.tidy(make));
+    this.derivedTensors.set(name, { from, t });
+    return t;
+  }
+
+  private readonly derivedTensors = new Map<string, { from: tf.Tensor[]; t: tf.Tensor }>();
+
+  /** This module and every module under it. */
+  *modules(): Generator<Module> {
+    yield this;
+    for (const m of this.subModules.values()) yield* m.modules();
+  }
+
   /** Register a sub-module under its upstream local name; dots are allowed (`in_layers.2`). */
   protected child<M extends Module>(name: string, m: M): M {
     this.subModules.set(name, m);
@@ -156,6 +177,10 @@ export abstract class Module extends tf.layers.Layer {
       p.value?.dispose();
       p.value = null;
       p.host = null;
+    }
+    for (const m of this.modules()) {
+      for (const c of m.derivedTensors.values()) c.t.dispose();
+      m.derivedTensors.clear();
     }
     return n;
   }

@@ -24,11 +24,40 @@ export function attentionSupported(q: tf.TensorInfo, k: tf.TensorInfo, heads: nu
  */
 export function fusedAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo,
   attrs: FusedAttentionAttrs): tf.TensorInfo {
-  const [b, nq, inner] = q.shape;
-  const nk = k.shape[1];
+  return attentionProgram(backend, [q, k, v], q.shape[0], q.shape[1], k.shape[1], q.shape[2], attrs);
+}
+
+/** Self-attention on q, k and v packed side by side in one tensor [B, N, 3*heads*d] (one to_q|to_k|to_v matmul). */
+export function packedAttentionSupported(qkv: tf.TensorInfo, heads: number): boolean {
+  const [b, n, c] = qkv.shape;
+  if (qkv.shape.length !== 3 || c % 3 !== 0) return false;
+  const d = c / 3 / heads;
+  return qkv.dtype === 'float32' && Number.isInteger(d) && d % 4 === 0 && d <= MAX_HEAD_DIM && n > 0
+    && (n <= SHORT_KEYS || b * heads <= MAX_WORKGROUPS);
+}
+
+export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, attrs: FusedAttentionAttrs): tf.TensorInfo {
+  const [b, n, c] = qkv.shape;
+  return attentionProgram(backend, [qkv], b, n, n, c / 3, attrs);
+}
+
+/**
+ * The WGSL names and strides (in vec4) of q, k and v: three tensors [B, N, inner], or one [B, N, 3*inner] whose
+ * rows hold q, k and v side by side.
+ */
+function layout(packed: boolean, inner: number) {
+  const i4 = inner / 4;
+  return packed
+    ? { inputs: ['QKV'], Q: 'QKV', K: 'QKV', V: 'QKV', qs4: 3 * i4, kvs4: 3 * i4, koff: i4, voff: 2 * i4, tag: 'p' }
+    : { inputs: ['Q', 'K', 'V'], Q: 'Q', K: 'K', V: 'V', qs4: i4, kvs4: i4, koff: 0, voff: 0, tag: '' };
+}
+
+function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
+  inner: number, attrs: FusedAttentionAttrs): tf.TensorInfo {
   const { heads, causal } = attrs;
   const d = inner / heads;
-  if (nk <= SHORT_KEYS) return shortAttention(backend, q, k, v, heads, causal);
+  const L = layout(inputs.length === 1, inner);
+  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, b, nq, nk, inner, heads, causal);
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
@@ -41,6 +70,8 @@ const NQ = ${nq}u;
 const NK = ${nk}u;
 const HEADS = ${heads}u;
 const INNER4 = ${inner / 4}u;
+const QS4 = ${L.qs4}u;
+const KVS4 = ${L.kvs4}u;
 const CAUSAL = ${causal};
 const SCALE = ${scale.toPrecision(9)};
 const MASKED = -1.0e30;
@@ -55,16 +86,16 @@ fn main() {
   let h = bh % HEADS;
   let row0 = workgroupId.x * ROWS;
   let qi = row0 + tid;
-  let qBase = (b * NQ + min(qi, NQ - 1u)) * INNER4 + h * D4;
+  let qBase = (b * NQ + min(qi, NQ - 1u)) * QS4 + h * D4;
   var qr : array<vec4<f32>, ${d4}>;
   var acc : array<vec4<f32>, ${d4}>;
   for (var c = 0u; c < D4; c++) {
-    qr[c] = Q[qBase + c] * SCALE;
+    qr[c] = ${L.Q}[qBase + c] * SCALE;
     acc[c] = vec4<f32>(0.0);
   }
   var m = MASKED;
   var l = 0.0;
-  let kvBase = b * NK * INNER4 + h * D4;
+  let kvBase = b * NK * KVS4 + h * D4;
   // the loop bound must be provably uniform for the barriers inside it
   if (tid == 0u) { sharedKeyEnd = select(NK, min(NK, row0 + ROWS), CAUSAL); }
   let keyEnd = workgroupUniformLoad(&sharedKeyEnd);
@@ -72,9 +103,9 @@ fn main() {
     workgroupBarrier();
     for (var e = tid; e < TILE * D4; e += ROWS) {
       let kj = k0 + e / D4;
-      let src = kvBase + min(kj, NK - 1u) * INNER4 + e % D4;
-      kt[e] = K[src];
-      vt[e] = V[src];
+      let src = kvBase + min(kj, NK - 1u) * KVS4 + e % D4;
+      kt[e] = ${L.K}[src + ${L.koff}u];
+      vt[e] = ${L.V}[src + ${L.voff}u];
     }
     workgroupBarrier();
     var s : array<f32, ${KEY_TILE}>;
@@ -104,20 +135,21 @@ fn main() {
   }
   if (qi < NQ) {
     let inv = 1.0 / l;
-    for (var c = 0u; c < D4; c++) { result[qBase + c] = acc[c] * inv; }
+    let oBase = (b * NQ + qi) * INNER4 + h * D4;
+    for (var c = 0u; c < D4; c++) { result[oBase + c] = acc[c] * inv; }
   }
 }`;
   const prog = program({
-    key: `t2vAttention_${nq}_${nk}_${heads}_${d}_${causal}_${rows}`,
-    inputs: ['Q', 'K', 'V'],
+    key: `t2vAttention_${nq}_${nk}_${heads}_${d}_${causal}_${rows}${L.tag}`,
+    inputs: L.inputs,
     outputShape: [b, nq, inner],
     workgroupSize: rows,
     dispatch: [Math.ceil(nq / rows), b * heads, 1],
-    components: [4, 4, 4],
+    components: L.inputs.map(() => 4),
     outputComponent: 4,
     code,
   });
-  return run(backend, prog, [q, k, v]);
+  return run(backend, prog, inputs);
 }
 
 /**
@@ -125,11 +157,10 @@ fn main() {
  * query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
  * the cache); no workgroup memory, no barriers; the softmax is online, key by key.
  */
-function shortAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo, heads: number,
-  causal: boolean): tf.TensorInfo {
-  const [b, nq, inner] = q.shape;
-  const nk = k.shape[1];
+function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
+  inner: number, heads: number, causal: boolean): tf.TensorInfo {
   const d = inner / heads;
+  const L = layout(inputs.length === 1, inner);
   const d4 = d / 4;
   const threads = 64;
   const items = b * heads * nq;
@@ -139,6 +170,8 @@ const NQ = ${nq}u;
 const NK = ${nk}u;
 const HEADS = ${heads}u;
 const INNER4 = ${inner / 4}u;
+const QS4 = ${L.qs4}u;
+const KVS4 = ${L.kvs4}u;
 const ITEMS = ${items}u;
 const CAUSAL = ${causal};
 const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
@@ -150,10 +183,10 @@ fn main() {
   let bh = item / NQ;
   let bb = bh / HEADS;
   let h = bh % HEADS;
-  let qBase = (bb * NQ + qi) * INNER4 + h * D4;
-  let kvBase = bb * NK * INNER4 + h * D4;
+  let qBase = (bb * NQ + qi) * QS4 + h * D4;
+  let kvBase = bb * NK * KVS4 + h * D4;
   var qr : array<vec4<f32>, ${d4}>;
-  for (var c = 0u; c < D4; c++) { qr[c] = Q[qBase + c] * SCALE; }
+  for (var c = 0u; c < D4; c++) { qr[c] = ${L.Q}[qBase + c] * SCALE; }
   var acc : array<vec4<f32>, ${d4}>;
   for (var c = 0u; c < D4; c++) { acc[c] = vec4<f32>(0.0); }
   var m = -1.0e30;
@@ -162,26 +195,27 @@ fn main() {
   if (CAUSAL) { keyEnd = qi + 1u; }
   for (var j = 0u; j < keyEnd; j++) {
     var dotv = vec4<f32>(0.0);
-    for (var c = 0u; c < D4; c++) { dotv = fma(qr[c], K[kvBase + j * INNER4 + c], dotv); }
+    for (var c = 0u; c < D4; c++) { dotv = fma(qr[c], ${L.K}[kvBase + j * KVS4 + ${L.koff}u + c], dotv); }
     let sj = dotv.x + dotv.y + dotv.z + dotv.w;
     let mn = max(m, sj);
     let corr = exp2(m - mn);
     let p = exp2(sj - mn);
     l = fma(l, corr, p);
-    for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(p), V[kvBase + j * INNER4 + c], acc[c] * corr); }
+    for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(p), ${L.V}[kvBase + j * KVS4 + ${L.voff}u + c], acc[c] * corr); }
     m = mn;
   }
   let inv = 1.0 / l;
-  for (var c = 0u; c < D4; c++) { result[qBase + c] = acc[c] * inv; }
+  let oBase = (bb * NQ + qi) * INNER4 + h * D4;
+  for (var c = 0u; c < D4; c++) { result[oBase + c] = acc[c] * inv; }
 }`;
   return run(backend, program({
-    key: `t2vAttentionShort_${b}_${nq}_${nk}_${heads}_${d}_${causal}`,
-    inputs: ['Q', 'K', 'V'],
+    key: `t2vAttentionShort_${b}_${nq}_${nk}_${heads}_${d}_${causal}${L.tag}`,
+    inputs: L.inputs,
     outputShape: [b, nq, inner],
     workgroupSize: threads,
     dispatch: flatDispatch(Math.ceil(items / threads)),
-    components: [4, 4, 4],
+    components: L.inputs.map(() => 4),
     outputComponent: 4,
     code,
-  }), [q, k, v]);
+  }), inputs);
 }

@@ -1,17 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
-  FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, setSupportCheck,
+  FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, setSupportCheck,
   type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from '../kernels.js';
-import { attentionSupported, fusedAttention } from './attention.js';
+import { attentionSupported, fusedAttention, fusedPackedAttention, packedAttentionSupported } from './attention.js';
 import { fusedGEGLU, gegluSupported } from './geglu.js';
 import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
 import { fusedLayerNorm, layerNormSupported } from './layer-norm.js';
 
 const BACKEND = 'webgpu';
-export type WebGPUKernel = 'attention' | 'groupnorm' | 'layernorm' | 'geglu';
-export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'groupnorm', 'layernorm', 'geglu'];
+export type WebGPUKernel = 'attention' | 'packed-attention' | 'groupnorm' | 'layernorm' | 'geglu';
+export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'packed-attention', 'groupnorm', 'layernorm', 'geglu'];
 
 const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
   attention: {
@@ -22,6 +22,15 @@ const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; sup
         inputs.v!, attrs as unknown as FusedAttentionAttrs),
     },
     supports: ([q, k], a) => attentionSupported(q, k, a.heads as number),
+  },
+  'packed-attention': {
+    name: FusedPackedAttention,
+    config: {
+      kernelName: FusedPackedAttention, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedPackedAttention(backend as WebGPUBackend, inputs.qkv!,
+        attrs as unknown as FusedAttentionAttrs),
+    },
+    supports: ([qkv], a) => packedAttentionSupported(qkv, a.heads as number),
   },
   groupnorm: {
     name: FusedGroupNorm,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { FusedAttention, fusedKernelFor, runFused } from '../../backends/kernels.js';
+import { FusedAttention, FusedPackedAttention, fusedKernelFor, runFused } from '../../backends/kernels.js';
 
 /**
  * Multi-head scaled dot-product attention, the one place every network's attention goes through, so a backend
@@ -25,4 +25,24 @@ export function attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads:
     const out = tf.matMul(tf.softmax(scores, -1), vh);
     return out.transpose([0, 2, 1, 3]).reshape([b, nq, inner]) as tf.Tensor3D;
   });
+}
+
+/** True when the active backend has a fused attention kernel for these shapes (no [n, n] scores in memory). */
+export function attentionIsFused(q: tf.Tensor3D, k: tf.Tensor3D, heads: number): boolean {
+  return fusedKernelFor(FusedAttention, [q, k], { heads, causal: false });
+}
+
+/**
+ * Self-attention on q, k and v side by side in one tensor qkv [B, N, 3*heads*d] (what one matmul with to_q, to_k
+ * and to_v's weights concatenated gives). Only the fused kernel reads that layout; `packedAttentionFor` says whether
+ * the active backend has it, and callers keep separate q, k and v otherwise.
+ */
+export function packedAttention(qkv: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
+  return runFused(FusedPackedAttention, { qkv }, { heads, causal });
+}
+
+/** Whether packedAttention runs for a qkv of [b, n, 3*inner] on the active backend (asked before computing qkv). */
+export function packedAttentionFor(b: number, n: number, inner: number, heads: number): boolean {
+  const shapeOnly = { shape: [b, n, 3 * inner], dtype: 'float32' } as unknown as tf.Tensor;
+  return fusedKernelFor(FusedPackedAttention, [shapeOnly], { heads, causal: false });
 }

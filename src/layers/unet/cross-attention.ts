@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { Linear } from '../common/linear.js';
-import { attention } from '../common/attention.js';
+import { attention, attentionIsFused, packedAttention, packedAttentionFor } from '../common/attention.js';
 
 /** Scores above this many elements are computed in batch chunks (same numbers, bounded memory). */
 const MAX_SCORE_ELEMENTS = 1 << 27;
@@ -35,6 +35,15 @@ export class CrossAttention extends Module {
   forward(x: tf.Tensor3D, context?: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const [bq, n] = x.shape;
+      const wq = this.to_q.weight.value;
+      if (!context && wq && packedAttentionFor(bq, n, this.innerDim, this.heads)) {
+        // self-attention with a fused kernel: q, k and v from one matmul, read by the kernel where they lie
+        const wk = this.to_k.weight.value!;
+        const wv = this.to_v.weight.value!;
+        const w = this.derived('to_qkv', [wq, wk, wv], () => tf.concat([wq, wk, wv], 1)) as tf.Tensor2D;
+        const qkv = tf.matMul(x.reshape([bq * n, this.queryDim]) as tf.Tensor2D, w).reshape([bq, n, 3 * this.innerDim]);
+        return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads)) as tf.Tensor3D;
+      }
       const q = this.to_q.forward(x) as tf.Tensor3D;
       const src = context ?? x;
       const k = this.to_k.forward(src) as tf.Tensor3D;
@@ -51,7 +60,8 @@ export class CrossAttention extends Module {
     const [b, nq] = q.shape;
     const perItem = this.heads * nq * k.shape[1];
     const chunk = Math.max(1, Math.floor(MAX_SCORE_ELEMENTS / perItem));
-    if (chunk >= b) return attention(q, k, v, this.heads);
+    // a fused kernel holds no scores: chunks would only add slices and a concat
+    if (chunk >= b || attentionIsFused(q, k, this.heads)) return attention(q, k, v, this.heads);
     const parts: tf.Tensor3D[] = [];
     for (let s = 0; s < b; s += chunk) {
       const size = Math.min(chunk, b - s);
