@@ -2,6 +2,7 @@
 //   ops   stock tfjs ops vs the fused WGSL kernels on UNet shapes, with parity
 //   unet  one full-size UNet call (released configuration, random weights), stock and fused, memory, parity
 //   tc    experimental tensor-core matmul (subgroup matrices, f16): ops and inside the UNet
+//   variants [steps]  the UNet call and generations with each webgpu step on and off (bench/variants.ts)
 //   tiles [batch] [steps] [budget_s]  tiling sweep of the tensor-core kernel on the UNet's GEMMs, then the UNet call
 //         and whole generations with the default and the fastest tilings (bench/tiles.ts)
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
@@ -23,7 +24,7 @@ if (mode === 'parity-ref') {
   writeFileSync(join(outDir, `${mode}.json`), JSON.stringify(res, null, 1));
   process.exit(0);
 }
-const adapter = mode === 'tc' || mode === 'tiles' ? await useWebGPUWithTensorCores() : await useWebGPU();
+const adapter = mode === 'tc' || mode === 'tiles' || mode === 'variants' ? await useWebGPUWithTensorCores() : await useWebGPU();
 if (!adapter) {
   log('no WebGPU adapter: nothing to measure');
   process.exit(2);
@@ -37,11 +38,12 @@ const stages: Record<string, () => Promise<unknown>> = {
   unet: async () => (await import('./unet.js')).benchUNet(log, process.argv.slice(4)),
   pipeline: async () => (await import('./pipeline.js')).benchPipeline(log, process.argv.slice(4)),
   tc: async () => (await import('./tensor-cores.js')).benchTensorCores(log, process.argv.slice(4)),
+  variants: async () => (await import('./variants.js')).benchVariants(log, process.argv.slice(4)),
   tiles: async () => (await import('./tiles.js')).benchTiles(log, process.argv.slice(4)),
   parity: async () => (await import('./parity.js')).benchParity(log, outDir, process.argv.slice(4)),
 };
 for (const [name, run] of Object.entries(stages)) {
-  if (mode !== name && !(mode === 'all' && name !== 'tc' && name !== 'tiles' && name !== 'parity')) continue;
+  if (mode !== name && !(mode === 'all' && name !== 'tc' && name !== 'tiles' && name !== 'variants' && name !== 'parity')) continue;
   try {
     results[name] = await run();
   } catch (e) {

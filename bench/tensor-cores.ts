@@ -22,7 +22,7 @@ async function encodeMs(fn: () => tf.Tensor, runs = 5): Promise<number> {
 }
 
 /** GPU programs one call of `fn` dispatches (Reshape and other metadata-only kernels dispatch none). */
-function countDispatches(fn: () => tf.Tensor): number {
+export function countDispatches(fn: () => tf.Tensor): number {
   const b = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
   const orig = b.runWebGPUProgram;
   let n = 0;

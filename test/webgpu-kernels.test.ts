@@ -6,6 +6,7 @@ import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/
 import { geglu } from '../src/backends/geglu.js';
 import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention } from '../src/backends/kernels.js';
 import { attention } from '../src/layers/common/attention.js';
+import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -67,6 +68,33 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
+  });
+}
+
+// The tensor-core attention's indexing, masking and online softmax, with its subgroup-matrix products emulated by
+// plain loops (no device here has subgroup matrices; on the GPU host bench/gpu.ts runs the real one). f16 inputs
+// and f16 P: errors of ~1e-3 expected, as for every tensor-core path.
+// (head dim 16 keeps lavapipe's shader compile near two minutes a case; d = 64 runs on the GPU host)
+for (const [name, b, nq, nk, heads, d] of [['self-attention, 70 queries (partial row and key tiles)', 1, 70, 70, 1, 16],
+  ['cross-attention, 130 keys (3 key tiles), 2 heads', 1, 40, 130, 2, 16]] as const) {
+  test(`webgpu tensor-core attention (emulated matrices) matches plain ops: ${name}`, { skip }, async () => {
+    const qd = rand([b, nq, heads * d], 1);
+    const kd = rand([b, nk, heads * d], 2);
+    const vd = rand([b, nk, heads * d], 3);
+    emulateTensorCoreAttention(true);
+    const calls = tcAttentionStats.calls;
+    try {
+      const { ref, gpu, leaked } = await both(() => tf.tidy(() => attention(
+        tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
+        heads)), FusedAttention);
+      const err = relMaxError(gpu, ref);
+      console.log(`${name}: rel err ${err.toExponential(2)}`);
+      assert.equal(tcAttentionStats.calls, calls + 1, 'the tensor-core kernel ran');
+      assert.ok(err <= 5e-3, `rel err ${err}`);
+      assert.equal(leaked, 0);
+    } finally {
+      emulateTensorCoreAttention(false);
+    }
   });
 }
 

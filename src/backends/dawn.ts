@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { setTensorCoreAttention } from './webgpu/attention-tc.js';
 import { pickConfig, routeMatMulsToTensorCores, type RouteStats } from './webgpu/matmul-f16.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
@@ -253,7 +254,14 @@ export function setTensorCores(on: boolean): SubgroupMatrixConfig | null {
   undoRoute = null;
   const cfg = on ? pickConfig(subgroupMatrixConfigs) : null;
   if (cfg) undoRoute = routeMatMulsToTensorCores(cfg, 'staged', { stats: tensorCoreStats });
+  setTensorCoreAttention(cfg && tensorCoreAttentionWanted() ? cfg : null);
   return cfg;
+}
+
+/** Attention on tensor cores too (attention-tc.ts) when the route is on, unless T2V_TC_ATTENTION=0. */
+function tensorCoreAttentionWanted(): boolean {
+  const env = process.env.T2V_TC_ATTENTION?.trim().toLowerCase();
+  return env === undefined || env === '' || !['0', 'off', 'false', 'no'].includes(env);
 }
 
 /** The subgroup-matrix configuration the route uses now, or null when it is off. */

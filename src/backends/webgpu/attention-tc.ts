@@ -1,0 +1,228 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { SubgroupMatrixConfig } from '../dawn.js';
+import { program, run } from './program.js';
+
+/**
+ * Attention on tensor cores: S = Q K^T and O += P V as 16x16x16 f16 subgroup-matrix products with f32 accumulation,
+ * the online softmax in between done by the lanes (each subgroup owns 16 query rows, two lanes a row). A workgroup
+ * of four subgroups takes 64 query rows of one (batch, head) and streams K and V through workgroup memory 64 keys at
+ * a time, so no [n, n] score matrix exists. Inputs are the same f32 layouts as the fp32 kernel (attention.ts):
+ * q, k, v [B, N, heads*d] or one packed [B, N, 3*heads*d]; inputs are rounded to f16 as the GEMMs on tensor cores
+ * round theirs, P is rounded to f16 before P V (as fp16 flash attention does), everything else is f32.
+ *
+ * `emulate` replaces the subgroup-matrix builtins by plain per-lane loops with the same load/multiply/store
+ * semantics (32 consecutive invocations as one "subgroup"), so the kernel's indexing, masking and softmax can be
+ * checked on a device without subgroup matrices (lavapipe). The emulation is slow; it is for tests only.
+ */
+const KT = 64; // keys per tile
+const PAD = 8;
+
+let tcConfig: SubgroupMatrixConfig | null = null;
+/** Attention goes to tensor cores (where tcAttentionSupported) while a configuration is set; null switches it off. */
+export function setTensorCoreAttention(cfg: SubgroupMatrixConfig | null): void {
+  tcConfig = cfg;
+}
+export function tensorCoreAttentionOn(): boolean {
+  return tcConfig !== null || emulateForTests;
+}
+
+let emulateForTests = false;
+/** Tests only: build the kernel with emulated subgroup matrices (see above). */
+export function emulateTensorCoreAttention(on: boolean): void {
+  emulateForTests = on;
+}
+
+export function tcAttentionSupported(d: number, nk: number, causal: boolean): boolean {
+  const fits = tcConfig !== null && tcConfig.M === 16 && tcConfig.N === 16 && tcConfig.K === 16;
+  return (fits || emulateForTests) && !causal && d % 16 === 0 && d <= KT && nk > 16;
+}
+
+/**
+ * Code for the matrix operations, real or emulated; every call site gets distinct variable names. Emulated, a left
+ * matrix is the lane's row (16 values) in registers, and a right matrix is only remembered (buffer, offset, layout):
+ * the multiply reads it from workgroup memory, which holds it unchanged until then in this kernel.
+ */
+function matrixOps(emulate: boolean) {
+  const left = 'subgroup_matrix_left<f16, 16, 16>';
+  const right = 'subgroup_matrix_right<f16, 16, 16>';
+  const res = 'subgroup_matrix_result<f32, 16, 16>';
+  const rights = new Map<string, (kq: string, nn: string) => string>();
+  return {
+    /** `name` = a left (A) matrix: rows of 16 at buf[off + row * stride + col] */
+    loadLeft: (name: string, buf: string, off: string, stride: number) => emulate
+      ? `var ${name} : array<f32, 16>;
+      for (var i = 0u; i < 16u; i++) { ${name}[i] = f32(${buf}[${off} + (lane / 2u) * ${stride}u + i]); }`
+      : `let ${name} = subgroupMatrixLoad<${left}>(&${buf}, ${off}, false, ${stride}u);`,
+    /** `name` = a right (B) matrix, element (k, n) at buf[off + k*stride + n], or at buf[off + n*stride + k] (colMajor) */
+    loadRight: (name: string, buf: string, off: string, stride: number, colMajor: boolean) => {
+      if (!emulate) return `let ${name} = subgroupMatrixLoad<${right}>(&${buf}, ${off}, ${colMajor}, ${stride}u);`;
+      rights.set(name, (kq, nn) => `${buf}[${off} + ${colMajor ? `(${nn}) * ${stride}u + ${kq}` : `${kq} * ${stride}u + (${nn})`}]`);
+      return '';
+    },
+    zero: (name: string) => emulate ? `var ${name} : array<f32, 8>;` : `var ${name} = ${res}();`,
+    /** acc += a b */
+    mma: (acc: string, a: string, b: string) => emulate
+      ? `for (var kq = 0u; kq < 16u; kq++) { for (var i = 0u; i < 8u; i++) { ${acc}[i] = fma(${a}[kq], f32(${rights.get(b)!('kq', '(lane % 2u) * 8u + i')}), ${acc}[i]); } }`
+      : `${acc} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${acc});`,
+    /** rows of 16 to buf[off + row * stride + col] */
+    store: (buf: string, off: string, acc: string, stride: number) => emulate
+      ? `for (var i = 0u; i < 8u; i++) { ${buf}[${off} + (lane / 2u) * ${stride}u + (lane % 2u) * 8u + i] = ${acc}[i]; }`
+      : `subgroupMatrixStore(&${buf}, ${off}, ${acc}, false, ${stride}u);`,
+  };
+}
+
+/** Dispatches of the tensor-core attention so far (tests and the benchmark check that it ran). */
+export const tcAttentionStats = { calls: 0 };
+
+export function tcAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
+  inner: number, heads: number): tf.TensorInfo {
+  tcAttentionStats.calls++;
+  const d = inner / heads;
+  const packed = inputs.length === 1;
+  const emulate = emulateForTests;
+  const d4 = d / 4;
+  const i4 = inner / 4;
+  // four subgroups (64 query rows) a workgroup where the workgroup memory allows (44 KB for d = 64), else two
+  const bytes = (sg: number) => 2 * (2 * KT * (d + PAD) + 16 * sg * Math.max(d, KT) + PAD * 16 * sg) + 4 * 16 * sg * KT;
+  const SG = bytes(4) <= backend.device.limits.maxComputeWorkgroupStorageSize ? 4 : 2;
+  const ROWS = 16 * SG;
+  const L = packed
+    ? { names: ['QKV'], Q: 'QKV', K: 'QKV', V: 'QKV', qs4: 3 * i4, koff: i4, voff: 2 * i4 }
+    : { names: ['Q', 'K', 'V'], Q: 'Q', K: 'K', V: 'V', qs4: i4, koff: 0, voff: 0 };
+  const DK = d / 16; // 16-wide slices of the head dimension
+  const KB = KT / 16; // 16-key blocks of a tile
+  const QST = d + PAD; // row strides in workgroup memory (f16 elements)
+  const KST = d + PAD;
+  const PST = KT + PAD;
+  const half = KT / 2; // keys per lane in the softmax (two lanes a row)
+  const dh = d / 2; // output columns per lane
+  const scale = Math.LOG2E / Math.sqrt(d);
+  const code = () => {
+    const m = matrixOps(emulate);
+    const lines: string[] = [];
+    // Q (scaled, f16) -> this subgroup's DK left matrices, kept for the whole key loop
+    // (Q is staged in Ps, free until the first softmax: 44 KB of workgroup memory in all for d = 64)
+    for (let j = 0; j < DK; j++) lines.push(m.loadLeft(`q${j}`, 'Ps', `(sg * 16u) * ${QST}u + ${j * 16}u`, QST));
+    const qLoads = lines.splice(0).join('\n  ');
+    // S = Q K^T for 16 rows x KT keys
+    const sBlocks: string[] = [];
+    for (let n = 0; n < KB; n++) {
+      sBlocks.push(m.zero(`s${n}`));
+      for (let j = 0; j < DK; j++) {
+        sBlocks.push(m.loadRight(`k${n}_${j}`, 'Ks', `${n * 16}u * ${KST}u + ${j * 16}u`, KST, true));
+        sBlocks.push(m.mma(`s${n}`, `q${j}`, `k${n}_${j}`));
+      }
+      sBlocks.push(m.store('Ss', `(sg * 16u) * ${KT}u + ${n * 16}u`, `s${n}`, KT));
+    }
+    // P V for 16 rows x d
+    const pv: string[] = [];
+    for (let kk = 0; kk < KB; kk++) pv.push(m.loadLeft(`p${kk}`, 'Ps', `(sg * 16u) * ${PST}u + ${kk * 16}u`, PST));
+    for (let n = 0; n < DK; n++) {
+      pv.push(m.zero(`o${n}`));
+      for (let kk = 0; kk < KB; kk++) {
+        pv.push(m.loadRight(`v${n}_${kk}`, 'Vs', `${kk * 16}u * ${KST}u + ${n * 16}u`, KST, false));
+        pv.push(m.mma(`o${n}`, `p${kk}`, `v${n}_${kk}`));
+      }
+      pv.push(m.store('Ss', `(sg * 16u) * ${d}u + ${n * 16}u`, `o${n}`, d));
+    }
+    return `
+${emulate ? '' : 'enable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);'}
+enable f16;
+enable subgroups;
+const NQ = ${nq}u;
+const NK = ${nk}u;
+const HEADS = ${heads}u;
+const D4 = ${d4}u;
+const QS4 = ${L.qs4}u;
+const OUT = ${inner}u;
+const SCALE = ${scale.toPrecision(9)};
+const MASKED = -1.0e30;
+var<workgroup> Ks : array<f16, ${KT * KST}>;
+var<workgroup> Vs : array<f16, ${KT * KST}>;
+var<workgroup> Ps : array<f16, ${ROWS * PST}>;
+var<workgroup> Ss : array<f32, ${ROWS * KT}>;
+
+fn main() {
+  let tid = localIndex;
+  let sg = tid / 32u;
+  let lane = tid % 32u;
+  let r = lane / 2u;
+  let hh = lane % 2u;
+  let bh = workgroupId.y;
+  let b = bh / HEADS;
+  let h = bh % HEADS;
+  let row0 = workgroupId.x * ${ROWS}u;
+  for (var e = tid; e < ${ROWS}u * D4; e += ${32 * SG}u) {
+    let rr = e / D4;
+    let c4 = e % D4;
+    let qi = min(row0 + rr, NQ - 1u);
+    let v = ${L.Q}[(b * NQ + qi) * QS4 + h * D4 + c4] * SCALE;
+    let o = rr * ${QST}u + c4 * 4u;
+    Ps[o] = f16(v.x); Ps[o + 1u] = f16(v.y); Ps[o + 2u] = f16(v.z); Ps[o + 3u] = f16(v.w);
+  }
+  workgroupBarrier();
+  ${qLoads}
+  var acc : array<f32, ${dh}>;
+  var m = MASKED;
+  var l = 0.0;
+  for (var k0 = 0u; k0 < NK; k0 += ${KT}u) {
+    workgroupBarrier();
+    for (var e = tid; e < ${KT}u * D4; e += ${32 * SG}u) {
+      let kr = e / D4;
+      let c4 = e % D4;
+      let src = (b * NK + min(k0 + kr, NK - 1u)) * QS4 + h * D4 + c4;
+      let kv = ${L.K}[src + ${L.koff}u];
+      let vv = ${L.V}[src + ${L.voff}u];
+      let o = kr * ${KST}u + c4 * 4u;
+      Ks[o] = f16(kv.x); Ks[o + 1u] = f16(kv.y); Ks[o + 2u] = f16(kv.z); Ks[o + 3u] = f16(kv.w);
+      Vs[o] = f16(vv.x); Vs[o + 1u] = f16(vv.y); Vs[o + 2u] = f16(vv.z); Vs[o + 3u] = f16(vv.w);
+    }
+    workgroupBarrier();
+    ${sBlocks.join('\n    ')}
+    workgroupBarrier();
+    // online softmax: lane (r, hh) takes keys hh*${half} .. of row r
+    let srow = (sg * 16u + r) * ${KT}u + hh * ${half}u;
+    var tmax = MASKED;
+    for (var j = 0u; j < ${half}u; j++) {
+      if (k0 + hh * ${half}u + j < NK) { tmax = max(tmax, Ss[srow + j]); }
+    }
+    tmax = max(tmax, subgroupShuffleXor(tmax, 1u));
+    let mn = max(m, tmax);
+    let corr = exp2(m - mn);
+    var ps = 0.0;
+    let prow = (sg * 16u + r) * ${PST}u + hh * ${half}u;
+    for (var j = 0u; j < ${half}u; j++) {
+      var p = 0.0;
+      if (k0 + hh * ${half}u + j < NK) { p = exp2(Ss[srow + j] - mn); }
+      ps += p;
+      Ps[prow + j] = f16(p);
+    }
+    l = l * corr + ps;
+    m = mn;
+    workgroupBarrier();
+    ${pv.join('\n    ')}
+    workgroupBarrier();
+    let orow = (sg * 16u + r) * ${d}u + hh * ${dh}u;
+    for (var j = 0u; j < ${dh}u; j++) { acc[j] = fma(acc[j], corr, Ss[orow + j]); }
+  }
+  let lt = l + subgroupShuffleXor(l, 1u);
+  let qi = row0 + sg * 16u + r;
+  if (qi < NQ) {
+    let inv = 1.0 / lt;
+    let o = (b * NQ + qi) * OUT + h * ${d}u + hh * ${dh}u;
+    for (var j = 0u; j < ${dh}u; j++) { result[o + j] = acc[j] * inv; }
+  }
+}`;
+  };
+  return run(backend, program({
+    key: `t2vAttentionTC_${b}_${nq}_${nk}_${heads}_${d}_${SG}_${packed ? 'p' : ''}_${emulate ? 'emu' : ''}`,
+    inputs: L.names,
+    outputShape: [b, nq, inner],
+    workgroupSize: 32 * SG,
+    dispatch: [Math.ceil(nq / ROWS), b * heads, 1],
+    components: L.names.map(() => 4),
+    outputComponent: 1,
+    code,
+  }), inputs);
+}
