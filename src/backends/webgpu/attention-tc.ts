@@ -18,10 +18,18 @@ import { program, run } from './program.js';
 const KT = 64; // keys per tile
 const PAD = 8;
 
+/** Which attention shapes go to tensor cores (nq queries, nk keys; packed: q|k|v in one tensor), besides fitting. */
+export type TCAttentionFilter = (s: { b: number; nq: number; nk: number; heads: number; d: number; packed: boolean }) => boolean;
+
 let tcConfig: SubgroupMatrixConfig | null = null;
-/** Attention goes to tensor cores (where tcAttentionSupported) while a configuration is set; null switches it off. */
-export function setTensorCoreAttention(cfg: SubgroupMatrixConfig | null): void {
+let tcFilter: TCAttentionFilter | null = null;
+/**
+ * Attention goes to tensor cores (where tcAttentionSupported and `filter`, if given, agree) while a configuration
+ * is set; null switches it off.
+ */
+export function setTensorCoreAttention(cfg: SubgroupMatrixConfig | null, filter: TCAttentionFilter | null = null): void {
   tcConfig = cfg;
+  tcFilter = filter;
 }
 export function tensorCoreAttentionOn(): boolean {
   return tcConfig !== null || emulateForTests;
@@ -33,9 +41,11 @@ export function emulateTensorCoreAttention(on: boolean): void {
   emulateForTests = on;
 }
 
-export function tcAttentionSupported(d: number, nk: number, causal: boolean): boolean {
+export function tcAttentionSupported(b: number, nq: number, nk: number, heads: number, d: number, causal: boolean,
+  packed: boolean): boolean {
   const fits = tcConfig !== null && tcConfig.M === 16 && tcConfig.N === 16 && tcConfig.K === 16;
-  return (fits || emulateForTests) && !causal && d % 16 === 0 && d <= KT && nk > 16;
+  return (fits || emulateForTests) && !causal && d % 16 === 0 && d <= KT && nk > 16
+    && (emulateForTests || !tcFilter || tcFilter({ b, nq, nk, heads, d, packed }));
 }
 
 /**

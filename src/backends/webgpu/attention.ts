@@ -59,7 +59,7 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: nu
   const d = inner / heads;
   const L = layout(inputs.length === 1, inner);
   if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, b, nq, nk, inner, heads, causal);
-  if (tcAttentionSupported(d, nk, causal)) return tcAttention(backend, inputs, b, nq, nk, inner, heads);
+  if (tcAttentionSupported(b, nq, nk, heads, d, causal, inputs.length === 1)) return tcAttention(backend, inputs, b, nq, nk, inner, heads);
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
