@@ -47,6 +47,25 @@ async function both(fn: () => tf.Tensor, kernel: string): Promise<{ ref: Float32
   return { ref, gpu, leaked };
 }
 
+/**
+ * `run()` (which loads its module's weights itself) on the cpu backend, then profiled on webgpu with the fused
+ * kernels registered; callers unregister them.
+ */
+async function moduleOnBoth(run: () => tf.Tensor, m: { disposeWeights(): number }): Promise<{ ref: Float32Array; gpu: Float32Array; kernelNames: string[] }> {
+  await tf.setBackend('cpu');
+  const r = run();
+  const ref = (await r.data()) as Float32Array;
+  r.dispose();
+  m.disposeWeights();
+  await tf.setBackend('webgpu');
+  registerWebGPUKernels();
+  const prof = await tf.profile(() => run());
+  const y = prof.result as tf.Tensor;
+  const gpu = (await y.data()) as Float32Array;
+  y.dispose();
+  return { ref, gpu, kernelNames: prof.kernelNames };
+}
+
 const attentionCases: [string, number, number, number, number, number, boolean][] = [
   // name, b, nq, nk, heads, d, causal
   ['self-attention, nq not a multiple of the row tile', 2, 70, 70, 2, 64, false],
@@ -111,20 +130,11 @@ for (const [name, b, n, heads, d] of [['tiled kernel', 2, 70, 2, 64], ['short-se
       attn.loadWeights((k) => tf.tensor(data.get(k)!.v, data.get(k)!.shape));
       return tf.tidy(() => attn.forward(tf.tensor3d(xd, [b, n, dim])));
     };
-    await tf.setBackend('cpu');
-    const r = run();
-    const ref = (await r.data()) as Float32Array;
-    r.dispose();
-    attn.disposeWeights();
-    await tf.setBackend('webgpu');
-    registerWebGPUKernels();
     try {
-      const prof = await tf.profile(() => run());
-      const y = prof.result as tf.Tensor;
-      const err = relMaxError((await y.data()) as Float32Array, ref);
-      y.dispose();
+      const { ref, gpu, kernelNames } = await moduleOnBoth(run, attn);
+      const err = relMaxError(gpu, ref);
       console.log(`${name}: rel err ${err.toExponential(2)}`);
-      assert.ok(prof.kernelNames.includes(FusedPackedAttention), `packed attention did not run: ${prof.kernelNames.join(', ')}`);
+      assert.ok(kernelNames.includes(FusedPackedAttention), `packed attention did not run: ${kernelNames.join(', ')}`);
       assert.ok(err <= TOL, `rel err ${err}`);
       // the concatenated weights are made once, then reused; disposeWeights frees them with the weights
       const before = tf.memory().numTensors;
@@ -247,20 +257,11 @@ test('webgpu UNet (fused kernels, packed q|k|v) matches the cpu backend on a sma
     net.loadWeights((k) => tf.tensor(weights.get(k)!.v, weights.get(k)!.shape));
     return tf.tidy(() => net.forward(tf.tensor5d(xd, [b, f, s, s, 4]), tf.tensor1d([500, 20]), tf.tensor3d(cd, [b, 77, 64])));
   };
-  await tf.setBackend('cpu');
-  const r = run();
-  const ref = (await r.data()) as Float32Array;
-  r.dispose();
-  net.disposeWeights();
-  await tf.setBackend('webgpu');
-  registerWebGPUKernels();
   try {
-    const prof = await tf.profile(() => run());
-    const y = prof.result as tf.Tensor;
-    const err = relMaxError((await y.data()) as Float32Array, ref);
-    y.dispose();
+    const { ref, gpu, kernelNames } = await moduleOnBoth(run, net);
+    const err = relMaxError(gpu, ref);
     console.log(`small UNet, webgpu vs cpu: rel err ${err.toExponential(2)}`);
-    assert.ok(prof.kernelNames.includes(FusedPackedAttention), 'packed attention did not run');
+    assert.ok(kernelNames.includes(FusedPackedAttention), 'packed attention did not run');
     assert.ok(err <= 1e-4, `rel err ${err}`);
   } finally {
     net.disposeWeights();
