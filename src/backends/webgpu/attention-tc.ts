@@ -70,7 +70,9 @@ function matrixOps(emulate: boolean) {
       rights.set(name, (kq, nn) => `${buf}[${off} + ${colMajor ? `(${nn}) * ${stride}u + ${kq}` : `${kq} * ${stride}u + (${nn})`}]`);
       return '';
     },
-    zero: (name: string) => emulate ? `var ${name} : array<f32, 8>;` : `var ${name} = ${res}();`,
+    // explicit zero values: a bare `var x : array<f32, 8>;` inside the key loop kept its previous tile's values on
+    // lavapipe (WGSL says it is zeroed each time), which broke every multi-tile case of the emulation
+    zero: (name: string) => emulate ? `var ${name} = array<f32, 8>();` : `var ${name} = ${res}();`,
     /** acc += a b */
     mma: (acc: string, a: string, b: string) => emulate
       ? `for (var kq = 0u; kq < 16u; kq++) { for (var i = 0u; i < 8u; i++) { ${acc}[i] = fma(${a}[kq], f32(${rights.get(b)!('kq', '(lane % 2u) * 8u + i')}), ${acc}[i]); } }`
