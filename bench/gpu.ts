@@ -3,7 +3,7 @@
 //   unet  one full-size UNet call (released configuration, random weights), stock and fused, memory, parity
 //   tc    experimental tensor-core matmul (subgroup matrices, f16): ops and inside the UNet
 //   variants [steps]  the UNet call and generations with each webgpu step on and off (bench/variants.ts)
-//   tiles [batch] [steps] [budget_s]  tiling sweep of the tensor-core kernel on the UNet's GEMMs, then the UNet call
+//   tiles [batch] [steps]  tilings of the tensor-core kernel chosen by GPU time inside the UNet call, then the call
 //         and whole generations with the default and the fastest tilings (bench/tiles.ts)
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
 //   parity FIXTURES VOCAB [steps]      whole generations on cpu, wasm, webgpu fp32 and tensor cores (bench/parity.ts)

@@ -1,62 +1,76 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { subgroupMatrixConfigs } from '../src/backends/dawn.js';
-import { defaultTiles, matMulF16StagedInfo, tilesBytes, tilesFit, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { defaultTiles, tilesBytes, tilesFit, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { observeGemms, pickConfig, routeMatMulsToTensorCores, setTileChooser, type GemmShape } from '../src/backends/webgpu/matmul-f16.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
-import { median, relMaxError, sync, timeIt } from './timing.js';
-import { RELEASED_UNET, UNET_TFLOP, profileKernels, randomizeWeights } from './unet.js';
+import { relMaxError, timeIt } from './timing.js';
+import { RELEASED_UNET, UNET_TFLOP, randomizeWeights } from './unet.js';
 
-const shapeKey = (s: GemmShape) => `${s.m}x${s.n}x${s.k}${s.bias ? '+b' : ''}${s.conv ? ` conv ${s.conv.kh}x${s.conv.kw} [${s.conv.n},${s.conv.h},${s.conv.w},${s.conv.c}]` : ''}`;
+const shapeKey = (s: { m: number; n: number; k: number; conv: boolean }) => `${s.m}x${s.n}x${s.k}${s.conv ? ' conv' : ''}`;
 const tilesKey = (t: Tiles) => `${t.bm}x${t.sgRows}x${t.sgCols}x${t.bn}x${t.tk}`;
 
-/** The tilings tried on every GEMM shape: subgroup blocks 32/64 square-ish, 2-8 subgroups, K steps of 32 or 64. */
-function candidates(): Tiles[] {
-  const out: Tiles[] = [];
-  for (const tk of [32, 64]) {
-    for (const [bm, bn] of [[32, 32], [32, 64], [64, 32], [64, 64]]) {
-      for (const [sgRows, sgCols] of [[4, 2], [2, 2], [2, 4], [4, 1], [8, 1], [1, 4]]) out.push({ bm, sgRows, sgCols, bn, tk });
-    }
+/** Tilings tried (besides the default): larger subgroup blocks, fewer or more subgroups, K steps of 64. */
+const CANDIDATES: Tiles[] = [
+  { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 64 },
+  { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 64 },
+  { bm: 32, sgRows: 4, sgCols: 1, bn: 64, tk: 32 },
+  { bm: 64, sgRows: 2, sgCols: 2, bn: 32, tk: 32 },
+  { bm: 64, sgRows: 2, sgCols: 2, bn: 64, tk: 32 },
+  { bm: 64, sgRows: 2, sgCols: 1, bn: 64, tk: 32 },
+  { bm: 32, sgRows: 2, sgCols: 4, bn: 32, tk: 32 },
+  { bm: 64, sgRows: 1, sgCols: 4, bn: 64, tk: 64 },
+  { bm: 32, sgRows: 8, sgCols: 1, bn: 64, tk: 32 },
+];
+
+/** The GEMM a profiled MatMul/Conv2D kernel computed, from its input shapes (as the route sees it), or null. */
+function gemmOf(name: string, shapes: number[][]): { m: number; n: number; k: number; conv: boolean } | null {
+  if (name === 'BatchMatMul' || name === '_FusedMatMul') {
+    const [a, b] = shapes;
+    if (!a || !b || a.length < 2) return null;
+    return { m: a.slice(0, -1).reduce((x, y) => x * y, 1), k: a[a.length - 1], n: b[b.length - 1], conv: false };
   }
-  return out;
+  if (name === 'Conv2D' || name === 'FusedConv2D') {
+    const [x, f] = shapes;
+    if (!x || !f || x.length !== 4 || f.length !== 4) return null;
+    return { m: x[0] * x[1] * x[2], k: f[0] * f[1] * f[2], n: f[3], conv: true };
+  }
+  return null;
 }
 
-/** Median ms of one call when `reps` calls are queued back to back (the per-dispatch latency mostly hidden). */
-async function timeQueued(fn: () => tf.Tensor, reps = 8, rounds = 3): Promise<number> {
-  const once = async () => {
-    const outs: tf.Tensor[] = [];
-    const t0 = performance.now();
-    for (let i = 0; i < reps; i++) outs.push(fn());
-    await sync();
-    const ms = (performance.now() - t0) / reps;
-    tf.dispose(outs);
-    return ms;
-  };
-  await once();
-  const t: number[] = [];
-  for (let i = 0; i < rounds; i++) t.push(await once());
-  return median(t);
+/** GPU time of one call's GEMMs by shape (timestamp queries), and of all kernels. */
+async function gemmTimes(fn: () => tf.Tensor): Promise<{ total: number; byShape: Map<string, number> }> {
+  const prof = await tf.profile(() => fn());
+  tf.dispose(prof.result as tf.Tensor);
+  const byShape = new Map<string, number>();
+  let total = 0;
+  for (const k of prof.kernels) {
+    const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
+    if (typeof ms !== 'number') continue;
+    total += ms;
+    const g = gemmOf(k.name, k.inputShapes as number[][]);
+    if (g) byShape.set(shapeKey(g), (byShape.get(shapeKey(g)) ?? 0) + ms);
+  }
+  return { total, byShape };
 }
 
 /**
- * Tiling sweep of the staged tensor-core kernel on the GEMMs of one released-size UNet call (batch `args[0]`, default
- * 2 as the pipeline's batched guidance makes), each shape timed alone with every fitting tiling; then the UNet call
- * and (args[1] = steps, 0 to skip) whole generations with the default tilings and with each shape's fastest.
+ * Tilings of the tensor-core GEMM kernel chosen by GPU time inside the UNet call (batch `args[0]`, default 2 as a
+ * guided step): one profiled call with the default tilings, then one per candidate tiling applied to every GEMM it
+ * fits; per shape the fastest wins (by 3% or more). Then the call and (args[1] = steps, 0 to skip) whole generations
+ * with the default and the winners, alternating. Run 14 timed each shape alone instead, which misled (bench/RESULTS.md).
  */
 export async function benchTiles(log: (s: string) => void, args: string[]): Promise<unknown> {
   const batch = Number(args[0] ?? 2);
   const steps = Number(args[1] ?? 50);
-  const budgetS = Number(args[2] ?? 240);
   const cfg = pickConfig(subgroupMatrixConfigs);
   if (!cfg) {
     log('no f16 -> f32 subgroup matrix configuration: nothing to measure');
     return {};
   }
-  const backend = tf.backend() as WebGPUBackend;
-  const maxBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
-  log(`tiling sweep, UNet batch ${batch}; workgroup memory limit ${maxBytes} B`);
+  const maxBytes = (tf.backend() as WebGPUBackend).device.limits.maxComputeWorkgroupStorageSize;
   registerWebGPUKernels();
   const undoRoute = routeMatMulsToTensorCores(cfg);
   const res: Record<string, unknown> = {};
@@ -67,94 +81,56 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
   const ctx = gpuRandom([batch, 77, 1024], Math.sqrt(3), 102) as tf.Tensor3D;
   const call = () => net.forward(x, t, ctx);
 
-  {
-    const x1 = tf.slice(x, 0, 1);
-    const t1 = tf.slice(t, 0, 1);
-    const c1 = tf.slice(ctx, 0, 1);
-    const ms = await timeIt(() => net.forward(x1, t1, c1), 5, 1);
-    tf.dispose([x1, t1, c1]);
-    res.unet_b1_default_ms = ms;
-    log(`UNet call (batch 1), default tilings: ${ms.toFixed(1)} ms (${(UNET_TFLOP / ms * 1000).toFixed(1)} TFLOP/s)`);
-  }
-  const shapes = new Map<string, { s: GemmShape; count: number }>();
-  observeGemms((s) => {
-    const e = shapes.get(shapeKey(s));
-    if (e) e.count++; else shapes.set(shapeKey(s), { s, count: 1 });
-  });
-  call().dispose();
+  // the routed GEMMs (the profile also lists the ones tfjs keeps; only routed shapes can change)
+  const routed = new Map<string, GemmShape>();
+  observeGemms((s) => routed.set(shapeKey({ ...s, conv: s.conv !== undefined }), s));
+  const y0 = call();
+  const ref = (await y0.data()) as Float32Array;
+  y0.dispose();
   observeGemms(null);
-  const ref = call();
-  const refData = await ref.data();
-  ref.dispose();
-  const baseMs = await timeIt(call, 5, 1);
-  log(`UNet call (batch ${batch}), default tilings: ${baseMs.toFixed(1)} ms; ${[...shapes.values()].reduce((a, e) => a + e.count, 0)} tensor-core GEMMs of ${shapes.size} shapes`);
-  res.unet_default_ms = baseMs;
-  res.profile_default = await profileKernels(call, log);
+  const base = await gemmTimes(call);
+  log(`UNet call (batch ${batch}), default tilings: GPU time ${base.total.toFixed(1)} ms, ${routed.size} routed GEMM shapes`);
 
-  // each shape alone: default tiling first, then every candidate that fits
-  const rows: Record<string, unknown>[] = [];
-  const best = new Map<string, Tiles>();
-  const started = performance.now();
-  const measured: { key: string; count: number; defMs: number; tiles: Tiles; ms: number }[] = [];
-  for (const { s, count } of shapes.values()) {
-    const ins = s.conv
-      ? [gpuRandom([s.conv.n, s.conv.h, s.conv.w, s.conv.c], 1, 11), gpuRandom([s.conv.kh, s.conv.kw, s.conv.c, s.n], 1 / Math.sqrt(s.k), 12)]
-      : [gpuRandom([s.m, s.k], 1, 11), gpuRandom([s.k, s.n], 1 / Math.sqrt(s.k), 12)];
-    const bias = s.bias ? gpuRandom([s.n], 0.1, 13) : null;
-    const outShape = s.conv ? [s.conv.n, s.conv.h, s.conv.w, s.n] : [s.m, s.n];
-    const run = (tl?: Tiles) => tf.engine().makeTensorFromTensorInfo(
-      matMulF16StagedInfo(backend, ins[0], ins[1], bias, cfg, outShape, s.conv, tl));
-    const defOut = run();
-    const defData = await defOut.data();
-    defOut.dispose();
-    const defMs = await timeQueued(() => run());
-    const tried: { tiles: string; ms: number; err: number }[] = [];
-    let win = { tiles: defaultTiles(s.n), ms: defMs };
-    for (const tl of candidates()) {
-      if ((performance.now() - started) / 1000 > budgetS) break;
-      if (!tilesFit(tl, s.m, s.n, s.k, cfg) || (s.conv && s.conv.c % tl.tk !== 0) || tilesBytes(tl, s.bias, cfg.M) > maxBytes) continue;
-      if (tilesKey(tl) === tilesKey(defaultTiles(s.n))) continue;
-      try {
-        const o = run(tl);
-        const err = relMaxError(await o.data(), defData);
-        o.dispose();
-        const ms = await timeQueued(() => run(tl));
-        tried.push({ tiles: tilesKey(tl), ms, err });
-        // a tiling whose output differs from the default's (beyond summation order) is broken, not fast
-        if (err < 1e-4 && ms < win.ms) win = { tiles: tl, ms };
-      } catch (e) {
-        tried.push({ tiles: tilesKey(tl), ms: NaN, err: NaN });
-        log(`  ${tilesKey(tl)} failed: ${(e as Error).message}`);
+  const best = new Map<string, { tiles: Tiles; ms: number }>();
+  for (const [key] of routed) best.set(key, { tiles: defaultTiles(routed.get(key)!.n), ms: base.byShape.get(key) ?? Infinity });
+  const fits = (tl: Tiles, s: GemmShape) => tilesFit(tl, s.m, s.n, s.k, cfg) && (!s.conv || s.conv.c % tl.tk === 0)
+    && tilesBytes(tl, s.bias, cfg.M) <= maxBytes;
+  for (const tl of CANDIDATES) {
+    setTileChooser((s) => (fits(tl, s) ? tl : null));
+    const y = call();
+    const err = relMaxError((await y.data()) as Float32Array, ref);
+    y.dispose();
+    const p = await gemmTimes(call);
+    let won = 0;
+    for (const [key, s] of routed) {
+      const ms = p.byShape.get(key);
+      const cur = best.get(key)!;
+      if (ms !== undefined && fits(tl, s) && err < 1e-4 && ms < 0.97 * cur.ms) {
+        best.set(key, { tiles: tl, ms });
+        won++;
       }
     }
-    tf.dispose([...ins, ...(bias ? [bias] : [])]);
-    const key = shapeKey(s);
-    if (win.ms < defMs * 0.97) best.set(key, win.tiles);
-    const gflop = 2 * s.m * s.n * s.k / 1e9;
-    measured.push({ key, count, defMs, tiles: win.tiles, ms: win.ms });
-    rows.push({ shape: key, count, defaultMs: defMs, bestTiles: tilesKey(win.tiles), bestMs: win.ms, tried });
-    const top = [...tried].filter((r) => r.err < 1e-4).sort((a, b) => a.ms - b.ms).slice(0, 3).map((r) => `${r.tiles} ${r.ms.toFixed(3)}`).join(', ');
-    log(`${key.padEnd(44)} x${String(count).padStart(3)}: default ${defMs.toFixed(3)} ms (${(gflop / defMs).toFixed(1)} TFLOP/s), best ${tilesKey(win.tiles)} ${win.ms.toFixed(3)} ms (${(gflop / win.ms).toFixed(1)} TFLOP/s); top: ${top}`);
+    log(`  tiling ${tilesKey(tl)}: GPU time ${p.total.toFixed(1)} ms, output vs default ${err.toExponential(2)}, fastest so far on ${won} shapes`);
   }
-  const sum = (f: (r: typeof measured[number]) => number) => measured.reduce((a, r) => a + r.count * f(r), 0);
-  log(`GEMMs of one call, each timed alone: default ${sum((r) => r.defMs).toFixed(1)} ms, best tilings ${sum((r) => r.ms).toFixed(1)} ms`);
-  res.shapes = rows;
-  res.best = Object.fromEntries([...best].map(([k, v]) => [k, v]));
+  const chosen = new Map([...best].filter(([key, b]) => tilesKey(b.tiles) !== tilesKey(defaultTiles(routed.get(key)!.n))));
+  const choose = (s: GemmShape) => chosen.get(shapeKey({ ...s, conv: s.conv !== undefined }))?.tiles ?? null;
+  for (const [key, b] of chosen) log(`  ${key.padEnd(22)} ${tilesKey(b.tiles)} ${b.ms.toFixed(2)} ms (default ${(base.byShape.get(key) ?? NaN).toFixed(2)} ms)`);
+  res.chosen = Object.fromEntries([...chosen].map(([k, b]) => [k, b.tiles]));
 
-  // the UNet call with each shape's winner, alternating with the default
-  setTileChooser((s) => best.get(shapeKey(s)) ?? null);
-  const tuned = call();
-  const errTuned = relMaxError(await tuned.data(), refData);
-  tuned.dispose();
-  const alt: Record<string, number> = {};
-  for (const on of [false, true, false, true]) {
-    setTileChooser(on ? (s) => best.get(shapeKey(s)) ?? null : null);
-    alt[`${on ? 'tuned' : 'default'}_${Object.keys(alt).length}`] = await timeIt(call, 5, 1);
+  setTileChooser(choose);
+  const tuned = await gemmTimes(call);
+  const yt = call();
+  const errTuned = relMaxError((await yt.data()) as Float32Array, ref);
+  yt.dispose();
+  const wall: Record<string, number[]> = { default: [], tuned: [] };
+  for (let round = 0; round < 2; round++) {
+    for (const on of [false, true]) {
+      setTileChooser(on ? choose : null);
+      wall[on ? 'tuned' : 'default'].push(await timeIt(call, 7, 1));
+    }
   }
-  log(`UNet call (batch ${batch}): ${Object.entries(alt).map(([k, v]) => `${k} ${v.toFixed(1)} ms`).join(', ')}; tuned vs default output rel err ${errTuned.toExponential(2)} (${(batch * UNET_TFLOP / Math.min(alt.tuned_1, alt.tuned_3) * 1000).toFixed(1)} TFLOP/s at best)`);
-  setTileChooser((s) => best.get(shapeKey(s)) ?? null);
-  res.profile_tuned = await profileKernels(call, log);
-  res.unet = { alt, errTuned };
+  log(`UNet call (batch ${batch}): GPU time default ${base.total.toFixed(1)} / tuned ${tuned.total.toFixed(1)} ms; wall default ${wall.default.map((m) => m.toFixed(1)).join(' / ')}, tuned ${wall.tuned.map((m) => m.toFixed(1)).join(' / ')} ms (${(batch * UNET_TFLOP / Math.min(...wall.tuned) * 1000).toFixed(1)} TFLOP/s); tuned vs default output ${errTuned.toExponential(2)}`);
+  res.unet = { gpu_default: base.total, gpu_tuned: tuned.total, wall, errTuned };
   setTileChooser(null);
   tf.dispose([x, t, ctx]);
   net.disposeWeights();
@@ -164,22 +140,16 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
     const pipe = await import('./pipeline.js');
     const undo = routeMatMulsToTensorCores(cfg);
     try {
-      log('whole generation on tensor cores, guidance batched, default tilings:');
-      res.pipeline_default = await pipe.benchPipeline(log, [String(steps), '', 'batch']);
-      const l0 = pipe.lastLatents;
-      setTileChooser((s) => best.get(shapeKey(s)) ?? null);
-      log('the same with the tuned tilings:');
-      res.pipeline_tuned = await pipe.benchPipeline(log, [String(steps), '', 'batch']);
-      const l1 = pipe.lastLatents;
-      if (l0 && l1 && l0 !== l1) {
-        res.pipeline_tuned_vs_default = relMaxError(l1, l0);
-        log(`final latents, tuned vs default tilings: rel err ${(res.pipeline_tuned_vs_default as number).toExponential(2)}`);
+      for (const on of [false, true, false]) {
+        setTileChooser(on ? choose : null);
+        log(`whole generation, guidance batched, ${on ? 'tuned' : 'default'} tilings:`);
+        const r = await pipe.benchPipeline(log, [String(steps), '', 'batch']);
+        ((res[on ? 'pipeline_tuned' : 'pipeline_default'] ??= []) as unknown[]).push(r);
       }
     } finally {
       setTileChooser(null);
       undo();
     }
   }
-  log(`best tilings: ${JSON.stringify(res.best)}`);
   return res;
 }
