@@ -88,6 +88,8 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
   const ref = (await y0.data()) as Float32Array;
   y0.dispose();
   observeGemms(null);
+  // the first profile of a process reads high (run 16: 293.6 ms against ~213 ms later): profile once to warm up
+  await gemmTimes(call);
   const base = await gemmTimes(call);
   log(`UNet call (batch ${batch}), default tilings: GPU time ${base.total.toFixed(1)} ms, ${routed.size} routed GEMM shapes`);
 
@@ -117,6 +119,9 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
   for (const [key, b] of chosen) log(`  ${key.padEnd(22)} ${tilesKey(b.tiles)} ${b.ms.toFixed(2)} ms (default ${(base.byShape.get(key) ?? NaN).toFixed(2)} ms)`);
   res.chosen = Object.fromEntries([...chosen].map(([k, b]) => [k, b.tiles]));
 
+  setTileChooser(null);
+  const again = await gemmTimes(call);
+  log(`  default tilings again: GPU time ${again.total.toFixed(1)} ms (first: ${base.total.toFixed(1)})`);
   setTileChooser(choose);
   const tuned = await gemmTimes(call);
   const yt = call();
