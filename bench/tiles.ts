@@ -88,7 +88,7 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
   const ref = (await y0.data()) as Float32Array;
   y0.dispose();
   observeGemms(null);
-  // the first profile of a process reads high (run 16: 293.6 ms against ~213 ms later): profile once to warm up
+  // a profile right after the first call read high (run 16: 293.6 ms against 213-215 ms in runs 14-15): warm up
   await gemmTimes(call);
   const base = await gemmTimes(call);
   log(`UNet call (batch ${batch}), default tilings: GPU time ${base.total.toFixed(1)} ms, ${routed.size} routed GEMM shapes`);
