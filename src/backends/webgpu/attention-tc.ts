@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
+import type { AttentionLayout } from './attention.js';
 import { program, run } from './program.js';
 
 /**
@@ -30,9 +31,6 @@ let tcFilter: TCAttentionFilter | null = null;
 export function setTensorCoreAttention(cfg: SubgroupMatrixConfig | null, filter: TCAttentionFilter | null = null): void {
   tcConfig = cfg;
   tcFilter = filter;
-}
-export function tensorCoreAttentionOn(): boolean {
-  return tcConfig !== null || emulateForTests;
 }
 
 let emulateForTests = false;
@@ -87,21 +85,17 @@ function matrixOps(emulate: boolean) {
 /** Dispatches of the tensor-core attention so far (tests and the benchmark check that it ran). */
 export const tcAttentionStats = { calls: 0 };
 
-export function tcAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
-  inner: number, heads: number): tf.TensorInfo {
+/** `L`: where q, k and v lie in `inputs` (attention.ts's layout: three tensors or one packed). */
+export function tcAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
+  nk: number, inner: number, heads: number): tf.TensorInfo {
   tcAttentionStats.calls++;
   const d = inner / heads;
-  const packed = inputs.length === 1;
   const emulate = emulateForTests;
   const d4 = d / 4;
-  const i4 = inner / 4;
   // four subgroups (64 query rows) a workgroup where the workgroup memory allows (44 KB for d = 64), else two
   const bytes = (sg: number) => 2 * (2 * KT * (d + PAD) + 16 * sg * Math.max(d, KT) + PAD * 16 * sg) + 4 * 16 * sg * KT;
   const SG = bytes(4) <= backend.device.limits.maxComputeWorkgroupStorageSize ? 4 : 2;
   const ROWS = 16 * SG;
-  const L = packed
-    ? { names: ['QKV'], Q: 'QKV', K: 'QKV', V: 'QKV', qs4: 3 * i4, koff: i4, voff: 2 * i4 }
-    : { names: ['Q', 'K', 'V'], Q: 'Q', K: 'K', V: 'V', qs4: i4, koff: 0, voff: 0 };
   const DK = d / 16; // 16-wide slices of the head dimension
   const KB = KT / 16; // 16-key blocks of a tile
   const QST = d + PAD; // row strides in workgroup memory (f16 elements)
@@ -147,6 +141,7 @@ const NK = ${nk}u;
 const HEADS = ${heads}u;
 const D4 = ${d4}u;
 const QS4 = ${L.qs4}u;
+const KVS4 = ${L.kvs4}u;
 const OUT = ${inner}u;
 const SCALE = ${scale.toPrecision(9)};
 const MASKED = -1.0e30;
@@ -183,7 +178,7 @@ fn main() {
     for (var e = tid; e < ${KT}u * D4; e += ${32 * SG}u) {
       let kr = e / D4;
       let c4 = e % D4;
-      let src = (b * NK + min(k0 + kr, NK - 1u)) * QS4 + h * D4 + c4;
+      let src = (b * NK + min(k0 + kr, NK - 1u)) * KVS4 + h * D4 + c4;
       let kv = ${L.K}[src + ${L.koff}u];
       let vv = ${L.V}[src + ${L.voff}u];
       let o = kr * ${KST}u + c4 * 4u;
@@ -228,12 +223,12 @@ fn main() {
 }`;
   };
   return run(backend, program({
-    key: `t2vAttentionTC_${b}_${nq}_${nk}_${heads}_${d}_${SG}_${packed ? 'p' : ''}_${emulate ? 'emu' : ''}`,
-    inputs: L.names,
+    key: `t2vAttentionTC_${b}_${nq}_${nk}_${heads}_${d}_${SG}_${L.tag}_${emulate ? 'emu' : ''}`,
+    inputs: L.inputs,
     outputShape: [b, nq, inner],
     workgroupSize: 32 * SG,
     dispatch: [Math.ceil(nq / ROWS), b * heads, 1],
-    components: L.names.map(() => 4),
+    components: L.inputs.map(() => 4),
     outputComponent: 1,
     code,
   }), inputs);

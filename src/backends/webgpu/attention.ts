@@ -11,11 +11,14 @@ const MAX_HEAD_DIM = 128;
 const SHORT_KEYS = 32;
 
 export function attentionSupported(q: tf.TensorInfo, k: tf.TensorInfo, heads: number): boolean {
-  const [b, nq, inner] = q.shape;
+  return q.dtype === 'float32' && k.dtype === 'float32' && shapesFit(q.shape[0], q.shape[1], k.shape[1], q.shape[2], heads);
+}
+
+/** What both kernels need: a head dim that is a multiple of 4 up to 128, and few enough (batch, head) pairs. */
+function shapesFit(b: number, nq: number, nk: number, inner: number, heads: number): boolean {
   const d = inner / heads;
-  return q.dtype === 'float32' && k.dtype === 'float32' && Number.isInteger(d) && d % 4 === 0
-    && d <= MAX_HEAD_DIM && nq > 0 && k.shape[1] > 0
-    && (k.shape[1] <= SHORT_KEYS || b * heads <= MAX_WORKGROUPS);
+  return Number.isInteger(d) && d % 4 === 0 && d <= MAX_HEAD_DIM && nq > 0 && nk > 0
+    && (nk <= SHORT_KEYS || b * heads <= MAX_WORKGROUPS);
 }
 
 /**
@@ -31,10 +34,7 @@ export function fusedAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.T
 /** Self-attention on q, k and v packed side by side in one tensor [B, N, 3*heads*d] (one to_q|to_k|to_v matmul). */
 export function packedAttentionSupported(qkv: tf.TensorInfo, heads: number): boolean {
   const [b, n, c] = qkv.shape;
-  if (qkv.shape.length !== 3 || c % 3 !== 0) return false;
-  const d = c / 3 / heads;
-  return qkv.dtype === 'float32' && Number.isInteger(d) && d % 4 === 0 && d <= MAX_HEAD_DIM && n > 0
-    && (n <= SHORT_KEYS || b * heads <= MAX_WORKGROUPS);
+  return qkv.shape.length === 3 && c % 3 === 0 && qkv.dtype === 'float32' && shapesFit(b, n, n, c / 3, heads);
 }
 
 export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, attrs: FusedAttentionAttrs): tf.TensorInfo {
@@ -46,6 +46,7 @@ export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo,
  * The WGSL names and strides (in vec4) of q, k and v: three tensors [B, N, inner], or one [B, N, 3*inner] whose
  * rows hold q, k and v side by side.
  */
+export type AttentionLayout = ReturnType<typeof layout>;
 function layout(packed: boolean, inner: number) {
   const i4 = inner / 4;
   return packed
@@ -58,8 +59,8 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: nu
   const { heads, causal } = attrs;
   const d = inner / heads;
   const L = layout(inputs.length === 1, inner);
-  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, b, nq, nk, inner, heads, causal);
-  if (tcAttentionSupported(b, nq, nk, heads, d, causal, inputs.length === 1)) return tcAttention(backend, inputs, b, nq, nk, inner, heads);
+  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
+  if (tcAttentionSupported(b, nq, nk, heads, d, causal, inputs.length === 1)) return tcAttention(backend, inputs, L, b, nq, nk, inner, heads);
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
@@ -159,10 +160,9 @@ fn main() {
  * query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
  * the cache); no workgroup memory, no barriers; the softmax is online, key by key.
  */
-function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
-  inner: number, heads: number, causal: boolean): tf.TensorInfo {
+function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
+  nk: number, inner: number, heads: number, causal: boolean): tf.TensorInfo {
   const d = inner / heads;
-  const L = layout(inputs.length === 1, inner);
   const d4 = d / 4;
   const threads = 64;
   const items = b * heads * nq;

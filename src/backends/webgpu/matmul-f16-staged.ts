@@ -33,7 +33,7 @@ export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: n
 }
 
 export function matMulF16StagedSupported(m: number, n: number, k: number): boolean {
-  return n % 64 === 0 && tilesFit(defaultTiles(n), m, n, k);
+  return tilesFit(defaultTiles(n), m, n, k);
 }
 
 /**
@@ -43,10 +43,8 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
  */
 export interface ConvGeom { n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number }
 
-export function convF16Supported(g: ConvGeom, out: number, tiles?: Tiles): boolean {
-  const t = tiles ?? defaultTiles(out);
-  return g.c % t.tk === 0 && (tiles ? tilesFit(t, g.n * g.h * g.w, out, g.kh * g.kw * g.c)
-    : matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c));
+export function convF16Supported(g: ConvGeom, out: number): boolean {
+  return g.c % defaultTiles(out).tk === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
 }
 
 /**
