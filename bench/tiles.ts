@@ -6,7 +6,7 @@ import { observeGemms, pickConfig, routeMatMulsToTensorCores, setTileChooser, ty
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
-import { relMaxError, timeIt } from './timing.js';
+import { relMaxError, timeIt, timedKernels } from './timing.js';
 import { RELEASED_UNET, UNET_TFLOP, randomizeWeights } from './unet.js';
 
 const shapeKey = (s: { m: number; n: number; k: number; conv: boolean }) => `${s.m}x${s.n}x${s.k}${s.conv ? ' conv' : ''}`;
@@ -42,16 +42,12 @@ function gemmOf(name: string, shapes: number[][]): { m: number; n: number; k: nu
 
 /** GPU time of one call's GEMMs by shape (timestamp queries), and of all kernels. */
 async function gemmTimes(fn: () => tf.Tensor): Promise<{ total: number; byShape: Map<string, number> }> {
-  const prof = await tf.profile(() => fn());
-  tf.dispose(prof.result as tf.Tensor);
   const byShape = new Map<string, number>();
   let total = 0;
-  for (const k of prof.kernels) {
-    const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
-    if (typeof ms !== 'number') continue;
-    total += ms;
-    const g = gemmOf(k.name, k.inputShapes as number[][]);
-    if (g) byShape.set(shapeKey(g), (byShape.get(shapeKey(g)) ?? 0) + ms);
+  for (const k of await timedKernels(fn)) {
+    total += k.ms;
+    const g = gemmOf(k.name, k.inputShapes);
+    if (g) byShape.set(shapeKey(g), (byShape.get(shapeKey(g)) ?? 0) + k.ms);
   }
   return { total, byShape };
 }

@@ -6,7 +6,7 @@ import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
 import { countDispatches } from './tensor-cores.js';
-import { relMaxError, timeIt } from './timing.js';
+import { relMaxError, timeIt, timedKernels } from './timing.js';
 import { RELEASED_UNET, UNET_TFLOP, randomizeWeights } from './unet.js';
 
 interface Variant { packed: boolean; attn: 'fp32' | 'tc' | TCAttentionFilter; gemm: boolean }
@@ -15,19 +15,15 @@ const attnKey = (packed: boolean, b: number, nq: number, nk: number) => `${packe
 
 /** GPU time of one call by kernel name, and of the attention kernels by shape (timestamp queries). */
 async function profileByShape(fn: () => tf.Tensor): Promise<{ total: number; byName: Record<string, number>; attn: Record<string, number> }> {
-  const prof = await tf.profile(() => fn());
-  tf.dispose(prof.result as tf.Tensor);
   const byName: Record<string, number> = {};
   const attn: Record<string, number> = {};
   let total = 0;
-  for (const k of prof.kernels) {
-    const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
-    if (typeof ms !== 'number') continue;
+  for (const { name, inputShapes, ms } of await timedKernels(fn)) {
     total += ms;
-    byName[k.name] = (byName[k.name] ?? 0) + ms;
-    if (ATTN.includes(k.name)) {
-      const packed = k.name === ATTN[1];
-      const [q, kk] = k.inputShapes as number[][];
+    byName[name] = (byName[name] ?? 0) + ms;
+    if (ATTN.includes(name)) {
+      const packed = name === ATTN[1];
+      const [q, kk] = inputShapes;
       const key = attnKey(packed, q[0], q[1], packed ? q[1] : kk[1]);
       attn[key] = (attn[key] ?? 0) + ms;
     }
