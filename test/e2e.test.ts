@@ -80,7 +80,7 @@ test('e2e: text features match upstream FrozenOpenCLIPEmbedder (prompt over 77 t
   }
 });
 
-test('e2e: one UNet call on a batch of two equals two calls (what --batch-guidance relies on)', { skip }, () => {
+test('e2e: one UNet call on a batch of two, or on x once under both contexts, equals two calls (what --batch-guidance relies on)', { skip }, () => {
   const unet = t2v.components.unet;
   const c = readCase('wide');
   tf.tidy(() => {
@@ -92,6 +92,9 @@ test('e2e: one UNet call on a batch of two equals two calls (what --batch-guidan
     const b = unet.forward(x, t, ctxB);
     const both = unet.forward(tf.concat([x, x]), tf.tensor1d([667, 667], 'float32'), tf.concat([ctxA, ctxB]));
     assert.equal(relMaxError(both.dataSync(), tf.concat([a, b]).dataSync()), 0);
+    // x once under both contexts (sharesInput: the blocks before the first cross-attention run once)
+    const shared = unet.forward(x, t, tf.concat([ctxA, ctxB]));
+    assert.equal(relMaxError(shared.dataSync(), both.dataSync()), 0);
   });
 });
 

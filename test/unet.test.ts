@@ -133,7 +133,14 @@ test('unet forward leaves no tensors behind; bad inputs fail with a clear messag
   assert.throws(() => unet.forward(odd, t, ctx), /latent size 5x4 is not a multiple of 2/);
   const wide = tf.zeros([1, 2, 4, 4, 3]) as tf.Tensor5D;
   assert.throws(() => unet.forward(wide, t, ctx), /input has 3 channels, expected 4/);
-  tf.dispose([t, ctx, odd, wide]);
+  const two = tf.zeros([2, 2, 4, 4, 4]) as tf.Tensor5D;
+  const ctx3 = tf.zeros([3, 3, 1024]) as tf.Tensor3D;
+  tf.tidy(() => {
+    assert.throws(() => unet.forward(two, tf.tensor1d([1, 2]), ctx3), /context batch 3 != input batch 2/);
+    const y = unet.forward(tf.zeros([1, 2, 4, 4, 4]) as tf.Tensor5D, t, ctx3); // one x under three contexts
+    assert.deepEqual(y.shape, [3, 2, 4, 4, 4]);
+  });
+  tf.dispose([t, ctx, odd, wide, two, ctx3]);
   assert.equal(tf.memory().numTensors, base);
   unet.disposeWeights();
 });

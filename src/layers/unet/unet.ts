@@ -106,18 +106,26 @@ export class UNetSD extends Module {
     this.outConv = this.child('out.2', new Conv2d(width, c.outDim, 3, 1, 1));
   }
 
+  /** forward takes one input under several contexts (x batch 1, context batch b), as guided sampling needs. */
+  readonly sharesInput = true;
+
   /**
    * x [b, f, h, w, inDim] (noisy latents), t [b] (diffusion timesteps), context [b, n, contextDim] (text
    * features) -> [b, f, h, w, outDim]. h and w must be multiples of 2^(levels - 1).
+   *
+   * x and t may also have a batch of 1 under a context of batch b (classifier-free guidance: one latent, the prompt
+   * and the empty text): the same as x and t repeated b times, but the blocks before the first cross-attention,
+   * which cannot tell the copies apart, run once.
    */
   forward(x: tf.Tensor5D, t: tf.Tensor1D, context: tf.Tensor3D): tf.Tensor5D {
     const c = this.config;
-    const [b, f, h, w, ch] = x.shape;
+    const [bx, f, h, w, ch] = x.shape;
+    const b = context.shape[0];
     const factor = 2 ** (c.dimMult.length - 1);
     if (ch !== c.inDim) throw new Error(`UNetSD: input has ${ch} channels, expected ${c.inDim}`);
     if (h % factor !== 0 || w % factor !== 0) throw new Error(`UNetSD: latent size ${h}x${w} is not a multiple of ${factor}`);
-    if (t.shape[0] !== b) throw new Error(`UNetSD: ${t.shape[0]} timesteps for a batch of ${b}`);
-    if (context.shape[0] !== b) throw new Error(`UNetSD: context batch ${context.shape[0]} != input batch ${b}`);
+    if (t.shape[0] !== bx) throw new Error(`UNetSD: ${t.shape[0]} timesteps for a batch of ${bx}`);
+    if (bx !== b && bx !== 1) throw new Error(`UNetSD: context batch ${b} != input batch ${bx}`);
     for (const want of new Set([c.contextDim, c.decoderContextDim])) {
       if (context.shape[2] !== want) throw new Error(`UNetSD: context is ${context.shape[2]} wide, expected ${want}`);
     }
@@ -125,16 +133,35 @@ export class UNetSD extends Module {
     return tf.tidy(() => {
       const e = this.timeEmbed[1].forward(silu(this.timeEmbed[0].forward(sinusoidalEmbedding(t, c.dim))));
       // One embedding row per frame, frames of a video consecutive (upstream's repeat_interleave).
-      const emb = tf.tile(e.reshape([b, 1, c.embedDim]), [1, f, 1]).reshape([b * f, c.embedDim]) as tf.Tensor2D;
-      const cond: Conditioning = { emb, context, batch: b };
+      const emb = tf.tile(e.reshape([bx, 1, c.embedDim]), [1, f, 1]).reshape([bx * f, c.embedDim]) as tf.Tensor2D;
+      const cond: Conditioning = { emb, context, batch: bx };
 
       // Each block runs in its own tidy and activations are freed as soon as nothing needs them.
-      let hcur = x.reshape([b * f, h, w, ch]) as tf.Tensor4D;
+      let hcur = x.reshape([bx * f, h, w, ch]) as tf.Tensor4D;
       const skips: tf.Tensor4D[] = [];
+      // From the first block that reads the context on, every copy of x has its own activations.
+      const expand = () => {
+        if (cond.batch === b) return;
+        const repeat = <T extends tf.Tensor>(y: T): T => {
+          const r = tf.tile(y, [b, ...y.shape.slice(1).map(() => 1)]) as T;
+          y.dispose();
+          return r;
+        };
+        if (skips.length === 0) {
+          hcur = repeat(hcur);
+        } else {
+          skips.splice(0, skips.length, ...skips.map(repeat));
+          hcur = skips[skips.length - 1]; // hcur was the last skip
+        }
+        cond.emb = repeat(cond.emb);
+        cond.batch = b;
+      };
       for (const block of this.inputBlocks) {
+        if (block.some((l) => l instanceof SpatialTransformer)) expand();
         hcur = tf.tidy(() => this.runBlock(block, hcur, cond));
         skips.push(hcur);
       }
+      expand();
       let prev = hcur;
       hcur = tf.tidy(() => this.runBlock(this.middleBlock, prev, cond));
       for (const block of this.outputBlocks) {
