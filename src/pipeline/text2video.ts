@@ -17,6 +17,8 @@ export interface TextEncoderLike {
 }
 export interface UNetLike {
   forward(x: tf.Tensor5D, t: tf.Tensor1D, context: tf.Tensor3D): tf.Tensor5D;
+  /** True when forward takes x and t of batch 1 under a context of batch b (as if repeated b times). */
+  readonly sharesInput?: boolean;
 }
 export interface VaeLike {
   decode(z: tf.Tensor4D): tf.Tensor4D;
@@ -232,11 +234,15 @@ export class TextToVideo {
   }
 
   /** The guided model output for latents x (channels-last) at timestep t. */
-  private guidedOutput(x: tf.Tensor5D, t: number, cond: tf.Tensor3D, uncond: tf.Tensor3D, g: number, batch: boolean): tf.Tensor {
+  private guidedOutput(x: tf.Tensor5D, t: number, cond: tf.Tensor3D, uncond: tf.Tensor3D, context: tf.Tensor3D | null,
+    g: number): tf.Tensor {
     const unet = this.components.unet;
     return tf.tidy(() => {
-      if (batch) {
-        const out = unet.forward(tf.concat([x, x], 0), tf.tensor1d([t, t], 'float32'), tf.concat([cond, uncond], 0));
+      if (context) {
+        // one UNet call on [cond, uncond]; the latents are repeated by the UNet where it takes one input (sharesInput)
+        const out = unet.sharesInput === true
+          ? unet.forward(x, tf.tensor1d([t], 'float32'), context)
+          : unet.forward(tf.concat([x, x], 0), tf.tensor1d([t, t], 'float32'), context);
         const [c, u] = tf.split(out, 2, 0);
         return guide(c, u, g);
       }
@@ -295,6 +301,7 @@ export class TextToVideo {
 
     const t0 = performance.now();
     const held: tf.Tensor[] = [];
+    const reads: Promise<unknown>[] = []; // in flight; awaited before `held` is disposed, even after an error
     try {
       const cond = await this.textFeatures(o.prompt);
       held.push(cond);
@@ -307,22 +314,41 @@ export class TextToVideo {
       held.push(x);
       const timesteps = this.scheduler.timesteps(s.steps);
       const batch = o.batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend());
+      const context = batch ? tf.concat([cond, uncond], 0) as tf.Tensor3D : null;
+      if (context) held.push(context);
+      // Step i's outcome is awaited only after step i + 1 is queued, so the GPU never waits for the CPU between
+      // steps; at most two steps are in flight (bounded memory), and onStep comes one step late.
+      let pending: { step: number; t: number; x0: tf.Tensor; probe: tf.Tensor; ready: Promise<unknown> } | null = null;
+      const settle = async () => {
+        if (!pending) return;
+        const p = pending;
+        pending = null;
+        await p.ready;
+        if (o.onStep) await o.onStep(p.step, p.t, this.preview(p.x0 as tf.Tensor5D));
+        for (const u of [p.x0, p.probe]) {
+          held.splice(held.indexOf(u), 1);
+          u.dispose();
+        }
+      };
       for (let i = 0; i < timesteps.length; i++) {
         aborted(o.signal);
         const t = timesteps[i];
-        const out = this.guidedOutput(x, t, cond, uncond, s.guidance, batch);
+        const out = this.guidedOutput(x, t, cond, uncond, context, s.guidance);
         const [prev, x0] = this.scheduler.step(x, out, t, s.steps);
         out.dispose();
         held.splice(held.indexOf(x), 1, prev);
         x.dispose();
         x = prev as tf.Tensor5D;
-        held.push(x0);
-        await x.data(); // one step at a time, also on asynchronous backends: bounded memory, honest progress
-        if (o.onStep) await o.onStep(i + 1, t, this.preview(x0 as tf.Tensor5D));
-        held.splice(held.indexOf(x0), 1);
-        x0.dispose();
+        // one element of the new latents, read to know when this step is done
+        const probe = tf.tidy(() => tf.slice(prev, [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]));
+        held.push(x0, probe);
+        const next = { step: i + 1, t, x0, probe, ready: probe.data() };
+        reads.push(next.ready.catch(() => undefined));
+        await settle();
+        pending = next;
         await tick();
       }
+      await settle();
       const t2 = performance.now();
 
       const upstreamLayout = tf.tidy(() => x.transpose([0, 4, 1, 2, 3]));
@@ -335,6 +361,7 @@ export class TextToVideo {
     } catch (err) {
       throw explainOutOfMemory(err, 'generating');
     } finally {
+      await Promise.all(reads);
       for (const t of held) t.dispose();
     }
   }
