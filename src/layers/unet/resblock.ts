@@ -22,8 +22,11 @@ export class TemporalConv3d extends Module {
   /** x [b, f, pixels, c] -> [b, f, pixels, outChannels]. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]]);
-      return tf.add(y, this.bias.tensor) as tf.Tensor4D;
+      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [1, 1], [0, 0], [0, 0]];
+      const filter = this.weight.tensor as tf.Tensor4D;
+      // webgpu adds the bias inside the convolution kernel (as Conv2d does); elsewhere the plain ops
+      if (tf.getBackend() === 'webgpu') return tf.fused.conv2d({ x, filter, strides: 1, pad, bias: this.bias.tensor });
+      return tf.add(tf.conv2d(x, filter, 1, pad), this.bias.tensor) as tf.Tensor4D;
     });
   }
 }
