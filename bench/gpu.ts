@@ -5,13 +5,15 @@
 //   variants [steps]  the UNet call and generations with each webgpu step on and off (bench/variants.ts)
 //   tiles [batch] [steps]  tilings of the tensor-core kernel chosen by GPU time inside the UNet call, then the call
 //         and whole generations with the default and the fastest tilings (bench/tiles.ts)
+//   step [steps] [generations]  one guided step (UNet on x once under 2 contexts, batch 2, batch 1), GPU time by
+//         kernel and GEMM shape, whole generations; as users run it (tensor cores on; flags from T2V_DAWN_FLAGS)
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
 //   parity FIXTURES VOCAB [steps]      whole generations on cpu, wasm, webgpu fp32 and tensor cores (bench/parity.ts)
 //   parity-ref FIXTURES VOCAB [steps]  its wasm reference for the small model, in a second process (no GPU)
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { useWebGPU, useWebGPUWithTensorCores } from '../src/backends/dawn.js';
+import { activateWebGPU, useWebGPU, useWebGPUWithTensorCores } from '../src/backends/dawn.js';
 import { benchOps } from './gpu-ops.js';
 
 const [mode = 'ops', outDir = '.'] = process.argv.slice(2);
@@ -24,7 +26,8 @@ if (mode === 'parity-ref') {
   writeFileSync(join(outDir, `${mode}.json`), JSON.stringify(res, null, 1));
   process.exit(0);
 }
-const adapter = mode === 'tc' || mode === 'tiles' || mode === 'variants' ? await useWebGPUWithTensorCores() : await useWebGPU();
+const adapter = mode === 'step' ? await activateWebGPU().then((s) => s.adapter, () => null)
+  : mode === 'tc' || mode === 'tiles' || mode === 'variants' ? await useWebGPUWithTensorCores() : await useWebGPU();
 if (!adapter) {
   log('no WebGPU adapter: nothing to measure');
   process.exit(2);
@@ -40,10 +43,11 @@ const stages: Record<string, () => Promise<unknown>> = {
   tc: async () => (await import('./tensor-cores.js')).benchTensorCores(log, process.argv.slice(4)),
   variants: async () => (await import('./variants.js')).benchVariants(log, process.argv.slice(4)),
   tiles: async () => (await import('./tiles.js')).benchTiles(log, process.argv.slice(4)),
+  step: async () => (await import('./step.js')).benchStep(log, outDir, process.argv.slice(4)),
   parity: async () => (await import('./parity.js')).benchParity(log, outDir, process.argv.slice(4)),
 };
 for (const [name, run] of Object.entries(stages)) {
-  if (mode !== name && !(mode === 'all' && name !== 'tc' && name !== 'tiles' && name !== 'variants' && name !== 'parity')) continue;
+  if (mode !== name && !(mode === 'all' && !['tc', 'tiles', 'variants', 'parity', 'step'].includes(name))) continue;
   try {
     results[name] = await run();
   } catch (e) {

@@ -11,9 +11,25 @@ const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank
  */
 export interface Tiles { bm: number; sgRows: number; sgCols: number; bn: number; tk: number }
 
-/** The tiling measured best so far on the H100 (runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
-export function defaultTiles(n: number): Tiles {
+/** The tiling measured best on large GEMMs (H100 runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
+export function largeTiles(n: number): Tiles {
   return { bm: 32, sgRows: 4, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 };
+}
+
+/** Workgroups that fill the H100's and H200's 132 SMs once. */
+const ONE_WAVE = 132;
+
+/**
+ * The tiling a GEMM gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's deepest levels,
+ * M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one. On the H200 that cut a guided
+ * step's GEMM time 90.5 -> 85.6 ms and its GPU time 137.5 -> 129.0 ms, with identical output (bench/RESULTS.md, run 18).
+ */
+export function defaultTiles(m: number, n: number): Tiles {
+  const large = largeTiles(n);
+  const groups = (m / (large.bm * large.sgRows)) * (n / (large.bn * large.sgCols));
+  if (groups >= 2 * ONE_WAVE || m % 64 !== 0) return large;
+  if (groups >= ONE_WAVE) return n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
+  return n % 64 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 } : large;
 }
 
 /** Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block. */
@@ -33,7 +49,7 @@ export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: n
 }
 
 export function matMulF16StagedSupported(m: number, n: number, k: number): boolean {
-  return tilesFit(defaultTiles(n), m, n, k);
+  return tilesFit(largeTiles(n), m, n, k);
 }
 
 /**
@@ -44,7 +60,7 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
 export interface ConvGeom { n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number }
 
 export function convF16Supported(g: ConvGeom, out: number): boolean {
-  return g.c % defaultTiles(out).tk === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
+  return g.c % largeTiles(out).tk === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
 }
 
 /**
@@ -58,7 +74,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
-  const t = tiles ?? defaultTiles(n);
+  const t = tiles ?? defaultTiles(m, n);
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }

@@ -1,0 +1,189 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
+import { largeTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { setTileChooser, type GemmShape } from '../src/backends/webgpu/matmul-f16.js';
+import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
+import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
+import { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
+import { UNetSD } from '../src/layers/unet/unet.js';
+import { AutoencoderKL } from '../src/layers/vae/autoencoder.js';
+import { TextToVideo } from '../src/pipeline/text2video.js';
+import { RELEASED_TEXT, RELEASED_VAE } from './pipeline.js';
+import { gpuRandom } from './random-gpu.js';
+import { countDispatches } from './tensor-cores.js';
+import { gpuBytes, median, relMaxError, sync, timeIt, timedKernels } from './timing.js';
+import { RELEASED_UNET, UNET_TFLOP, randomizeWeights } from './unet.js';
+
+const GEMMS = new Set(['_FusedMatMul', 'BatchMatMul', 'FusedConv2D', 'Conv2D']);
+
+/** FLOPs of one matmul or stride-1 convolution kernel from its input shapes (0 for anything else). */
+function gemmFlops(name: string, shapes: number[][]): number {
+  const [a, b] = shapes;
+  if (name.endsWith('Conv2D')) {
+    const [n, h, w, c] = a;
+    const [kh, kw, , o] = b;
+    return 2 * n * h * w * kh * kw * c * o;
+  }
+  const m = a.slice(0, -1).reduce((x, y) => x * y, 1);
+  return 2 * m * a[a.length - 1] * b[b.length - 1];
+}
+
+/**
+ * One guided DDIM step as the pipeline runs it, and whole generations, under the Dawn flags of this process
+ * (T2V_DAWN_FLAGS; bench/run17.sh runs it once per set of flags): the UNet on x once under [cond, uncond]
+ * (`sharesInput`, the pipeline's call), on x repeated (a plain batch of 2) and at batch 1, each the median of
+ * alternating rounds; the CPU side of a call; GPU time per kernel and per GEMM shape (timestamp queries); then
+ * 50-step 16x256x256 generations.
+ */
+export async function benchStep(log: (s: string) => void, outDir: string, args: string[]): Promise<unknown> {
+  const steps = Number(args[0] ?? 50);
+  const gens = Number(args[1] ?? 2);
+  log(`Dawn flags: ${dawnFlags().join(' ')}; tensor cores ${tensorCoresOn() ? 'on' : 'off'}`);
+  registerWebGPUKernels();
+  const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
+  const unet = new UNetSD(RELEASED_UNET);
+  const vae = new AutoencoderKL(RELEASED_VAE);
+  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  await sync();
+  const res: Record<string, unknown> = { flags: dawnFlags() };
+
+  const x1 = gpuRandom([1, 16, 32, 32, 4], Math.sqrt(3), 101) as tf.Tensor5D;
+  const x2 = tf.concat([x1, x1]) as tf.Tensor5D;
+  const c2 = gpuRandom([2, 77, 1024], Math.sqrt(3), 102) as tf.Tensor3D;
+  const c1 = tf.slice(c2, 0, 1) as tf.Tensor3D;
+  const t1 = tf.tensor1d([500]);
+  const t2 = tf.tensor1d([500, 500]);
+  const calls: Record<string, () => tf.Tensor> = {
+    'x once under 2 contexts': () => unet.forward(x1, t1, c2),
+    'batch 2': () => unet.forward(x2, t2, c2),
+    'batch 1': () => unet.forward(x1, t1, c1),
+  };
+  const ya = calls['x once under 2 contexts']();
+  const yb = calls['batch 2']();
+  const err = relMaxError(await ya.data(), await yb.data());
+  tf.dispose([ya, yb]);
+  log(`UNet output, x once vs batch 2: rel err ${err.toExponential(2)}`);
+  res.shared_vs_batch2 = err;
+
+  const times: Record<string, number[]> = {};
+  for (let round = 0; round < 3; round++) {
+    for (const [name, fn] of Object.entries(calls)) (times[name] ??= []).push(await timeIt(fn, 5, round === 0 ? 2 : 1));
+  }
+  const encode: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await sync();
+    const t0 = performance.now();
+    const y = calls['x once under 2 contexts']();
+    encode.push(performance.now() - t0);
+    await sync();
+    y.dispose();
+  }
+  const dispatches = countDispatches(calls['x once under 2 contexts']);
+  await sync();
+  const calls_ms: Record<string, number> = {};
+  for (const [name, ts] of Object.entries(times)) {
+    calls_ms[name] = median(ts);
+    const tflop = UNET_TFLOP * (name === 'batch 1' ? 1 : 2);
+    log(`UNet call, ${name.padEnd(24)}: ${ts.map((t) => t.toFixed(1)).join(' / ')} ms (rounds), ${(tflop / median(ts) * 1e3).toFixed(1)} TFLOP/s`);
+  }
+  log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${median(encode).toFixed(1)} ms (JavaScript side, median of 5)`);
+  res.calls_ms = calls_ms;
+  res.encode_ms = median(encode);
+  res.dispatches = dispatches;
+
+  // GPU time by kernel and by GEMM shape (timestamp queries serialize the kernels)
+  const profile = async () => {
+    const kernels = await timedKernels(calls['x once under 2 contexts']);
+    const byName: Record<string, number> = {};
+    const byShape = new Map<string, { name: string; ms: number; n: number; flops: number }>();
+    let total = 0;
+    for (const k of kernels) {
+      total += k.ms;
+      byName[k.name] = (byName[k.name] ?? 0) + k.ms;
+      if (!GEMMS.has(k.name)) continue;
+      const key = `${k.name} ${k.inputShapes.slice(0, 2).map((s) => `[${s.join(',')}]`).join('x')}`;
+      const e = byShape.get(key) ?? { name: k.name, ms: 0, n: 0, flops: 0 };
+      e.ms += k.ms;
+      e.n++;
+      e.flops += gemmFlops(k.name, k.inputShapes);
+      byShape.set(key, e);
+    }
+    return { total, byName, byShape };
+  };
+  const { total, byName, byShape } = await profile();
+  log(`GPU time ${total.toFixed(1)} ms: ${Object.entries(byName).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}`);
+  const gemmMs = [...byShape.values()].reduce((a, e) => a + e.ms, 0);
+  const gemmFlop = [...byShape.values()].reduce((a, e) => a + e.flops, 0);
+  log(`GEMMs: ${gemmMs.toFixed(1)} ms for ${(gemmFlop / 1e12).toFixed(2)} TFLOP (${(gemmFlop / gemmMs / 1e9).toFixed(1)} TFLOP/s); by shape, slowest first:`);
+  const shapes = [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms);
+  for (const [key, e] of shapes.slice(0, 30)) {
+    log(`  ${e.ms.toFixed(2).padStart(7)} ms  x${String(e.n).padEnd(3)} ${(e.flops / e.ms / 1e9).toFixed(1).padStart(6)} TFLOP/s  ${key}`);
+  }
+  res.gpu = { total, byName, gemm_ms: gemmMs, gemm_tflop: gemmFlop / 1e12, shapes: Object.fromEntries(shapes) };
+
+  // the steps since run 17 on and off: small tiles for small grids (defaultTiles), attention on tensor cores
+  const variants: Record<string, (on: boolean) => void> = {
+    '128-row tiles everywhere (before run 18)': (on) => setTileChooser(on ? (s: GemmShape) => largeTiles(s.n) : null),
+  };
+  const tc = tensorCoresOn();
+  if (tc) variants['attention on tensor cores'] = (on) => setTensorCoreAttention(on ? tc : null);
+  const attnMs = (by: Record<string, number>) => (by.T2VFusedAttention ?? 0) + (by.T2VFusedPackedAttention ?? 0);
+  const yDefault = calls['x once under 2 contexts']();
+  const refOut = await yDefault.data();
+  yDefault.dispose();
+  const tiling: Record<string, unknown> = {};
+  for (const [label, apply] of Object.entries(variants)) {
+    apply(true);
+    const y = calls['x once under 2 contexts']();
+    const e = relMaxError(await y.data(), refOut);
+    y.dispose();
+    await timeIt(calls['x once under 2 contexts'], 1, 1);
+    const p = await profile();
+    const wall: number[] = [];
+    for (let r = 0; r < 2; r++) {
+      apply(false);
+      const base = await timeIt(calls['x once under 2 contexts'], 5, 1);
+      apply(true);
+      wall.push(await timeIt(calls['x once under 2 contexts'], 5, 1), base);
+    }
+    const changed = [...p.byShape.entries()].filter(([k, v]) => Math.abs(v.ms - (byShape.get(k)?.ms ?? 0)) > 0.05);
+    apply(false);
+    log(`"${label}": GPU time ${p.total.toFixed(1)} ms (default ${total.toFixed(1)}), GEMMs ${[...p.byShape.values()].reduce((a, v) => a + v.ms, 0).toFixed(1)}, attention ${attnMs(p.byName).toFixed(1)} (default ${attnMs(byName).toFixed(1)}); wall ${wall[0].toFixed(1)} / ${wall[2].toFixed(1)} ms vs default ${wall[1].toFixed(1)} / ${wall[3].toFixed(1)} (alternating); output vs default ${e.toExponential(2)}`);
+    const delta = ([k, v]: [string, { ms: number }]) => v.ms - (byShape.get(k)?.ms ?? 0);
+    for (const [k, v] of changed.sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a))).slice(0, 12)) {
+      log(`    ${k}: ${(byShape.get(k)?.ms ?? 0).toFixed(2)} -> ${v.ms.toFixed(2)} ms`);
+    }
+    tiling[label] = { gpu_ms: p.total, wall, err: e };
+  }
+  res.variants = tiling;
+  tf.dispose([x1, x2, c1, c2, t1, t2]);
+
+  // whole generations as a user runs them (guidance batched, steps pipelined)
+  const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
+  const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
+  const gen: unknown[] = [];
+  let first: Float32Array | null = null;
+  for (const [label, n] of [['warm-up, 2 steps', 2], ...Array.from({ length: gens }, () => [`${steps} steps`, steps] as const)] as const) {
+    const t0 = performance.now();
+    const out = await t2v.generate({ prompt: 'a panda eating bamboo', steps: n, guidance: 9, frames: 16, height: 256, width: 256, seed: 1 });
+    const wall = performance.now() - t0;
+    const tm = out.timings;
+    let same = '';
+    if (n === steps) {
+      if (first) same = `; latents vs the first: rel err ${relMaxError(out.latents, first).toExponential(2)}`;
+      else {
+        first = out.latents;
+        writeFileSync(join(outDir, 'latents.f32'), out.latents); // to compare runs under other flags
+      }
+      gen.push({ ...tm, wall });
+    }
+    log(`generation ${label}: text ${tm.text.toFixed(0)} ms, denoise ${tm.denoise.toFixed(0)} ms, decode ${tm.decode.toFixed(0)} ms, total ${tm.total.toFixed(0)} ms (wall ${wall.toFixed(0)} ms)${same}`);
+  }
+  res.generations = gen;
+  res.gpu_bytes = gpuBytes().allocated;
+  log(`GPU buffers after the generations: ${((res.gpu_bytes as number) / 2 ** 30).toFixed(2)} GiB allocated`);
+  for (const m of [text, unet, vae]) m.disposeWeights();
+  return res;
+}
