@@ -21,8 +21,9 @@ const ONE_WAVE = 132;
 
 /**
  * The tiling a GEMM gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's deepest levels,
- * M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one. On the H200 that cut a guided
- * step's GEMM time 90.5 -> 85.6 ms and its GPU time 137.5 -> 129.0 ms, with identical output (bench/RESULTS.md, run 18).
+ * M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one. On the H200 that takes 12-15% off
+ * those GEMMs (level 3's 3x3 convolution 3.38 -> 2.92 ms a step) and about 1% off a guided step, with identical
+ * output (bench/RESULTS.md, run 18).
  */
 export function defaultTiles(m: number, n: number): Tiles {
   const large = largeTiles(n);
