@@ -7,6 +7,7 @@ import { geglu } from '../src/backends/geglu.js';
 import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention } from '../src/backends/kernels.js';
 import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
+import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -204,7 +205,7 @@ test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   assert.equal(leaked, 0);
 });
 
-test('webgpu uniform cache: repeated dispatches reuse their uniform buffers and compute exactly what tfjs computes without it', { skip }, async () => {
+test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {
   await tf.setBackend('webgpu');
   registerWebGPUKernels();
   const xd = rand([2, 6, 5, 8, 40], 11);
@@ -212,15 +213,17 @@ test('webgpu uniform cache: repeated dispatches reuse their uniform buffers and 
   gn.weight.value = tf.tensor1d(rand([40], 12));
   gn.bias.value = tf.tensor1d(rand([40], 13));
   const w = tf.tensor2d(rand([40, 24], 14), [40, 24]);
+  const x = tf.tensor(xd, [2, 6, 5, 8, 40]);
   const run = async () => {
-    const y = tf.tidy(() => tf.add(tf.matMul(gn.forward(tf.tensor(xd, [2, 6, 5, 8, 40]), true).reshape([-1, 40]), w), 0.5));
+    const y = tf.tidy(() => tf.add(tf.matMul(gn.forward(x, true).reshape([-1, 40]), w), 0.5));
     const d = (await y.data()) as Float32Array;
     y.dispose();
     return d;
   };
-  const was = uniformCache.enabled;
+  const was = [uniformCache.enabled, bindGroupCache.enabled];
   try {
     uniformCache.enabled = false;
+    bindGroupCache.enabled = false;
     const plain = await run();
     uniformCache.enabled = true;
     const hits0 = uniformCache.hits;
@@ -229,10 +232,17 @@ test('webgpu uniform cache: repeated dispatches reuse their uniform buffers and 
     assert.ok(uniformCache.hits > hits0, 'the second run found its uniforms in the cache');
     assert.deepEqual(first, plain);
     assert.deepEqual(second, plain);
+    // bind groups: the same pipelines meet the same pooled buffers run after run (once the pool has settled)
+    bindGroupCache.enabled = true;
+    for (let i = 0; i < 3; i++) assert.deepEqual(await run(), plain);
+    const [groupHits, groupMisses] = [bindGroupCache.hits, bindGroupCache.misses];
+    assert.deepEqual(await run(), plain);
+    assert.ok(bindGroupCache.hits > groupHits, 'a later run found its bind groups in the cache');
+    assert.equal(bindGroupCache.misses, groupMisses, 'a later run made no bind group');
   } finally {
-    uniformCache.enabled = was;
+    [uniformCache.enabled, bindGroupCache.enabled] = was;
     unregisterWebGPUKernels();
-    tf.dispose([gn.weight.value!, gn.bias.value!, w]);
+    tf.dispose([gn.weight.value!, gn.bias.value!, w, x]);
     await tf.setBackend('cpu');
   }
 });

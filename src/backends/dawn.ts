@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { setTensorCoreAttention } from './webgpu/attention-tc.js';
+import { cacheBindGroups } from './webgpu/bind-groups.js';
 import { pickConfig, routeMatMulsToTensorCores, type RouteStats } from './webgpu/matmul-f16.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
@@ -108,7 +109,7 @@ export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
       // none registered
     }
     const a = adapter;
-    tf.registerBackend('webgpu', async () => cacheUniforms(new WebGPUBackend(await makeDevice(a), a.info)), 3);
+    tf.registerBackend('webgpu', async () => cacheBindGroups(cacheUniforms(new WebGPUBackend(await makeDevice(a), a.info))), 3);
     return { ok: true, adapter, info };
   })();
   return opened;
