@@ -67,6 +67,7 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
     return {};
   }
   const maxBytes = (tf.backend() as WebGPUBackend).device.limits.maxComputeWorkgroupStorageSize;
+  const defaultOf = (s: GemmShape) => defaultTiles(s.m, s.n, s.k, { bias: s.bias, convC: s.conv?.c, maxBytes });
   registerWebGPUKernels();
   const undoRoute = routeMatMulsToTensorCores(cfg);
   const res: Record<string, unknown> = {};
@@ -90,7 +91,7 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
   log(`UNet call (batch ${batch}), default tilings: GPU time ${base.total.toFixed(1)} ms, ${routed.size} routed GEMM shapes`);
 
   const best = new Map<string, { tiles: Tiles; ms: number }>();
-  for (const [key] of routed) best.set(key, { tiles: defaultTiles(routed.get(key)!.m, routed.get(key)!.n), ms: base.byShape.get(key) ?? Infinity });
+  for (const [key] of routed) best.set(key, { tiles: defaultOf(routed.get(key)!), ms: base.byShape.get(key) ?? Infinity });
   const fits = (tl: Tiles, s: GemmShape) => tilesFit(tl, s.m, s.n, s.k, cfg) && (!s.conv || s.conv.c % tl.tk === 0)
     && tilesBytes(tl, s.bias, cfg.M) <= maxBytes;
   for (const tl of CANDIDATES) {
@@ -110,7 +111,7 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
     }
     log(`  tiling ${tilesKey(tl)}: GPU time ${p.total.toFixed(1)} ms, output vs default ${err.toExponential(2)}, fastest so far on ${won} shapes`);
   }
-  const chosen = new Map([...best].filter(([key, b]) => tilesKey(b.tiles) !== tilesKey(defaultTiles(routed.get(key)!.m, routed.get(key)!.n))));
+  const chosen = new Map([...best].filter(([key, b]) => tilesKey(b.tiles) !== tilesKey(defaultOf(routed.get(key)!))));
   const choose = (s: GemmShape) => chosen.get(shapeKey({ ...s, conv: s.conv !== undefined }))?.tiles ?? null;
   for (const [key, b] of chosen) log(`  ${key.padEnd(22)} ${tilesKey(b.tiles)} ${b.ms.toFixed(2)} ms (default ${(base.byShape.get(key) ?? NaN).toFixed(2)} ms)`);
   res.chosen = Object.fromEntries([...chosen].map(([k, b]) => [k, b.tiles]));

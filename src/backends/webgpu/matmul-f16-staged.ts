@@ -20,17 +20,26 @@ export function largeTiles(n: number): Tiles {
 const ONE_WAVE = 132;
 
 /**
- * The tiling a GEMM gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's deepest levels,
- * M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one. On the H200 that takes 12-15% off
- * those GEMMs (level 3's 3x3 convolution 3.38 -> 2.92 ms a step) and about 1% off a guided step, with identical
- * output (bench/RESULTS.md, run 18).
+ * The tiling a GEMM [m, k] x [k, n] gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's
+ * deepest levels, M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one (H200 run 18: 12-15%
+ * off those GEMMs, level 3's 3x3 convolution 3.38 -> 2.92 ms a step). Where the tile is 128 wide, K steps by 64
+ * instead of 32 when the device's workgroup memory (`maxBytes`) holds it: half the barriers (run 20: a guided step
+ * 124.0 ms against 127.3-129.8 with K steps of 32). Output identical either way (bench/RESULTS.md).
  */
-export function defaultTiles(m: number, n: number): Tiles {
+export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boolean; convC?: number; maxBytes?: number } = {}): Tiles {
   const large = largeTiles(n);
   const groups = (m / (large.bm * large.sgRows)) * (n / (large.bn * large.sgCols));
-  if (groups >= 2 * ONE_WAVE || m % 64 !== 0) return large;
-  if (groups >= ONE_WAVE) return n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
-  return n % 64 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 } : large;
+  let t = large;
+  if (groups < 2 * ONE_WAVE && m % 64 === 0) {
+    if (groups >= ONE_WAVE) t = n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
+    else t = n % 64 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 } : large;
+  }
+  if (n % 128 === 0 && opts.maxBytes !== undefined) {
+    const deep = { ...t, tk: 64 };
+    if ((opts.convC === undefined || opts.convC % 64 === 0) && tilesFit(deep, m, n, k)
+      && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes) return deep;
+  }
+  return t;
 }
 
 /** Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block. */
@@ -75,7 +84,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
-  const t = tiles ?? defaultTiles(m, n);
+  const t = tiles ?? defaultTiles(m, n, k,
+    { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }
