@@ -1,10 +1,12 @@
 import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
-import { largeTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { defaultTiles, largeTiles, tilesBytes, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { setTileChooser, type GemmShape } from '../src/backends/webgpu/matmul-f16.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
+import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
@@ -88,7 +90,8 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     const tflop = UNET_TFLOP * (name === 'batch 1' ? 1 : 2);
     log(`UNet call, ${name.padEnd(24)}: ${ts.map((t) => t.toFixed(1)).join(' / ')} ms (rounds), ${(tflop / median(ts) * 1e3).toFixed(1)} TFLOP/s`);
   }
-  log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${median(encode).toFixed(1)} ms (JavaScript side, median of 5)`);
+  log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${median(encode).toFixed(1)} ms (JavaScript side, median of 5); `
+    + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made`);
   res.calls_ms = calls_ms;
   res.encode_ms = median(encode);
   res.dispatches = dispatches;
@@ -122,10 +125,47 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     log(`  ${e.ms.toFixed(2).padStart(7)} ms  x${String(e.n).padEnd(3)} ${(e.flops / e.ms / 1e9).toFixed(1).padStart(6)} TFLOP/s  ${key}`);
   }
   res.gpu = { total, byName, gemm_ms: gemmMs, gemm_tflop: gemmFlop / 1e12, shapes: Object.fromEntries(shapes) };
+  const oneKernels = await timedKernels(calls['batch 1']);
+  const one = oneKernels.reduce((a, k) => a + k.ms, 0);
+  const oneBy: Record<string, number> = {};
+  for (const k of oneKernels) oneBy[k.name] = (oneBy[k.name] ?? 0) + k.ms;
+  const oneEncode: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    await sync();
+    const t0 = performance.now();
+    const y = calls['batch 1']();
+    oneEncode.push(performance.now() - t0);
+    await sync();
+    y.dispose();
+  }
+  log(`batch 1: GPU time ${one.toFixed(1)} ms (${Object.entries(oneBy).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}), `
+    + `${oneKernels.length} kernels timed, encoded in ${median(oneEncode).toFixed(1)} ms (JavaScript side, median of 5)`);
+  res.batch1 = { gpu_ms: one, by_name: oneBy, encode_ms: median(oneEncode) };
+  // where the JavaScript side of a call goes: a V8 CPU profile of three batch-1 calls (chrome://inspect reads it)
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 50 });
+  await session.post('Profiler.start');
+  for (let i = 0; i < 3; i++) {
+    const y = calls['batch 1']();
+    await sync();
+    y.dispose();
+  }
+  const { profile: cpu } = await session.post('Profiler.stop');
+  session.disconnect();
+  writeFileSync(join(outDir, 'batch1.cpuprofile'), JSON.stringify(cpu));
 
   // the steps since run 17 on and off: small tiles for small grids (defaultTiles), attention on tensor cores
+  const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
+  const everywhere = (t: (s: GemmShape) => Tiles) => (on: boolean) =>
+    setTileChooser(on ? (s) => (tilesBytes(t(s), s.bias) <= wgMemory ? t(s) : null) : null);
   const variants: Record<string, (on: boolean) => void> = {
-    '128-row tiles everywhere (before run 18)': (on) => setTileChooser(on ? (s: GemmShape) => largeTiles(s.n) : null),
+    '128-row tiles everywhere (before run 18)': everywhere((s) => largeTiles(s.n)),
+    // the default's tiles with K steps of 32 (before run 21) or 64 wherever they fit
+    'tk 32 everywhere': everywhere((s) => ({ ...defaultTiles(s.m, s.n, s.k), tk: 32 })),
+    'tk 64 everywhere': everywhere((s) => ({ ...defaultTiles(s.m, s.n, s.k), tk: 64 })),
+    'bind-group cache off': (on) => { bindGroupCache.enabled = !on; },
   };
   const tc = tensorCoresOn();
   if (tc) variants['attention on tensor cores'] = (on) => setTensorCoreAttention(on ? tc : null);
@@ -142,20 +182,23 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     await timeIt(calls['x once under 2 contexts'], 1, 1);
     const p = await profile();
     const wall: number[] = [];
+    const wall1: number[] = [];
     for (let r = 0; r < 2; r++) {
       apply(false);
       const base = await timeIt(calls['x once under 2 contexts'], 5, 1);
+      const base1 = await timeIt(calls['batch 1'], 5, 1);
       apply(true);
       wall.push(await timeIt(calls['x once under 2 contexts'], 5, 1), base);
+      wall1.push(await timeIt(calls['batch 1'], 5, 1), base1);
     }
     const changed = [...p.byShape.entries()].filter(([k, v]) => Math.abs(v.ms - (byShape.get(k)?.ms ?? 0)) > 0.05);
     apply(false);
-    log(`"${label}": GPU time ${p.total.toFixed(1)} ms (default ${total.toFixed(1)}), GEMMs ${[...p.byShape.values()].reduce((a, v) => a + v.ms, 0).toFixed(1)}, attention ${attnMs(p.byName).toFixed(1)} (default ${attnMs(byName).toFixed(1)}); wall ${wall[0].toFixed(1)} / ${wall[2].toFixed(1)} ms vs default ${wall[1].toFixed(1)} / ${wall[3].toFixed(1)} (alternating); output vs default ${e.toExponential(2)}`);
+    log(`"${label}": GPU time ${p.total.toFixed(1)} ms (default ${total.toFixed(1)}), GEMMs ${[...p.byShape.values()].reduce((a, v) => a + v.ms, 0).toFixed(1)}, attention ${attnMs(p.byName).toFixed(1)} (default ${attnMs(byName).toFixed(1)}); wall ${wall[0].toFixed(1)} / ${wall[2].toFixed(1)} ms vs default ${wall[1].toFixed(1)} / ${wall[3].toFixed(1)} (alternating); batch 1 ${wall1[0].toFixed(1)} / ${wall1[2].toFixed(1)} vs ${wall1[1].toFixed(1)} / ${wall1[3].toFixed(1)} ms; output vs default ${e.toExponential(2)}`);
     const delta = ([k, v]: [string, { ms: number }]) => v.ms - (byShape.get(k)?.ms ?? 0);
     for (const [k, v] of changed.sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a))).slice(0, 12)) {
       log(`    ${k}: ${(byShape.get(k)?.ms ?? 0).toFixed(2)} -> ${v.ms.toFixed(2)} ms`);
     }
-    tiling[label] = { gpu_ms: p.total, wall, err: e };
+    tiling[label] = { gpu_ms: p.total, wall, wall1, err: e };
   }
   res.variants = tiling;
   tf.dispose([x1, x2, c1, c2, t1, t2]);
