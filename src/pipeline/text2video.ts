@@ -60,7 +60,7 @@ export interface GenerateOptions {
   seed?: number;
   /** Initial noise, float32 [1, 4, frames, height/8, width/8] (upstream layout b c f h w). */
   noise?: Float32Array | NpyArray;
-  /** Called after each DDIM step (1-based step, the timestep). */
+  /** Called after each DDIM step (1-based step, the timestep), once the step is done, while the next one runs. */
   onStep?: (step: number, timestep: number, preview: StepPreview) => void | Promise<void>;
   signal?: AbortSignal;
   /** Frames per VAE call (default 4): bounds peak memory of the decode. */
