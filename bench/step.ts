@@ -40,6 +40,7 @@ function gemmFlops(name: string, shapes: number[][]): number {
  * 50-step 16x256x256 generations.
  */
 export async function benchStep(log: (s: string) => void, outDir: string, args: string[]): Promise<unknown> {
+  // args: [steps] [generations] [variants: a regular expression on their labels]
   const steps = Number(args[0] ?? 50);
   const gens = Number(args[1] ?? 2);
   log(`Dawn flags: ${dawnFlags().join(' ')}; tensor cores ${tensorCoresOn() ? 'on' : 'off'}`);
@@ -174,7 +175,9 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const refOut = await yDefault.data();
   yDefault.dispose();
   const tiling: Record<string, unknown> = {};
+  const only = args[2] ? new RegExp(args[2]) : null; // which variants to run (all by default)
   for (const [label, apply] of Object.entries(variants)) {
+    if (only && !only.test(label)) continue;
     apply(true);
     const y = calls['x once under 2 contexts']();
     const e = relMaxError(await y.data(), refOut);
