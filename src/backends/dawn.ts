@@ -15,8 +15,9 @@ import { registerWebGPUKernels } from './webgpu/register.js';
  * Dawn toggles: allow_unsafe_apis and vulkan_enable_f16_on_nvidia expose shader-f16 and subgroup matrices on NVIDIA
  * (docs/gpu.md). disable_robustness drops the bounds clamps Tint puts on every buffer, workgroup-memory and
  * subgroup-matrix access: a browser needs them against hostile shaders; we run only our own and tfjs's kernels, which
- * index within bounds (the parity runs on the GPU and the kernel tests run under this flag). On the H200 it makes a
- * guided UNet step 1.5x faster (193 -> 128 ms) and a 50-step video 9.8 -> 6.4 s (bench/RESULTS.md, runs 17-18).
+ * index within bounds (the GPU parity runs use this flag and give the figures they gave without it). On the H200 it
+ * makes a guided UNet step 1.5x faster (193 -> 128 ms) and a 50-step video 9.8 -> 6.4 s (bench/RESULTS.md, runs
+ * 17-18). Lavapipe runs unclamped shaders very slowly: its kernel tests take the first two flags (docs/gpu.md).
  */
 export const DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness'];
 

@@ -35,11 +35,12 @@ interface Recorder {
 }
 
 /**
- * tfjs makes a bind group for every dispatch, and on Vulkan each one is a descriptor set that Dawn allocates and
- * writes: with the pipeline's layout fetched anew each time, the largest part of a dispatch's CPU cost (a CPU profile
- * of a batch-1 UNet call on the H200, bench/RESULTS.md run 19). The same pipelines meet the same pooled buffers
- * call after call, so this records dispatches as tfjs 4.22 does but keeps each pipeline's layout and each distinct
- * (layout, buffers, offsets, sizes) bind group. Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
+ * tfjs makes a bind group for every dispatch (on Vulkan a descriptor set that Dawn allocates and writes) and fetches
+ * the pipeline's layout anew each time; Dawn calls made there were the largest part of the JavaScript side of a
+ * batch-1 UNet call in a CPU profile on the H200 (bench/RESULTS.md, run 19). The same pipelines often meet the same
+ * pooled buffers again, so this records dispatches as tfjs 4.22 does but keeps each pipeline's layout and each
+ * distinct (layout, buffers, offsets, sizes) bind group: about 40% of a UNet call's dispatches find theirs (run 20).
+ * Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
  */
 export function cacheBindGroups<B extends object>(backend: B): B {
   const b = backend as unknown as Recorder;
