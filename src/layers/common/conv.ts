@@ -3,9 +3,19 @@ import { Module, type Param } from '../module.js';
 
 type Padding = number | [number, number, number, number]; // symmetric, or [top, bottom, left, right]
 
-function explicitPadding(p: Padding): [[number, number], [number, number], [number, number], [number, number]] {
+function explicitPadding(p: Padding): ExplicitPadding {
   const [t, b, l, r] = typeof p === 'number' ? [p, p, p, p] : p;
   return [[0, 0], [t, b], [l, r], [0, 0]];
+}
+
+export type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
+
+/** conv2d, then + bias: on webgpu inside the convolution kernel (one dispatch less per layer), elsewhere plain ops. */
+export function conv2dBias(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding,
+  bias: tf.Tensor | null): tf.Tensor4D {
+  if (bias && tf.getBackend() === 'webgpu') return tf.fused.conv2d({ x, filter, strides, pad, bias });
+  const y = tf.conv2d(x, filter, strides, pad);
+  return bias ? tf.add(y, bias) : y;
 }
 
 /**
@@ -34,7 +44,6 @@ export class Conv2d extends Module {
     return tf.tidy(() => {
       const k = this.kernelSize;
       const same = this.stride === 1 && this.padding === (k - 1) / 2;
-      let y: tf.Tensor4D;
       if (k === 1 && this.stride === 1 && this.padding === 0) {
         const [n, h, w, c] = x.shape;
         const a = x.reshape([n * h * w, c]) as tf.Tensor2D;
@@ -43,16 +52,11 @@ export class Conv2d extends Module {
         if (this.bias && tf.getBackend() === 'webgpu') {
           return tf.fused.matMul({ a, b, bias: this.bias.tensor }).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
         }
-        y = tf.matMul(a, b).reshape([n, h, w, this.outChannels]);
-      } else {
-        const pad = same ? 'same' : explicitPadding(this.padding);
-        // webgpu adds the bias inside the convolution kernel (one dispatch less per layer); elsewhere the plain ops
-        if (this.bias && tf.getBackend() === 'webgpu') {
-          return tf.fused.conv2d({ x, filter: this.weight.tensor as tf.Tensor4D, strides: this.stride, pad, bias: this.bias.tensor });
-        }
-        y = tf.conv2d(x, this.weight.tensor as tf.Tensor4D, this.stride, pad);
+        const y = tf.matMul(a, b).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+        return this.bias ? tf.add(y, this.bias.tensor) : y;
       }
-      return this.bias ? tf.add(y, this.bias.tensor) : y;
+      const pad = same ? 'same' : explicitPadding(this.padding);
+      return conv2dBias(x, this.weight.tensor as tf.Tensor4D, this.stride, pad, this.bias?.tensor ?? null);
     });
   }
 }

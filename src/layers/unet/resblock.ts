@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Param } from '../module.js';
-import { Conv2d } from '../common/conv.js';
+import { Conv2d, conv2dBias } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
 import { silu } from './activations.js';
@@ -21,13 +21,7 @@ export class TemporalConv3d extends Module {
 
   /** x [b, f, pixels, c] -> [b, f, pixels, outChannels]. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [1, 1], [0, 0], [0, 0]];
-      const filter = this.weight.tensor as tf.Tensor4D;
-      // webgpu adds the bias inside the convolution kernel (as Conv2d does); elsewhere the plain ops
-      if (tf.getBackend() === 'webgpu') return tf.fused.conv2d({ x, filter, strides: 1, pad, bias: this.bias.tensor });
-      return tf.add(tf.conv2d(x, filter, 1, pad), this.bias.tensor) as tf.Tensor4D;
-    });
+    return tf.tidy(() => conv2dBias(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]], this.bias.tensor));
   }
 }
 
