@@ -23,6 +23,20 @@ export const RELEASED_VAE: VAEConfig = {
 /** Final latents of the last full-length generation benchPipeline ran (to compare two runs). */
 export let lastLatents: Float32Array | null = null;
 
+/**
+ * The released text tower, UNet and VAE with random weights made on the GPU, and a pipeline over them whose tokenizer
+ * is a fixed token sequence (the vocabulary does not travel to the GPU host; tokenizing costs microseconds).
+ */
+export function randomReleasedPipeline(): { text: OpenCLIPTextEncoder; unet: UNetSD; vae: AutoencoderKL; t2v: TextToVideo } {
+  const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
+  const unet = new UNetSD(RELEASED_UNET);
+  const vae = new AutoencoderKL(RELEASED_VAE);
+  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
+  const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
+  return { text, unet, vae, t2v };
+}
+
 /** The whole generation, 16x256x256, 50 DDIM steps with guidance 9, random weights, fused kernels; split by stage. */
 export async function benchPipeline(log: (s: string) => void, args: string[]): Promise<unknown> {
   const steps = Number(args[0] ?? 50);
@@ -30,10 +44,7 @@ export async function benchPipeline(log: (s: string) => void, args: string[]): P
   // 'batch': conditional and unconditional passes as one UNet call on a batch of two (GenerateOptions.batchGuidance)
   const batchGuidance = args.includes('batch') ? true : undefined;
   registerWebGPUKernels();
-  const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
-  const unet = new UNetSD(RELEASED_UNET);
-  const vae = new AutoencoderKL(RELEASED_VAE);
-  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  const { text, unet, vae, t2v } = randomReleasedPipeline();
   await sync();
   const weightsBytes = gpuBytes().allocated;
   log(`pipeline weights on the GPU: ${(weightsBytes / 2 ** 30).toFixed(2)} GiB`);
@@ -48,9 +59,6 @@ export async function benchPipeline(log: (s: string) => void, args: string[]): P
     log(`VAE decode 16 frames 256x256 (chunks of 4): ${ms.toFixed(1)} ms`);
   }
 
-  // a fixed token sequence stands in for the tokenizer (its vocabulary does not travel; it costs microseconds)
-  const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
-  const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
   for (const [label, n] of [['warm-up (2 steps, compiles shaders)', 2], [`${steps} steps`, steps]] as const) {
     const t0 = performance.now();
     const out = await t2v.generate({ prompt: 'a panda eating bamboo', steps: n, guidance: 9, frames: 16, height: 256, width: 256, seed: 1, batchGuidance });

@@ -8,15 +8,11 @@ import { setTileChooser, type GemmShape } from '../src/backends/webgpu/matmul-f1
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
-import { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
-import { UNetSD } from '../src/layers/unet/unet.js';
-import { AutoencoderKL } from '../src/layers/vae/autoencoder.js';
-import { TextToVideo } from '../src/pipeline/text2video.js';
-import { RELEASED_TEXT, RELEASED_VAE } from './pipeline.js';
+import { randomReleasedPipeline } from './pipeline.js';
 import { gpuRandom } from './random-gpu.js';
 import { countDispatches } from './tensor-cores.js';
-import { gpuBytes, median, relMaxError, sync, timeIt, timedKernels } from './timing.js';
-import { RELEASED_UNET, UNET_TFLOP, randomizeWeights } from './unet.js';
+import { encodeMs, gpuBytes, median, relMaxError, sumByName, sync, timeIt, timedKernels } from './timing.js';
+import { UNET_TFLOP } from './unet.js';
 
 const GEMMS = new Set(['_FusedMatMul', 'BatchMatMul', 'FusedConv2D', 'Conv2D']);
 
@@ -45,10 +41,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const gens = Number(args[1] ?? 2);
   log(`Dawn flags: ${dawnFlags().join(' ')}; tensor cores ${tensorCoresOn() ? 'on' : 'off'}`);
   registerWebGPUKernels();
-  const text = new OpenCLIPTextEncoder(RELEASED_TEXT);
-  const unet = new UNetSD(RELEASED_UNET);
-  const vae = new AutoencoderKL(RELEASED_VAE);
-  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  const { text, unet, vae, t2v } = randomReleasedPipeline();
   await sync();
   const res: Record<string, unknown> = { flags: dawnFlags() };
 
@@ -74,15 +67,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   for (let round = 0; round < 3; round++) {
     for (const [name, fn] of Object.entries(calls)) (times[name] ??= []).push(await timeIt(fn, 5, round === 0 ? 2 : 1));
   }
-  const encode: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    await sync();
-    const t0 = performance.now();
-    const y = calls['x once under 2 contexts']();
-    encode.push(performance.now() - t0);
-    await sync();
-    y.dispose();
-  }
+  const encode = await encodeMs(calls['x once under 2 contexts']);
   const dispatches = countDispatches(calls['x once under 2 contexts']);
   await sync();
   const calls_ms: Record<string, number> = {};
@@ -91,21 +76,19 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     const tflop = UNET_TFLOP * (name === 'batch 1' ? 1 : 2);
     log(`UNet call, ${name.padEnd(24)}: ${ts.map((t) => t.toFixed(1)).join(' / ')} ms (rounds), ${(tflop / median(ts) * 1e3).toFixed(1)} TFLOP/s`);
   }
-  log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${median(encode).toFixed(1)} ms (JavaScript side, median of 5); `
+  log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${encode.toFixed(1)} ms (JavaScript side, median of 5); `
     + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made`);
   res.calls_ms = calls_ms;
-  res.encode_ms = median(encode);
+  res.encode_ms = encode;
   res.dispatches = dispatches;
 
   // GPU time by kernel and by GEMM shape (timestamp queries serialize the kernels)
   const profile = async () => {
     const kernels = await timedKernels(calls['x once under 2 contexts']);
-    const byName: Record<string, number> = {};
+    const byName = sumByName(kernels);
+    const total = kernels.reduce((a, k) => a + k.ms, 0);
     const byShape = new Map<string, { name: string; ms: number; n: number; flops: number }>();
-    let total = 0;
     for (const k of kernels) {
-      total += k.ms;
-      byName[k.name] = (byName[k.name] ?? 0) + k.ms;
       if (!GEMMS.has(k.name)) continue;
       const key = `${k.name} ${k.inputShapes.slice(0, 2).map((s) => `[${s.join(',')}]`).join('x')}`;
       const e = byShape.get(key) ?? { name: k.name, ms: 0, n: 0, flops: 0 };
@@ -128,20 +111,11 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   res.gpu = { total, byName, gemm_ms: gemmMs, gemm_tflop: gemmFlop / 1e12, shapes: Object.fromEntries(shapes) };
   const oneKernels = await timedKernels(calls['batch 1']);
   const one = oneKernels.reduce((a, k) => a + k.ms, 0);
-  const oneBy: Record<string, number> = {};
-  for (const k of oneKernels) oneBy[k.name] = (oneBy[k.name] ?? 0) + k.ms;
-  const oneEncode: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    await sync();
-    const t0 = performance.now();
-    const y = calls['batch 1']();
-    oneEncode.push(performance.now() - t0);
-    await sync();
-    y.dispose();
-  }
+  const oneBy = sumByName(oneKernels);
+  const oneEncode = await encodeMs(calls['batch 1']);
   log(`batch 1: GPU time ${one.toFixed(1)} ms (${Object.entries(oneBy).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}), `
-    + `${oneKernels.length} kernels timed, encoded in ${median(oneEncode).toFixed(1)} ms (JavaScript side, median of 5)`);
-  res.batch1 = { gpu_ms: one, by_name: oneBy, encode_ms: median(oneEncode) };
+    + `${oneKernels.length} kernels timed, encoded in ${oneEncode.toFixed(1)} ms (JavaScript side, median of 5)`);
+  res.batch1 = { gpu_ms: one, by_name: oneBy, encode_ms: oneEncode };
   // where the JavaScript side of a call goes: a V8 CPU profile of three batch-1 calls (chrome://inspect reads it)
   const session = new Session();
   session.connect();
@@ -207,8 +181,6 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   tf.dispose([x1, x2, c1, c2, t1, t2]);
 
   // whole generations as a user runs them (guidance batched, steps pipelined)
-  const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
-  const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
   const gen: unknown[] = [];
   let first: Float32Array | null = null;
   for (const [label, n] of [['warm-up, 2 steps', 2], ...Array.from({ length: gens }, () => [`${steps} steps`, steps] as const)] as const) {

@@ -5,21 +5,8 @@ import { matMulF16Staged } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { gpuRandom } from './random-gpu.js';
-import { median, relMaxError, sync, timeIt } from './timing.js';
+import { encodeMs, relMaxError, timeIt } from './timing.js';
 import { RELEASED_UNET, UNET_TFLOP, profileKernels, randomizeWeights, unetInputs } from './unet.js';
-
-/** Median time until `fn` returns (its dispatches encoded and submitted, not finished), each run synchronized after. */
-async function encodeMs(fn: () => tf.Tensor, runs = 5): Promise<number> {
-  const t: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    const y = fn();
-    t.push(performance.now() - t0);
-    await sync();
-    y.dispose();
-  }
-  return median(t);
-}
 
 /** GPU programs one call of `fn` dispatches (Reshape and other metadata-only kernels dispatch none). */
 export function countDispatches(fn: () => tf.Tensor): number {

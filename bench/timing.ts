@@ -27,6 +27,27 @@ export async function timedKernels(fn: () => tf.Tensor): Promise<{ name: string;
   return out;
 }
 
+/** GPU milliseconds per kernel name. */
+export function sumByName(kernels: { name: string; ms: number }[]): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const k of kernels) byName[k.name] = (byName[k.name] ?? 0) + k.ms;
+  return byName;
+}
+
+/** Median time until `fn` returns (its dispatches encoded and submitted, not finished), each run synchronized around. */
+export async function encodeMs(fn: () => tf.Tensor, runs = 5): Promise<number> {
+  const t: number[] = [];
+  await sync();
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const y = fn();
+    t.push(performance.now() - t0);
+    await sync();
+    y.dispose();
+  }
+  return median(t);
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

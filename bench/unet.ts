@@ -4,7 +4,7 @@ import type { UNetConfig } from '../src/layers/unet/config.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import type { Module } from '../src/layers/module.js';
 import { gpuRandom } from './random-gpu.js';
-import { gpuBytes, relMaxError, sync, timeIt, timedKernels } from './timing.js';
+import { gpuBytes, relMaxError, sync, timeIt, timedKernels, sumByName } from './timing.js';
 
 /** The released ModelScope text-to-video UNet (configuration.json's unet_* keys). */
 export const RELEASED_UNET: UNetConfig = {
@@ -47,8 +47,7 @@ export function unetInputs(frames: number, size: number, rand: (shape: number[],
 /** Per-kernel GPU time of one call (timestamp queries through tf.profile), summed by kernel name. */
 export async function profileKernels(fn: () => tf.Tensor, log: (s: string) => void): Promise<Record<string, number>> {
   const kernels = await timedKernels(fn);
-  const byName: Record<string, number> = {};
-  for (const k of kernels) byName[k.name] = (byName[k.name] ?? 0) + k.ms;
+  const byName = sumByName(kernels);
   const total = Object.values(byName).reduce((a, b) => a + b, 0);
   log(`  kernel time ${total.toFixed(1)} ms over ${kernels.length} kernels; by kernel:`);
   for (const [name, ms] of Object.entries(byName).sort((a, b) => b[1] - a[1]).slice(0, 14)) {
