@@ -4,7 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
-import { FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention } from '../src/backends/kernels.js';
+import { FusedAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention } from '../src/backends/kernels.js';
+import { conv2dBias, type ExplicitPadding } from '../src/layers/common/conv.js';
+import { matMulBias } from '../src/layers/common/linear.js';
 import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
@@ -203,6 +205,31 @@ test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   const err = relMaxError(gpu, ref);
   assert.ok(err <= TOL, `rel err ${err}`);
   assert.equal(leaked, 0);
+});
+
+test('webgpu Linear and convolution with the residual added in the same kernel match plain ops', { skip }, async () => {
+  const a = rand([64, 96], 21);
+  const w = rand([96, 128], 22);
+  const bias = rand([128], 23);
+  const r = rand([64, 128], 24);
+  for (const withBias of [true, false]) {
+    const { ref, gpu, leaked } = await both(() => tf.tidy(() => matMulBias(tf.tensor2d(a, [64, 96]), tf.tensor2d(w, [96, 128]),
+      withBias ? tf.tensor1d(bias) : null, tf.tensor2d(r, [64, 128]))), FusedMatMulAdd);
+    const err = relMaxError(gpu, ref);
+    assert.ok(err <= TOL, `matmul, bias ${withBias}: rel err ${err}`);
+    assert.equal(leaked, 0);
+  }
+  // a 3x3 'same' convolution and the temporal (3, 1) one, padded over frames only
+  const x = rand([2, 4, 8, 64], 25);
+  const res = rand([2, 4, 8, 128], 26);
+  for (const [kh, kw, pad] of [[3, 3, 'same'], [3, 1, [[0, 0], [1, 1], [0, 0], [0, 0]]]] as const) {
+    const f = rand([kh, kw, 64, 128], 27);
+    const { ref, gpu, leaked } = await both(() => tf.tidy(() => conv2dBias(tf.tensor4d(x, [2, 4, 8, 64]),
+      tf.tensor4d(f, [kh, kw, 64, 128]), 1, pad as 'same' | ExplicitPadding, tf.tensor1d(bias), tf.tensor4d(res, [2, 4, 8, 128]))), FusedConv2DAdd);
+    const err = relMaxError(gpu, ref);
+    assert.ok(err <= TOL, `conv ${kh}x${kw}: rel err ${err}`);
+    assert.equal(leaked, 0);
+  }
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

@@ -11,6 +11,10 @@ export const FusedPackedAttention = 'T2VFusedPackedAttention';
 export const FusedGroupNorm = 'T2VFusedGroupNorm';
 export const FusedGEGLU = 'T2VFusedGEGLU';
 export const FusedLayerNorm = 'T2VFusedLayerNorm';
+/** a [m, k] x b [k, n] (+ bias [n]) + residual [m, n]: a Linear and the residual add after it, one kernel. */
+export const FusedMatMulAdd = 'T2VFusedMatMulAdd';
+/** conv2d(x, filter, attrs) (+ bias) + residual (the output's shape): a convolution and the residual add after it. */
+export const FusedConv2DAdd = 'T2VFusedConv2DAdd';
 
 export interface FusedAttentionAttrs { heads: number; causal: boolean }
 export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }

@@ -42,7 +42,10 @@ export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boo
   return t;
 }
 
-/** Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block. */
+/**
+ * Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block (or, with
+ * a residual too, the bias as f16 rows and a block of ones).
+ */
 export function tilesBytes(t: Tiles, bias: boolean, sm = 16): number {
   const tm = t.bm * t.sgRows;
   const tn = t.bn * t.sgCols;
@@ -78,9 +81,14 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
  * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
  * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 (or 32 x 32) block in f32 matrices.
  * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
+ *
+ * An optional `residual` (float32, the output's m x n elements) is added too, with no pass of its own: the
+ * accumulators start from it, read straight from its buffer, and the bias then comes in through one extra
+ * matrix product, ones x [f16(bias); bias - f16(bias)], exact to about 2^-22 of the bias.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
-  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles): tf.TensorInfo {
+  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
+  residual: tf.TensorInfo | null = null): tf.TensorInfo {
   const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
@@ -88,6 +96,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
+  }
+  if (residual && tf.util.sizeFromShape(residual.shape) !== m * n) {
+    throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
   }
   const { bm: BLOCK_M, sgCols, bn: blockN, tk: TK } = t;
   const TM = BLOCK_M * t.sgRows;
@@ -108,11 +119,20 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
     for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
     for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
+    if (residual && bias) {
+      lines.acc.push(`let ones = subgroupMatrixLoad<${left}>(&onesTile, 0u, false, ${SK}u);`);
+      for (let j = 0; j < rn; j++) lines.acc.push(`let bias${j} = subgroupMatrixLoad<${right}>(&biasHL, sgCol + ${j * SN}u, false, TN);`);
+    }
     for (let i = 0; i < rm; i++) {
       for (let j = 0; j < rn; j++) {
-        lines.acc.push(bias
-          ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
-          : `var acc${i}_${j} = ${res}();`);
+        if (residual) {
+          lines.acc.push(`var acc${i}_${j} = subgroupMatrixLoad<${res}>(&Residual, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, false, N);`);
+          if (bias) lines.acc.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ones, bias${j}, acc${i}_${j});`);
+        } else {
+          lines.acc.push(bias
+            ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
+            : `var acc${i}_${j} = ${res}();`);
+        }
         lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
         lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
       }
@@ -147,7 +167,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const BS = ${BS}u;
   var<workgroup> As : array<f16, ${TM * AS}>;
   var<workgroup> Bs : array<f16, ${TK * BS}>;
-  ${bias ? `var<workgroup> biasTile : array<f32, ${SM * TN}>;` : ''}
+  ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
+  var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
     let tid = localIndex;
     let sg = tid / 32u;
@@ -155,8 +176,15 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     let col0 = workgroupId.x * TN;
     let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
     let sgCol = (sg % ${sgCols}u) * ${blockN}u;
-    ${bias ? `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
-    workgroupBarrier();` : ''}
+    ${!bias ? '' : residual ? `for (var e = tid; e < ${SM * SK}u; e += ${threads}u) { onesTile[e] = select(0.0h, 1.0h, e % ${SK}u < 2u); }
+    for (var e = tid; e < ${SK}u * TN; e += ${threads}u) {
+      let r = e / TN;
+      let v = Bias[col0 + e % TN];
+      let hi = f16(v);
+      biasHL[e] = select(0.0h, select(f16(v - f32(hi)), hi, r == 0u), r < 2u);
+    }
+    workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
+    workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
     var ra : array<vec4<f32>, ${aVecs}>;
     var rb : array<vec4<f32>, ${bVecs}>;
@@ -176,14 +204,14 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ${lines.store.join('\n  ')}
   }`;
   };
-  const inputs = bias ? [a, b, bias] : [a, b];
+  const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
-    inputs: bias ? ['A', 'B', 'Bias'] : ['A', 'B'],
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: outShape,
     workgroupSize: threads,
     dispatch: [n / TN, m / TM, 1],
-    components: bias ? [4, 4, 1] : [4, 4],
+    components: [4, 4, ...(bias ? [1] : []), ...(residual ? [1] : [])],
     outputComponent: 1,
     code,
   });

@@ -138,11 +138,68 @@ function chosenTiles(s: GemmShape): Tiles | undefined {
   return t && tilesFit(t, s.m, s.n, s.k) && (!s.conv || s.conv.c % t.tk === 0) ? t : undefined;
 }
 
+let routed: { cfg: SubgroupMatrixConfig; kernel: 'staged' | 'direct'; minKN: number; stats: RouteStats } | null = null;
+
+/**
+ * C = A B (+ bias) (+ residual) on the tensor-core route when it is on and the shapes fit (batch 1, no transposes,
+ * tile multiples, bias [n], a residual of the output's size); null otherwise.
+ */
+export function routedMatMul(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | null,
+  residual: tf.TensorInfo | null, attrs: { transposeA?: boolean; transposeB?: boolean; activation?: string } = {},
+  prelu: tf.TensorInfo | null = null): tf.TensorInfo | null {
+  if (!routed) return null;
+  const { cfg, kernel, minKN, stats } = routed;
+  const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+  const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
+  const m = a.shape[a.shape.length - 2];
+  const k = a.shape[a.shape.length - 1];
+  const n = b.shape[b.shape.length - 1];
+  const fits = !attrs.transposeA && !attrs.transposeB && batchA === 1 && batchB === 1
+    && (attrs.activation === undefined || attrs.activation === 'linear') && prelu == null
+    && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN
+    && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n
+      && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))));
+  if (!fits) {
+    stats.fallback++;
+    return null;
+  }
+  stats.routed++;
+  const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
+  if (kernel === 'staged' && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))) {
+    const tiles = chosenTiles({ m, n, k, bias: bias != null });
+    return matMulF16StagedInfo(backend, a, b, bias, cfg, outShape, undefined, tiles, residual);
+  }
+  const out = matMulF16Info(backend, a, b, cfg, outShape);
+  if (!bias) return out;
+  const add = tf.getKernel('Add', 'webgpu')!;
+  const y = add.kernelFunc({ inputs: { a: out, b: bias }, backend, attrs: {} }) as tf.TensorInfo;
+  backend.disposeData(out.dataId);
+  return y;
+}
+
+/** The same for a stride-1 convolution that keeps h x w (an implicit GEMM on the staged kernel), or null. */
+export function routedConv2D(backend: WebGPUBackend, x: tf.TensorInfo, filter: tf.TensorInfo, bias: tf.TensorInfo | null,
+  residual: tf.TensorInfo | null, attrs: Record<string, unknown>, prelu: tf.TensorInfo | null = null): tf.TensorInfo | null {
+  if (!routed || routed.kernel !== 'staged') return null;
+  const { cfg, stats } = routed;
+  const geom = convGeom(x, filter, attrs);
+  const out = filter.shape[3];
+  const ok = geom !== null && convF16Supported(geom, out) && prelu == null
+    && (!bias || (bias.shape.length === 1 && bias.shape[0] === out))
+    && (!residual || tf.util.sizeFromShape(residual.shape) === geom.n * geom.h * geom.w * out);
+  if (!ok) {
+    stats.fallback++;
+    return null;
+  }
+  stats.routed++;
+  const tiles = chosenTiles({ m: geom.n * geom.h * geom.w, n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
+  return matMulF16StagedInfo(backend, x, filter, bias, cfg, [geom.n, geom.h, geom.w, out], geom, tiles, residual);
+}
+
 export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged',
   opts: { minKN?: number; stats?: RouteStats } = {}): () => void {
-  const stats = opts.stats ?? { routed: 0, fallback: 0 };
   // matmuls with k * n below minKN stay on tfjs's kernel (the tensor-core tile is wasteful on them)
-  const minKN = opts.minKN ?? 0;
+  routed = { cfg, kernel, minKN: opts.minKN ?? 0, stats: opts.stats ?? { routed: 0, fallback: 0 } };
   const saved: tf.KernelConfig[] = [];
   for (const name of ['BatchMatMul', '_FusedMatMul']) {
     const orig = tf.getKernel(name, 'webgpu');
@@ -153,35 +210,9 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
       kernelName: name, backendName: 'webgpu',
       kernelFunc: (args) => {
         const { inputs, attrs, backend } = args;
-        const a = inputs.a!;
-        const b = inputs.b!;
-        const at = attrs as { transposeA?: boolean; transposeB?: boolean; activation?: string };
-        const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-        const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-        const m = a.shape[a.shape.length - 2];
-        const k = a.shape[a.shape.length - 1];
-        const n = b.shape[b.shape.length - 1];
-        const fits = !at.transposeA && !at.transposeB && batchA === 1 && batchB === 1
-          && (at.activation === undefined || at.activation === 'linear') && inputs.preluActivationWeights == null
-          && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN;
-        if (!fits) {
-          stats.fallback++;
-          return orig.kernelFunc(args);
-        }
-        stats.routed++;
-        const wb = backend as WebGPUBackend;
-        const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
-        const bias = inputs.bias;
-        if (kernel === 'staged' && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))) {
-          const tiles = chosenTiles({ m, n, k, bias: bias != null });
-          return matMulF16StagedInfo(wb, a, b, bias ?? null, cfg, outShape, undefined, tiles);
-        }
-        const out = matMulF16Info(wb, a, b, cfg, outShape);
-        if (!inputs.bias) return out;
-        const add = tf.getKernel('Add', 'webgpu')!;
-        const y = add.kernelFunc({ inputs: { a: out, b: inputs.bias }, backend, attrs: {} }) as tf.TensorInfo;
-        wb.disposeData(out.dataId);
-        return y;
+        return routedMatMul(backend as WebGPUBackend, inputs.a!, inputs.b!, inputs.bias ?? null, null,
+          attrs as { transposeA?: boolean; transposeB?: boolean; activation?: string }, inputs.preluActivationWeights ?? null)
+          ?? orig.kernelFunc(args) as tf.TensorInfo;
       },
     });
   }
@@ -195,23 +226,13 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
       kernelName: name, backendName: 'webgpu',
       kernelFunc: (args) => {
         const { inputs, attrs, backend } = args;
-        const geom = convGeom(inputs.x!, inputs.filter!, attrs as Record<string, unknown>);
-        const bias = inputs.bias;
-        const out = inputs.filter!.shape[3];
-        const ok = geom !== null && convF16Supported(geom, out) && inputs.preluActivationWeights == null
-          && (!bias || (bias.shape.length === 1 && bias.shape[0] === out));
-        if (!ok) {
-          stats.fallback++;
-          return orig.kernelFunc(args);
-        }
-        stats.routed++;
-        const tiles = chosenTiles({ m: geom.n * geom.h * geom.w, n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
-        return matMulF16StagedInfo(backend as WebGPUBackend, inputs.x!, inputs.filter!, bias ?? null, cfg,
-          [geom.n, geom.h, geom.w, out], geom, tiles);
+        return routedConv2D(backend as WebGPUBackend, inputs.x!, inputs.filter!, inputs.bias ?? null, null,
+          attrs as Record<string, unknown>, inputs.preluActivationWeights ?? null) ?? orig.kernelFunc(args) as tf.TensorInfo;
       },
     });
   }
   return () => {
+    routed = null;
     for (const k of saved) {
       tf.unregisterKernel(k.kernelName, 'webgpu');
       tf.registerKernel(k);

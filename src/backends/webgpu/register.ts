@@ -1,17 +1,18 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
-  FusedAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, setSupportCheck,
+  FusedAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention, setSupportCheck,
   type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from '../kernels.js';
 import { attentionSupported, fusedAttention, fusedPackedAttention, packedAttentionSupported } from './attention.js';
+import { fusedConv2DAdd, fusedMatMulAdd } from './gemm-add.js';
 import { fusedGEGLU, gegluSupported } from './geglu.js';
 import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
 import { fusedLayerNorm, layerNormSupported } from './layer-norm.js';
 
 const BACKEND = 'webgpu';
-export type WebGPUKernel = 'attention' | 'packed-attention' | 'groupnorm' | 'layernorm' | 'geglu';
-export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'packed-attention', 'groupnorm', 'layernorm', 'geglu'];
+export type WebGPUKernel = 'attention' | 'packed-attention' | 'groupnorm' | 'layernorm' | 'geglu' | 'matmul-add' | 'conv2d-add';
+export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'packed-attention', 'groupnorm', 'layernorm', 'geglu', 'matmul-add', 'conv2d-add'];
 
 const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
   attention: {
@@ -57,6 +58,24 @@ const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; sup
       kernelFunc: ({ inputs, backend }) => fusedGEGLU(backend as WebGPUBackend, inputs.h!),
     },
     supports: ([h]) => gegluSupported(h),
+  },
+  'matmul-add': {
+    name: FusedMatMulAdd,
+    config: {
+      kernelName: FusedMatMulAdd, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend }) => fusedMatMulAdd(backend as WebGPUBackend, inputs.a!, inputs.b!,
+        inputs.bias ?? null, inputs.residual!),
+    },
+    supports: () => true,
+  },
+  'conv2d-add': {
+    name: FusedConv2DAdd,
+    config: {
+      kernelName: FusedConv2DAdd, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedConv2DAdd(backend as WebGPUBackend, inputs.x!, inputs.filter!,
+        inputs.bias ?? null, inputs.residual!, attrs ?? {}),
+    },
+    supports: () => true,
   },
 };
 

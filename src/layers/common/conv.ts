@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { FusedConv2DAdd, fusedKernelFor, runFused } from '../../backends/kernels.js';
 import { Module, type Param } from '../module.js';
+import { matMulBias } from './linear.js';
 
 type Padding = number | [number, number, number, number]; // symmetric, or [top, bottom, left, right]
 
@@ -10,12 +12,24 @@ function explicitPadding(p: Padding): ExplicitPadding {
 
 export type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
 
-/** conv2d, then + bias: on webgpu inside the convolution kernel (one dispatch less per layer), elsewhere plain ops. */
+/**
+ * conv2d, then + bias, then + residual (the output's shape) when given. On webgpu the bias is added inside the
+ * convolution kernel, and the residual too where the backend has FusedConv2DAdd (one dispatch instead of three);
+ * elsewhere the plain ops, in that order.
+ */
 export function conv2dBias(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding,
-  bias: tf.Tensor | null): tf.Tensor4D {
-  if (bias && tf.getBackend() === 'webgpu') return tf.fused.conv2d({ x, filter, strides, pad, bias });
-  const y = tf.conv2d(x, filter, strides, pad);
-  return bias ? tf.add(y, bias) : y;
+  bias: tf.Tensor | null, residual: tf.Tensor4D | null = null): tf.Tensor4D {
+  if (residual && fusedKernelFor(FusedConv2DAdd, [x, filter, residual], {})) {
+    const attrs = { strides, pad, dataFormat: 'NHWC', dilations: 1, activation: 'linear' };
+    return runFused(FusedConv2DAdd, bias ? { x, filter, bias, residual } : { x, filter, residual }, attrs);
+  }
+  let y: tf.Tensor4D;
+  if (bias && tf.getBackend() === 'webgpu') y = tf.fused.conv2d({ x, filter, strides, pad, bias });
+  else {
+    y = tf.conv2d(x, filter, strides, pad);
+    if (bias) y = tf.add(y, bias);
+  }
+  return residual ? tf.add(y, residual) : y;
 }
 
 /**
@@ -40,7 +54,8 @@ export class Conv2d extends Module {
     this.bias = bias ? this.param('bias', [outChannels]) : null;
   }
 
-  forward(x: tf.Tensor4D): tf.Tensor4D {
+  /** x [n, h, w, in] -> [n, h', w', out], plus `residual` (the output's shape) when given; `bias` replaces the layer's. */
+  forward(x: tf.Tensor4D, residual?: tf.Tensor4D, bias: tf.Tensor | null = this.bias?.tensor ?? null): tf.Tensor4D {
     return tf.tidy(() => {
       const k = this.kernelSize;
       const same = this.stride === 1 && this.padding === (k - 1) / 2;
@@ -48,15 +63,11 @@ export class Conv2d extends Module {
         const [n, h, w, c] = x.shape;
         const a = x.reshape([n * h * w, c]) as tf.Tensor2D;
         const b = this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D;
-        // webgpu adds the bias inside the matmul kernel, as for the other convolutions; elsewhere the plain ops
-        if (this.bias && tf.getBackend() === 'webgpu') {
-          return tf.fused.matMul({ a, b, bias: this.bias.tensor }).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
-        }
-        const y = tf.matMul(a, b).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
-        return this.bias ? tf.add(y, this.bias.tensor) : y;
+        const r = residual ? residual.reshape([n * h * w, this.outChannels]) as tf.Tensor2D : null;
+        return matMulBias(a, b, bias, r).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
       }
       const pad = same ? 'same' : explicitPadding(this.padding);
-      return conv2dBias(x, this.weight.tensor as tf.Tensor4D, this.stride, pad, this.bias?.tensor ?? null);
+      return conv2dBias(x, this.weight.tensor as tf.Tensor4D, this.stride, pad, bias, residual ?? null);
     });
   }
 }

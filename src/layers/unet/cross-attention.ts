@@ -30,9 +30,9 @@ export class CrossAttention extends Module {
   /**
    * x [B, N, queryDim]; context [Bc, L, contextDim] with B a multiple of Bc: query rows b*g .. b*g+g-1 all attend
    * to context b. That is upstream's `repeat_interleave` of the context over frames, without computing keys and
-   * values once per frame.
+   * values once per frame. `residual` (x's shape), when given, is added by to_out.
    */
-  forward(x: tf.Tensor3D, context?: tf.Tensor3D): tf.Tensor3D {
+  forward(x: tf.Tensor3D, context?: tf.Tensor3D, residual?: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const [bq, n] = x.shape;
       const wq = this.to_q.weight.value;
@@ -42,7 +42,7 @@ export class CrossAttention extends Module {
         const wv = this.to_v.weight.value!;
         const w = this.derived('to_qkv', [wq, wk, wv], () => tf.concat([wq, wk, wv], 1)) as tf.Tensor2D;
         const qkv = tf.matMul(x.reshape([bq * n, this.queryDim]) as tf.Tensor2D, w).reshape([bq, n, 3 * this.innerDim]);
-        return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads)) as tf.Tensor3D;
+        return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads), residual) as tf.Tensor3D;
       }
       const q = this.to_q.forward(x) as tf.Tensor3D;
       const src = context ?? x;
@@ -52,7 +52,7 @@ export class CrossAttention extends Module {
       if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
       const qg = q.reshape([bc, (bq / bc) * n, this.innerDim]) as tf.Tensor3D;
       const out = this.attend(qg, k, v).reshape([bq, n, this.innerDim]);
-      return this.to_out.forward(out) as tf.Tensor3D;
+      return this.to_out.forward(out, residual) as tf.Tensor3D;
     });
   }
 

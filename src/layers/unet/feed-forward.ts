@@ -33,7 +33,8 @@ export class FeedForward extends Module {
     this.out = this.child('net.2', new Linear(inner, dim));
   }
 
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.out.forward(this.geglu.forward(x)));
+  /** x [.., dim] -> [.., dim], plus `residual` when given (added by the last Linear). */
+  forward(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.out.forward(this.geglu.forward(x), residual));
   }
 }

@@ -3,7 +3,6 @@ import { Module, type Param } from '../module.js';
 import { Conv2d, conv2dBias } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
-import { silu } from './activations.js';
 
 /**
  * torch.nn.Conv3d with kernel (3, 1, 1) and padding (1, 0, 0): a convolution over frames only. Stored [3, 1, I, O]
@@ -19,9 +18,10 @@ export class TemporalConv3d extends Module {
     this.bias = this.param('bias', [outChannels]);
   }
 
-  /** x [b, f, pixels, c] -> [b, f, pixels, outChannels]. */
-  forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => conv2dBias(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]], this.bias.tensor));
+  /** x [b, f, pixels, c] -> [b, f, pixels, outChannels], plus `residual` (that shape) when given. */
+  forward(x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => conv2dBias(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
+      this.bias.tensor, residual ?? null));
   }
 }
 
@@ -46,8 +46,11 @@ export class TemporalConvBlock_v2 extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       let h = x;
-      for (const [norm, conv] of this.stages) h = conv.forward(norm.forward(h, true) as tf.Tensor4D);
-      return tf.add(x, h) as tf.Tensor4D;
+      // the last convolution adds the input itself (one kernel on webgpu)
+      this.stages.forEach(([norm, conv], i) => {
+        h = conv.forward(norm.forward(h, true) as tf.Tensor4D, i === this.stages.length - 1 ? x : undefined);
+      });
+      return h;
     });
   }
 }
@@ -77,14 +80,24 @@ export class ResBlock extends Module {
     this.temporal = this.child('temopral_conv', new TemporalConvBlock_v2(outChannels, outChannels, groups));
   }
 
-  /** x [b*f, h, w, channels], emb [b*f, embChannels] -> [b*f, h, w, outChannels]. */
-  forward(x: tf.Tensor4D, emb: tf.Tensor2D, batch: number): tf.Tensor4D {
+  /**
+   * x [b*f, h, w, channels] -> [b*f, h, w, outChannels]. `embSilu` is emb_layers' SiLU of the time embedding, one
+   * row per video ([b, embChannels]) or one row for all (the UNet computes it once for every ResBlock).
+   */
+  forward(x: tf.Tensor4D, embSilu: tf.Tensor2D, batch: number): tf.Tensor4D {
     return tf.tidy(() => {
       const [n, h, w] = x.shape;
-      let y = this.inConv.forward(this.inNorm.forward(x, true) as tf.Tensor4D);
-      y = tf.add(y, this.embLinear.forward(silu(emb)).reshape([n, 1, 1, this.outChannels]));
-      y = this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D);
-      y = tf.add(this.skip ? this.skip.forward(x) : x, y);
+      const f = n / batch;
+      const hIn = this.inNorm.forward(x, true) as tf.Tensor4D;
+      // emb_layers' output and in_layers' conv bias as one bias: one row for every frame, or one per video
+      const bias = tf.add(this.embLinear.forward(embSilu), this.inConv.bias!.tensor);
+      let y: tf.Tensor4D;
+      if (embSilu.shape[0] === 1) y = this.inConv.forward(hIn, undefined, bias.reshape([this.outChannels]));
+      else {
+        const perVideo = this.inConv.forward(hIn, undefined, null).reshape([batch, f * h * w, this.outChannels]);
+        y = tf.add(perVideo, bias.reshape([batch, 1, this.outChannels])).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+      }
+      y = this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D, this.skip ? this.skip.forward(x) : x);
       const video = y.reshape([batch, n / batch, h * w, this.outChannels]) as tf.Tensor4D;
       return this.temporal.forward(video).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
     });

@@ -32,8 +32,7 @@ export class SpatialTransformer extends Module {
       let y = this.norm.forward(x).reshape([n, h * w, c]) as tf.Tensor3D;
       y = this.proj_in.forward(y) as tf.Tensor3D;
       y = this.block.forward(y, context);
-      y = this.proj_out.forward(y) as tf.Tensor3D;
-      return tf.add(y.reshape([n, h, w, c]), x) as tf.Tensor4D;
+      return this.proj_out.forward(y, x.reshape([n, h * w, c])).reshape([n, h, w, c]) as tf.Tensor4D;
     });
   }
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Param } from '../module.js';
 import { GroupNorm } from '../common/norm.js';
+import { matMulBias } from '../common/linear.js';
 import { BasicTransformerBlock } from './transformer-block.js';
 
 /** torch.nn.Conv1d with kernel size 1 (upstream TemporalTransformer's proj_in/proj_out): a per-position Linear. */
@@ -19,8 +20,7 @@ export class PointwiseConv1d extends Module {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const w = this.weight.tensor.reshape([this.inChannels, this.outChannels]) as tf.Tensor2D;
-      const y = tf.add(tf.matMul(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w), this.bias.tensor);
-      return y.reshape([...lead, this.outChannels]);
+      return matMulBias(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor).reshape([...lead, this.outChannels]);
     });
   }
 }

@@ -30,9 +30,10 @@ export class BasicTransformerBlock extends Module {
   /** x [B, N, dim]; context as CrossAttention takes it, or none for self-attention in attn2. */
   forward(x: tf.Tensor3D, context?: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
-      let h = tf.add(this.attn1.forward(this.norm1.forward(x) as tf.Tensor3D), x) as tf.Tensor3D;
-      h = tf.add(this.attn2.forward(this.norm2.forward(h) as tf.Tensor3D, context), h) as tf.Tensor3D;
-      return tf.add(this.ff.forward(this.norm3.forward(h)), h) as tf.Tensor3D;
+      // each sub-layer's last Linear adds the residual (one kernel on webgpu)
+      let h = this.attn1.forward(this.norm1.forward(x) as tf.Tensor3D, undefined, x);
+      h = this.attn2.forward(this.norm2.forward(h) as tf.Tensor3D, context, h);
+      return this.ff.forward(this.norm3.forward(h), h) as tf.Tensor3D;
     });
   }
 }

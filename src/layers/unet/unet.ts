@@ -14,9 +14,12 @@ import { Upsample } from './upsample.js';
 
 type Layer = Conv2d | ResBlock | SpatialTransformer | TemporalTransformer | Downsample | Upsample;
 
-/** What every layer of a block may need: the per-frame time embedding, the text context, the batch size. */
+/**
+ * What every layer of a block may need: SiLU of the time embedding (the first layer of every ResBlock's emb_layers,
+ * computed once; one row per video, or one row for all), the text context, the batch size.
+ */
 interface Conditioning {
-  emb: tf.Tensor2D;
+  embSilu: tf.Tensor2D;
   context: tf.Tensor3D;
   batch: number;
 }
@@ -132,9 +135,8 @@ export class UNetSD extends Module {
 
     return tf.tidy(() => {
       const e = this.timeEmbed[1].forward(silu(this.timeEmbed[0].forward(sinusoidalEmbedding(t, c.dim))));
-      // One embedding row per frame, frames of a video consecutive (upstream's repeat_interleave).
-      const emb = tf.tile(e.reshape([bx, 1, c.embedDim]), [1, f, 1]).reshape([bx * f, c.embedDim]) as tf.Tensor2D;
-      const cond: Conditioning = { emb, context, batch: bx };
+      // ResBlocks repeat it over the frames of each video (upstream's repeat_interleave) where it differs
+      const cond: Conditioning = { embSilu: silu(e) as tf.Tensor2D, context, batch: bx };
 
       // Each block runs in its own tidy and activations are freed as soon as nothing needs them.
       let hcur = x.reshape([bx * f, h, w, ch]) as tf.Tensor4D;
@@ -153,8 +155,7 @@ export class UNetSD extends Module {
           skips.splice(0, skips.length, ...skips.map(repeat));
           hcur = skips[skips.length - 1]; // hcur was the last skip
         }
-        cond.emb = repeat(cond.emb);
-        cond.batch = b;
+        cond.batch = b; // x had a batch of 1, so embSilu has one row: it holds for every copy
       };
       for (const block of this.inputBlocks) {
         if (block.some((l) => l instanceof SpatialTransformer)) expand();
@@ -179,7 +180,7 @@ export class UNetSD extends Module {
   private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {
     let y = x;
     for (const layer of block) {
-      if (layer instanceof ResBlock) y = layer.forward(y, cond.emb, cond.batch);
+      if (layer instanceof ResBlock) y = layer.forward(y, cond.embSilu, cond.batch);
       else if (layer instanceof SpatialTransformer) y = layer.forward(y, cond.context);
       else if (layer instanceof TemporalTransformer) y = layer.forward(y, cond.batch);
       else y = layer.forward(y);
