@@ -20,8 +20,9 @@ export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
 
 /**
  * GroupNorm over channels-last x [N, ..., C] (statistics per sample and group), optionally followed by SiLU:
- * chunked statistics (each chunk a mean pass then a centred variance pass, as accurate as tf.moments), merged per
- * (sample, group), then one elementwise pass normalizes, scales, shifts and applies SiLU in registers.
+ * chunked statistics (each chunk a mean pass then a centred variance pass, as accurate as tf.moments), then one
+ * elementwise pass that merges the chunks of its sample's groups, normalizes, scales, shifts and applies SiLU in
+ * registers: two dispatches.
  */
 export function fusedGroupNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo,
   attrs: FusedGroupNormAttrs): tf.TensorInfo {
@@ -35,8 +36,10 @@ export function fusedGroupNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: 
   // K chunks per (sample, group) give a count, mean and centred sum of squares each, merged by Chan's formula
   const total = s * cg;
   // with enough (sample, group) pairs to fill the GPU (frames as samples) one chunk each: the partial pass then
-  // holds the final statistics and the combine pass is skipped (one dispatch less)
-  const chunks = n * groups >= SPREAD ? 1 : Math.max(1, Math.min(64, Math.ceil(total / CHUNK)));
+  // holds the final statistics
+  // (apply workgroups merge the chunks of their own sample: a sample must fill whole apply workgroups)
+  const chunks = n * groups >= SPREAD || (s * c) % (APPLY_THREADS * 4) !== 0 ? 1
+    : Math.max(1, Math.min(64, Math.ceil(total / CHUNK)));
   const chunk = Math.ceil(total / chunks);
   const partialCode = () => `
 const WG = ${STATS_THREADS}u;
@@ -93,55 +96,43 @@ fn main() {
     outputComponent: 1,
     code: partialCode,
   }), [x]);
-  const combineCode = () => `
-const K = ${chunks}u;
-const CHUNK = ${chunk}u;
-const TOTAL = ${total}u;
-const NG = ${n * groups}u;
-const EPS = ${eps};
-${FLAT_WORKGROUP_WGSL}
-fn main() {
-  let i = flatWorkgroup() * 64u + localId.x;
-  if (i >= NG) { return; }
-  var cnt = 0.0;
-  var mean = 0.0;
-  var m2 = 0.0;
-  for (var k = 0u; k < K; k++) {
-    let nb = f32(min(TOTAL, (k + 1u) * CHUNK) - k * CHUNK);
-    let mb = P[(i * K + k) * 2u];
-    let qb = P[(i * K + k) * 2u + 1u];
-    let nab = cnt + nb;
-    let delta = mb - mean;
-    mean = mean + delta * nb / nab;
-    m2 = m2 + qb + delta * delta * cnt * nb / nab;
-    cnt = nab;
-  }
-  result[i * 2u] = mean;
-  result[i * 2u + 1u] = inverseSqrt(m2 / cnt + EPS);
-}`;
-  // one chunk: the partials are (mean, m2) per (sample, group) already, and the apply pass takes them as they are
-  const stats = chunks === 1 ? partials : run(backend, program({
-    key: `t2vGroupNormCombine_${n * groups}_${chunks}_${chunk}_${total}_${eps}`,
-    inputs: ['P'],
-    outputShape: [n * groups * 2],
-    workgroupSize: 64,
-    dispatch: flatDispatch(Math.ceil(n * groups / 64)),
-    components: [1],
-    outputComponent: 1,
-    code: combineCode,
-  }), [partials]);
-  if (stats !== partials) backend.disposeData(partials.dataId);
-
   const vecs = size / 4;
+  // with several chunks, every apply workgroup first merges its sample's partials (Chan's formula) into
+  // workgroup memory: no combine pass of its own, one dispatch less per GroupNorm
+  const merged = chunks > 1;
   const applyCode = () => `
 const C = ${c}u;
 const CG = ${cg}u;
 const G = ${groups}u;
 const PER_SAMPLE = ${s * c}u;
 const VECS = ${vecs}u;
+${merged ? `const K = ${chunks}u;
+const CHUNK = ${chunk}u;
+const TOTAL = ${total}u;
+var<workgroup> stats : array<vec2<f32>, ${groups}>;` : ''}
 ${FLAT_WORKGROUP_WGSL}
 fn main() {
   let i = flatWorkgroup() * ${APPLY_THREADS}u + localId.x;
+  ${merged ? `// a workgroup's ${APPLY_THREADS * 4} values lie within one sample (PER_SAMPLE is a multiple of them)
+  let sample = (flatWorkgroup() * ${APPLY_THREADS * 4}u) / PER_SAMPLE;
+  for (var g = localId.x; g < G; g += ${APPLY_THREADS}u) {
+    var cnt = 0.0;
+    var mean = 0.0;
+    var m2 = 0.0;
+    let p0 = (sample * G + g) * K;
+    for (var k = 0u; k < K; k++) {
+      let nb = f32(min(TOTAL, (k + 1u) * CHUNK) - k * CHUNK);
+      let mb = Stats[(p0 + k) * 2u];
+      let qb = Stats[(p0 + k) * 2u + 1u];
+      let nab = cnt + nb;
+      let delta = mb - mean;
+      mean = mean + delta * nb / nab;
+      m2 = m2 + qb + delta * delta * cnt * nb / nab;
+      cnt = nab;
+    }
+    stats[g] = vec2<f32>(mean, inverseSqrt(m2 / cnt + ${eps}));
+  }
+  workgroupBarrier();` : ''}
   if (i >= VECS) { return; }
   let e0 = i * 4u;
   let nn = e0 / PER_SAMPLE;
@@ -150,14 +141,14 @@ fn main() {
   var y : vec4<f32>;
   for (var k = 0u; k < 4u; k++) {
     let ch = c0 + k;
-    let st = (nn * G + ch / CG) * 2u;
-    y[k] = (xv[k] - Stats[st]) * ${chunks === 1 ? `inverseSqrt(Stats[st + 1u] / ${total}.0 + ${eps})` : 'Stats[st + 1u]'} * Gamma[ch] + Beta[ch];
+    ${merged ? 'let st = stats[ch / CG];' : 'let st0 = (nn * G + ch / CG) * 2u;'}
+    y[k] = (xv[k] - ${merged ? 'st.x' : 'Stats[st0]'}) * ${merged ? 'st.y' : `inverseSqrt(Stats[st0 + 1u] / ${total}.0 + ${eps})`} * Gamma[ch] + Beta[ch];
   }
   ${silu ? 'y = y / (1.0 + exp(-y));' : ''}
   result[i] = y;
 }`;
   const out = run(backend, program({
-    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}_${chunks === 1 ? `m2_${eps}` : 'rstd'}`,
+    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}_${merged ? `merge_${chunks}_${chunk}` : 'm2'}_${eps}`,
     inputs: ['X', 'Stats', 'Gamma', 'Beta'],
     outputShape: x.shape,
     workgroupSize: APPLY_THREADS,
@@ -165,7 +156,7 @@ fn main() {
     components: [4, 1, 1, 1],
     outputComponent: 4,
     code: applyCode,
-  }), [x, stats, gamma, beta]);
-  backend.disposeData(stats.dataId);
+  }), [x, partials, gamma, beta]);
+  backend.disposeData(partials.dataId);
   return out;
 }
