@@ -3,11 +3,9 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
-import { defaultTiles, largeTiles, tilesBytes, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
-import { setTileChooser, type GemmShape } from '../src/backends/webgpu/matmul-f16.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
+import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { randomReleasedPipeline } from './pipeline.js';
 import { gpuRandom } from './random-gpu.js';
 import { countDispatches } from './tensor-cores.js';
@@ -131,16 +129,14 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   session.disconnect();
   writeFileSync(join(outDir, 'batch1.cpuprofile'), JSON.stringify(cpu));
 
-  // the steps since run 17 on and off: small tiles for small grids (defaultTiles), attention on tensor cores
-  const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
-  const everywhere = (t: (s: GemmShape) => Tiles) => (on: boolean) =>
-    setTileChooser(on ? (s) => (tilesBytes(t(s), s.bias) <= wgMemory ? t(s) : null) : null);
+  // the steps since run 22 on and off: residual adds inside the GEMMs, tfjs's submit batching
+  const residualKernels: WebGPUKernel[] = ['matmul-add', 'conv2d-add'];
+  const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
   const variants: Record<string, (on: boolean) => void> = {
-    '128-row tiles everywhere (before run 18)': everywhere((s) => largeTiles(s.n)),
-    // the default's tiles with K steps of 32 (before run 21) or 64 wherever they fit
-    'tk 32 everywhere': everywhere((s) => ({ ...defaultTiles(s.m, s.n, s.k), tk: 32 })),
-    'tk 64 everywhere': everywhere((s) => ({ ...defaultTiles(s.m, s.n, s.k), tk: 64 })),
-    'bind-group cache off': (on) => { bindGroupCache.enabled = !on; },
+    'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
+    'submit every 32 dispatches (tfjs: 15)': submitEvery(32),
+    'submit every 64 dispatches': submitEvery(64),
+    'submit every 128 dispatches': submitEvery(128),
   };
   const tc = tensorCoresOn();
   if (tc) variants['attention on tensor cores'] = (on) => setTensorCoreAttention(on ? tc : null);
