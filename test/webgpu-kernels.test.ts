@@ -124,16 +124,23 @@ for (const [name, b, nq, nk, heads, d] of [['self-attention, 70 queries (partial
 
 // self-attention in the UNet: on webgpu one matmul with to_q|to_k|to_v concatenated (kept once per module) and the
 // packed kernel; on cpu three matmuls and the plain ops
-for (const [name, b, n, heads, d] of [['tiled kernel', 2, 70, 2, 64], ['short-sequence kernel (frames)', 12, 16, 2, 32]] as const) {
+// (cols > 0: x [b, n, cols, dim], attention over n in each column, as the temporal transformer runs it, + a residual)
+for (const [name, b, n, heads, d, cols] of [['tiled kernel', 2, 70, 2, 64, 0], ['short-sequence kernel (frames)', 12, 16, 2, 32, 0],
+  ['short-sequence kernel over the columns of [b, frames, pixels, c], plus a residual', 2, 16, 2, 32, 6]] as const) {
   test(`webgpu packed q|k|v self-attention (CrossAttention) matches the plain ops: ${name}`, { skip }, async () => {
     const dim = 48;
     const attn = new CrossAttention(dim, null, heads, d);
     const data = new Map([...attn.namedParams()].map(([k, p], i) => [k, { v: rand(p.tfShape, 10 + i), shape: p.tfShape }]));
-    const xd = rand([b, n, dim], 7);
+    const shape = cols > 0 ? [b, n, cols, dim] : [b, n, dim];
+    const xd = rand(shape, 7);
+    const rd = rand(shape, 8);
+    const call = () => (cols > 0
+      ? attn.forward(tf.tensor4d(xd, shape as [number, number, number, number]), undefined, tf.tensor4d(rd, shape as [number, number, number, number]))
+      : attn.forward(tf.tensor3d(xd, shape as [number, number, number])));
     const run = () => {
       attn.disposeWeights();
       attn.loadWeights((k) => tf.tensor(data.get(k)!.v, data.get(k)!.shape));
-      return tf.tidy(() => attn.forward(tf.tensor3d(xd, [b, n, dim])));
+      return tf.tidy(call);
     };
     try {
       const { ref, gpu, kernelNames } = await moduleOnBoth(run, attn);
@@ -143,7 +150,7 @@ for (const [name, b, n, heads, d] of [['tiled kernel', 2, 70, 2, 64], ['short-se
       assert.ok(err <= TOL, `rel err ${err}`);
       // the concatenated weights are made once, then reused; disposeWeights frees them with the weights
       const before = tf.memory().numTensors;
-      tf.tidy(() => attn.forward(tf.tensor3d(xd, [b, n, dim]))).dispose();
+      tf.tidy(call).dispose();
       assert.equal(tf.memory().numTensors, before);
       assert.equal(attn.disposeWeights(), 5);
       assert.equal(tf.memory().numTensors, before - 5 - 1, 'the five weights and the concatenated q|k|v are freed');

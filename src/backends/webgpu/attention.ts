@@ -31,15 +31,26 @@ export function fusedAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.T
   return attentionProgram(backend, [q, k, v], q.shape[0], q.shape[1], k.shape[1], q.shape[2], attrs);
 }
 
-/** Self-attention on q, k and v packed side by side in one tensor [B, N, 3*heads*d] (one to_q|to_k|to_v matmul). */
+/**
+ * Self-attention on q, k and v packed side by side in one tensor [B, N, 3*heads*d] (one to_q|to_k|to_v matmul), or
+ * [B, N, S, 3*heads*d]: attention over N for each of the S columns (the temporal transformer's frames of each pixel,
+ * left where they lie, so no transposes around it; short sequences only).
+ */
 export function packedAttentionSupported(qkv: tf.TensorInfo, heads: number): boolean {
-  const [b, n, c] = qkv.shape;
-  return qkv.shape.length === 3 && c % 3 === 0 && qkv.dtype === 'float32' && shapesFit(b, n, n, c / 3, heads);
+  const rank = qkv.shape.length;
+  const [b, n] = qkv.shape;
+  const s = rank === 4 ? qkv.shape[2] : 1;
+  const c = qkv.shape[rank - 1];
+  return (rank === 3 || (rank === 4 && n <= SHORT_KEYS)) && c % 3 === 0 && qkv.dtype === 'float32'
+    && shapesFit(b * s, n, n, c / 3, heads);
 }
 
 export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, attrs: FusedAttentionAttrs): tf.TensorInfo {
-  const [b, n, c] = qkv.shape;
-  return attentionProgram(backend, [qkv], b, n, n, c / 3, attrs);
+  const rank = qkv.shape.length;
+  const [b, n] = qkv.shape;
+  const s = rank === 4 ? qkv.shape[2] : 1;
+  if (s > 1) return shortAttention(backend, [qkv], layout(true, qkv.shape[3] / 3), b * s, n, n, qkv.shape[3] / 3, attrs.heads, attrs.causal, s);
+  return attentionProgram(backend, [qkv], b, n, n, qkv.shape[rank - 1] / 3, attrs);
 }
 
 /**
@@ -158,10 +169,11 @@ fn main() {
 /**
  * Short key sequences (temporal attention over 16 frames: [b*h*w, 16, heads*d]): one thread per (batch, head,
  * query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
- * the cache); no workgroup memory, no barriers; the softmax is online, key by key.
+ * the cache); no workgroup memory, no barriers; the softmax is online, key by key. With `stride` S > 1 the b
+ * sequences are the columns of [b / S, n, S, ...] (token j of sequence q at row (q / S * n + j) * S + q % S).
  */
 function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
-  nk: number, inner: number, heads: number, causal: boolean): tf.TensorInfo {
+  nk: number, inner: number, heads: number, causal: boolean, stride = 1): tf.TensorInfo {
   const d = inner / heads;
   const d4 = d / 4;
   const threads = 64;
@@ -177,6 +189,7 @@ const KVS4 = ${L.kvs4}u;
 const ITEMS = ${items}u;
 const CAUSAL = ${causal};
 const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
+const S = ${stride}u;
 ${FLAT_WORKGROUP_WGSL}
 fn main() {
   let item = flatWorkgroup() * ${threads}u + localId.x;
@@ -185,8 +198,9 @@ fn main() {
   let bh = item / NQ;
   let bb = bh / HEADS;
   let h = bh % HEADS;
-  let qBase = (bb * NQ + qi) * QS4 + h * D4;
-  let kvBase = bb * NK * KVS4 + h * D4;
+  let row0 = (bb / S) * NQ * S + bb % S;
+  let qBase = (row0 + qi * S) * QS4 + h * D4;
+  let kvBase = ((bb / S) * NK * S + bb % S) * KVS4 + h * D4;
   var qr : array<vec4<f32>, ${d4}>;
   for (var c = 0u; c < D4; c++) { qr[c] = ${L.Q}[qBase + c] * SCALE; }
   var acc : array<vec4<f32>, ${d4}>;
@@ -197,23 +211,23 @@ fn main() {
   if (CAUSAL) { keyEnd = qi + 1u; }
   for (var j = 0u; j < keyEnd; j++) {
     var dotv = vec4<f32>(0.0);
-    for (var c = 0u; c < D4; c++) { dotv = fma(qr[c], ${L.K}[kvBase + j * KVS4 + ${L.koff}u + c], dotv); }
+    for (var c = 0u; c < D4; c++) { dotv = fma(qr[c], ${L.K}[kvBase + j * S * KVS4 + ${L.koff}u + c], dotv); }
     let sj = dotv.x + dotv.y + dotv.z + dotv.w;
     let mn = max(m, sj);
     let corr = exp2(m - mn);
     let p = exp2(sj - mn);
     l = fma(l, corr, p);
-    for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(p), ${L.V}[kvBase + j * KVS4 + ${L.voff}u + c], acc[c] * corr); }
+    for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(p), ${L.V}[kvBase + j * S * KVS4 + ${L.voff}u + c], acc[c] * corr); }
     m = mn;
   }
   let inv = 1.0 / l;
-  let oBase = (bb * NQ + qi) * INNER4 + h * D4;
+  let oBase = (row0 + qi * S) * INNER4 + h * D4;
   for (var c = 0u; c < D4; c++) { result[oBase + c] = acc[c] * inv; }
 }`;
   return run(backend, program({
-    key: `t2vAttentionShort_${b}_${nq}_${nk}_${heads}_${d}_${causal}${L.tag}`,
+    key: `t2vAttentionShort_${b}_${nq}_${nk}_${heads}_${d}_${causal}${L.tag}_${stride}`,
     inputs: L.inputs,
-    outputShape: [b, nq, inner],
+    outputShape: stride > 1 ? [b / stride, nq, stride, inner] : [b, nq, inner],
     workgroupSize: threads,
     dispatch: flatDispatch(Math.ceil(items / threads)),
     components: L.inputs.map(() => 4),

@@ -34,15 +34,20 @@ export function attentionIsFused(q: tf.Tensor3D, k: tf.Tensor3D, heads: number):
 
 /**
  * Self-attention on q, k and v side by side in one tensor qkv [B, N, 3*heads*d] (what one matmul with to_q, to_k
- * and to_v's weights concatenated gives). Only the fused kernel reads that layout; `packedAttentionFor` says whether
- * the active backend has it, and callers keep separate q, k and v otherwise.
+ * and to_v's weights concatenated gives), or [B, N, S, 3*heads*d] for attention over N in each of the S columns. Only
+ * the fused kernel reads that layout; `packedAttentionFor` says whether the active backend has it, and callers keep
+ * separate q, k and v otherwise.
  */
-export function packedAttention(qkv: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
+export function packedAttention<T extends tf.Tensor3D | tf.Tensor4D>(qkv: T, heads: number, causal = false): T {
   return runFused(FusedPackedAttention, { qkv }, { heads, causal });
 }
 
-/** Whether packedAttention runs for a qkv of [b, n, 3*inner] on the active backend (asked before computing qkv). */
-export function packedAttentionFor(b: number, n: number, inner: number, heads: number): boolean {
-  const shapeOnly = { shape: [b, n, 3 * inner], dtype: 'float32' } as unknown as tf.Tensor;
+/**
+ * Whether packedAttention runs for a qkv of [b, n, 3*inner] (or [b, n, columns, 3*inner]) on the active backend
+ * (asked before computing qkv).
+ */
+export function packedAttentionFor(b: number, n: number, inner: number, heads: number, columns = 0): boolean {
+  const shape = columns > 0 ? [b, n, columns, 3 * inner] : [b, n, 3 * inner];
+  const shapeOnly = { shape, dtype: 'float32' } as unknown as tf.Tensor;
   return fusedKernelFor(FusedPackedAttention, [shapeOnly], { heads, causal: false });
 }

@@ -31,28 +31,52 @@ export class CrossAttention extends Module {
    * x [B, N, queryDim]; context [Bc, L, contextDim] with B a multiple of Bc: query rows b*g .. b*g+g-1 all attend
    * to context b. That is upstream's `repeat_interleave` of the context over frames, without computing keys and
    * values once per frame. `residual` (x's shape), when given, is added by to_out.
+   *
+   * x may also be [B, N, S, queryDim] (self-attention only): attention over N in each of the S columns, as the
+   * temporal transformer needs for the frames of each pixel, without moving the frames next to each other.
    */
-  forward(x: tf.Tensor3D, context?: tf.Tensor3D, residual?: tf.Tensor3D): tf.Tensor3D {
+  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D, residual?: T): T {
+    if (x.rank === 4) {
+      if (context) throw new Error('CrossAttention: a context with [B, N, S, C] input is not supported');
+      return this.columns(x as tf.Tensor4D, residual as tf.Tensor4D | undefined) as T;
+    }
     return tf.tidy(() => {
       const [bq, n] = x.shape;
       const wq = this.to_q.weight.value;
       if (!context && wq && packedAttentionFor(bq, n, this.innerDim, this.heads)) {
         // self-attention with a fused kernel: q, k and v from one matmul, read by the kernel where they lie
-        const wk = this.to_k.weight.value!;
-        const wv = this.to_v.weight.value!;
-        const w = this.derived('to_qkv', [wq, wk, wv], () => tf.concat([wq, wk, wv], 1)) as tf.Tensor2D;
-        const qkv = tf.matMul(x.reshape([bq * n, this.queryDim]) as tf.Tensor2D, w).reshape([bq, n, 3 * this.innerDim]);
-        return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads), residual) as tf.Tensor3D;
+        const qkv = tf.matMul(x.reshape([bq * n, this.queryDim]) as tf.Tensor2D, this.qkvWeight()).reshape([bq, n, 3 * this.innerDim]);
+        return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads), residual) as T;
       }
       const q = this.to_q.forward(x) as tf.Tensor3D;
-      const src = context ?? x;
+      const src = context ?? (x as tf.Tensor3D);
       const k = this.to_k.forward(src) as tf.Tensor3D;
       const v = this.to_v.forward(src) as tf.Tensor3D;
       const bc = src.shape[0];
       if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
       const qg = q.reshape([bc, (bq / bc) * n, this.innerDim]) as tf.Tensor3D;
       const out = this.attend(qg, k, v).reshape([bq, n, this.innerDim]);
-      return this.to_out.forward(out, residual) as tf.Tensor3D;
+      return this.to_out.forward(out, residual) as T;
+    });
+  }
+
+  /** to_q, to_k and to_v's weights side by side, made once (kept while the weights are). */
+  private qkvWeight(): tf.Tensor2D {
+    const [wq, wk, wv] = [this.to_q.weight.value!, this.to_k.weight.value!, this.to_v.weight.value!];
+    return this.derived('to_qkv', [wq, wk, wv], () => tf.concat([wq, wk, wv], 1)) as tf.Tensor2D;
+  }
+
+  /** x [B, N, S, queryDim]: self-attention over N in each column; the fused kernel where the backend has it. */
+  private columns(x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const [b, n, s, c] = x.shape;
+      if (this.to_q.weight.value && packedAttentionFor(b, n, this.innerDim, this.heads, s)) {
+        const qkv = tf.matMul(x.reshape([b * n * s, c]) as tf.Tensor2D, this.qkvWeight()).reshape([b, n, s, 3 * this.innerDim]);
+        return this.to_out.forward(packedAttention(qkv as tf.Tensor4D, this.heads), residual) as tf.Tensor4D;
+      }
+      const y = this.forward(x.transpose([0, 2, 1, 3]).reshape([b * s, n, c]) as tf.Tensor3D);
+      const back = y.reshape([b, s, n, c]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      return residual ? tf.add(back, residual) : back;
     });
   }
 

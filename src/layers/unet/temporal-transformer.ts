@@ -15,12 +15,13 @@ export class PointwiseConv1d extends Module {
     this.bias = this.param('bias', [outChannels]);
   }
 
-  /** x [..., inChannels] -> [..., outChannels]. */
-  forward(x: tf.Tensor): tf.Tensor {
+  /** x [..., inChannels] -> [..., outChannels], plus `residual` (that shape) when given. */
+  forward(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const w = this.weight.tensor.reshape([this.inChannels, this.outChannels]) as tf.Tensor2D;
-      return matMulBias(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor).reshape([...lead, this.outChannels]);
+      const r = residual ? residual.reshape([-1, this.outChannels]) as tf.Tensor2D : null;
+      return matMulBias(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor, r).reshape([...lead, this.outChannels]);
     });
   }
 }
@@ -46,18 +47,19 @@ export class TemporalTransformer extends Module {
     this.proj_out = this.child('proj_out', new PointwiseConv1d(inner, inChannels));
   }
 
-  /** x [b*f, h, w, c] (frames of each video consecutive) -> same shape. */
+  /**
+   * x [b*f, h, w, c] (frames of each video consecutive) -> same shape. The transformer sees [b, f, h*w, c] and
+   * attends over the frames of each pixel in place (upstream moves them together, `b c f h w -> (b h w) f c`; every
+   * other layer here works row by row, so the order of the rows does not matter to it).
+   */
   forward(x: tf.Tensor4D, batch: number): tf.Tensor4D {
     return tf.tidy(() => {
       const [n, h, w, c] = x.shape;
-      const f = n / batch;
-      const normed = this.norm.forward(x.reshape([batch, f, h, w, c]));
-      let y = normed.transpose([0, 2, 3, 1, 4]).reshape([batch * h * w, f, c]);
-      y = this.proj_in.forward(y);
-      y = this.block.forward(y as tf.Tensor3D);
-      y = this.proj_out.forward(y);
-      y = y.reshape([batch, h, w, f, c]).transpose([0, 3, 1, 2, 4]).reshape([n, h, w, c]);
-      return tf.add(y, x) as tf.Tensor4D;
+      const video = x.reshape([batch, n / batch, h * w, c]) as tf.Tensor4D;
+      let y = this.norm.forward(video) as tf.Tensor4D;
+      y = this.proj_in.forward(y) as tf.Tensor4D;
+      y = this.block.forward(y);
+      return this.proj_out.forward(y, video).reshape([n, h, w, c]) as tf.Tensor4D;
     });
   }
 }

@@ -27,13 +27,16 @@ export class BasicTransformerBlock extends Module {
     this.norm3 = this.child('norm3', new LayerNorm(dim));
   }
 
-  /** x [B, N, dim]; context as CrossAttention takes it, or none for self-attention in attn2. */
-  forward(x: tf.Tensor3D, context?: tf.Tensor3D): tf.Tensor3D {
+  /**
+   * x [B, N, dim], or [B, N, S, dim] for attention over N in each of the S columns (both attentions self-attention
+   * then); context as CrossAttention takes it, or none for self-attention in attn2.
+   */
+  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D): T {
     return tf.tidy(() => {
       // each sub-layer's last Linear adds the residual (one kernel on webgpu)
-      let h = this.attn1.forward(this.norm1.forward(x) as tf.Tensor3D, undefined, x);
-      h = this.attn2.forward(this.norm2.forward(h) as tf.Tensor3D, context, h);
-      return this.ff.forward(this.norm3.forward(h), h) as tf.Tensor3D;
+      let h = this.attn1.forward(this.norm1.forward(x) as T, undefined, x);
+      h = this.attn2.forward(this.norm2.forward(h) as T, context, h);
+      return this.ff.forward(this.norm3.forward(h), h) as T;
     });
   }
 }
