@@ -5,7 +5,6 @@ import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { attentionSplit } from '../src/backends/webgpu/attention.js';
 import { f16Weights } from '../src/backends/webgpu/f16-weights.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { randomReleasedPipeline } from './pipeline.js';
@@ -77,8 +76,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     log(`UNet call, ${name.padEnd(24)}: ${ts.map((t) => t.toFixed(1)).join(' / ')} ms (rounds), ${(tflop / median(ts) * 1e3).toFixed(1)} TFLOP/s`);
   }
   log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${encode.toFixed(1)} ms (JavaScript side, median of 5); `
-    + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made; GPU buffers ${(gpuBytes().allocated / 2 ** 30).toFixed(2)} GiB `
-    + `(${f16Weights.made} f16 weight copies)`);
+    + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made`);
   res.calls_ms = calls_ms;
   res.encode_ms = encode;
   res.dispatches = dispatches;
@@ -137,7 +135,6 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
   const variants: Record<string, (on: boolean) => void> = {
     'B operands converted in the kernel (before run 24)': (on) => { f16Weights.enabled = !on; },
-    'attention one thread per query row (before run 24)': (on) => { attentionSplit.enabled = !on; },
     'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
     'submit every 64 dispatches (tfjs: 15)': submitEvery(64),
   };

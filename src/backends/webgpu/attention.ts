@@ -73,9 +73,6 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: nu
   if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
   if (tcAttentionSupported(b, nq, nk, heads, d, causal, inputs.length === 1)) return tcAttention(backend, inputs, L, b, nq, nk, inner, heads);
   const rows = nq >= 64 ? 64 : 32;
-  if (attentionSplit.enabled && backend.device.features.has('subgroups') && (d / 4) % SPLIT === 0) {
-    return splitAttention(backend, inputs, L, b, nq, nk, inner, heads, causal, rows);
-  }
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
   const scale = Math.LOG2E / Math.sqrt(d);
@@ -167,121 +164,6 @@ fn main() {
     code,
   });
   return run(backend, prog, inputs);
-}
-
-/** Threads per query row in splitAttention. */
-const SPLIT = 4;
-/** Switch (T2V_ATTENTION_SPLIT=0 starts it off) between splitAttention and the one-thread-per-row kernel. */
-export const attentionSplit = {
-  enabled: !['0', 'off', 'false'].includes((process.env.T2V_ATTENTION_SPLIT ?? '').toLowerCase()),
-};
-
-/**
- * The flash kernel above with each query row split over SPLIT adjacent threads, each holding a quarter of q and of
- * the accumulator: a dot product is four partial ones summed across the threads by subgroup shuffles. A quarter of
- * the registers per thread (the one-row-per-thread kernel keeps q, the accumulator and the scores of a key tile,
- * ~170 registers, so few warps hide the latency of workgroup memory) and four times the threads per workgroup.
- */
-function splitAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
-  nk: number, inner: number, heads: number, causal: boolean, rows: number): tf.TensorInfo {
-  const d = inner / heads;
-  const d4 = d / 4;
-  const dp = d4 / SPLIT;
-  const threads = rows * SPLIT;
-  const code = () => `
-enable subgroups;
-diagnostic(off, subgroup_uniformity);
-const ROWS = ${rows}u;
-const P = ${SPLIT}u;
-const THREADS = ${threads}u;
-const TILE = ${KEY_TILE}u;
-const D4 = ${d4}u;
-const DP = ${dp}u;
-const NQ = ${nq}u;
-const NK = ${nk}u;
-const HEADS = ${heads}u;
-const INNER4 = ${inner / 4}u;
-const QS4 = ${L.qs4}u;
-const KVS4 = ${L.kvs4}u;
-const CAUSAL = ${causal};
-const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
-const MASKED = -1.0e30;
-var<workgroup> kt : array<vec4<f32>, ${KEY_TILE * d4}>;
-var<workgroup> vt : array<vec4<f32>, ${KEY_TILE * d4}>;
-var<workgroup> sharedKeyEnd : u32;
-
-fn main() {
-  let tid = localId.x;
-  let part = tid % P;
-  let bh = workgroupId.y;
-  let b = bh / HEADS;
-  let h = bh % HEADS;
-  let row0 = workgroupId.x * ROWS;
-  let qi = row0 + tid / P;
-  let qBase = (b * NQ + min(qi, NQ - 1u)) * QS4 + h * D4 + part * DP;
-  var qr : array<vec4<f32>, ${dp}>;
-  var acc : array<vec4<f32>, ${dp}>;
-  for (var c = 0u; c < DP; c++) {
-    qr[c] = ${L.Q}[qBase + c] * SCALE;
-    acc[c] = vec4<f32>(0.0);
-  }
-  var m = MASKED;
-  var l = 0.0;
-  let kvBase = b * NK * KVS4 + h * D4;
-  if (tid == 0u) { sharedKeyEnd = select(NK, min(NK, row0 + ROWS), CAUSAL); }
-  let keyEnd = workgroupUniformLoad(&sharedKeyEnd);
-  for (var k0 = 0u; k0 < keyEnd; k0 += TILE) {
-    workgroupBarrier();
-    for (var e = tid; e < TILE * D4; e += THREADS) {
-      let kj = k0 + e / D4;
-      let src = kvBase + min(kj, NK - 1u) * KVS4 + e % D4;
-      kt[e] = ${L.K}[src + ${L.koff}u];
-      vt[e] = ${L.V}[src + ${L.voff}u];
-    }
-    workgroupBarrier();
-    var s : array<f32, ${KEY_TILE}>;
-    var mt = m;
-    for (var j = 0u; j < TILE; j++) {
-      var dotv = vec4<f32>(0.0);
-      for (var c = 0u; c < DP; c++) {
-        dotv = fma(qr[c], kt[j * D4 + part * DP + c], dotv);
-      }
-      var sj = (dotv.x + dotv.y) + (dotv.z + dotv.w);
-      sj += subgroupShuffleXor(sj, 1u);
-      sj += subgroupShuffleXor(sj, 2u);
-      let kj = k0 + j;
-      if (kj >= NK || (CAUSAL && kj > qi)) { sj = MASKED; }
-      s[j] = sj;
-      mt = max(mt, sj);
-    }
-    let corr = exp2(m - mt);
-    l = l * corr;
-    for (var c = 0u; c < DP; c++) { acc[c] = acc[c] * corr; }
-    for (var j = 0u; j < TILE; j++) {
-      let p = exp2(s[j] - mt);
-      l += p;
-      for (var c = 0u; c < DP; c++) {
-        acc[c] = fma(vec4<f32>(p), vt[j * D4 + part * DP + c], acc[c]);
-      }
-    }
-    m = mt;
-  }
-  if (qi < NQ) {
-    let inv = 1.0 / l;
-    let oBase = (b * NQ + qi) * INNER4 + h * D4 + part * DP;
-    for (var c = 0u; c < DP; c++) { result[oBase + c] = acc[c] * inv; }
-  }
-}`;
-  return run(backend, program({
-    key: `t2vAttentionSplit_${nq}_${nk}_${heads}_${d}_${causal}_${rows}${L.tag}`,
-    inputs: L.inputs,
-    outputShape: [b, nq, inner],
-    workgroupSize: threads,
-    dispatch: [Math.ceil(nq / rows), b * heads, 1],
-    components: L.inputs.map(() => 4),
-    outputComponent: 4,
-    code,
-  }), inputs);
 }
 
 /**
