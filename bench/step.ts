@@ -5,7 +5,6 @@ import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { f16Weights } from '../src/backends/webgpu/f16-weights.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { randomReleasedPipeline } from './pipeline.js';
 import { gpuRandom } from './random-gpu.js';
@@ -134,9 +133,10 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const residualKernels: WebGPUKernel[] = ['matmul-add', 'conv2d-add'];
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
   const variants: Record<string, (on: boolean) => void> = {
-    'B operands converted in the kernel (before run 24)': (on) => { f16Weights.enabled = !on; },
     'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
-    'submit every 64 dispatches (tfjs: 15)': submitEvery(64),
+    'submit every 32 dispatches (tfjs: 15)': submitEvery(32),
+    'submit every 64 dispatches': submitEvery(64),
+    'submit every 128 dispatches': submitEvery(128),
   };
   const tc = tensorCoresOn();
   if (tc) variants['attention on tensor cores'] = (on) => setTensorCoreAttention(on ? tc : null);

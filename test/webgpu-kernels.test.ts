@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
@@ -11,7 +10,6 @@ import { matMulBias } from '../src/layers/common/linear.js';
 import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { f16Copy, f16Weights } from '../src/backends/webgpu/f16-weights.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -239,34 +237,6 @@ test('webgpu Linear and convolution with the residual added in the same kernel m
     assert.ok(err <= TOL, `conv ${kh}x${kw}: rel err ${err}`);
     assert.equal(leaked, 0);
   }
-});
-
-test('webgpu f16 copies of GEMM weights: the f16 roundings of the values, made once, freed with their tensor', { skip }, async () => {
-  await tf.setBackend('webgpu');
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const src = rand([64, 48], 31).map((v, i) => (i % 7 === 0 ? v * 1e-6 : v * 100));
-  const w = tf.tensor2d(src, [64, 48]);
-  const info = { dataId: w.dataId, shape: w.shape, dtype: w.dtype };
-  const made = f16Weights.made;
-  const copy = f16Copy(backend, info);
-  assert.equal(f16Copy(backend, info), copy, 'the second use finds the first copy');
-  assert.equal(f16Weights.made, made + 1);
-  const packed = new Float32Array(await backend.read(copy.dataId) as Float32Array);
-  const halves = new Uint16Array(packed.buffer);
-  const half = (h: number) => {
-    const e = (h >> 10) & 31;
-    const m = h & 1023;
-    const v = e === 0 ? m * 2 ** -24 : (1 + m / 1024) * 2 ** (e - 15);
-    return h & 0x8000 ? -v : v;
-  };
-  for (let i = 0; i < src.length; i++) {
-    const err = Math.abs(half(halves[i]) - src[i]);
-    assert.ok(err <= Math.abs(src[i]) * 2 ** -11 + 2 ** -25, `element ${i}: ${src[i]} -> ${half(halves[i])}`);
-  }
-  const before = backend.memory().numBytesInGPU;
-  w.dispose();
-  assert.ok(backend.memory().numBytesInGPU <= before - 64 * 48 * 4 - 64 * 48 * 2, 'the copy went with its tensor');
-  await tf.setBackend('cpu');
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { f16Copy, f16Weights } from './f16-weights.js';
 import { program } from './program.js';
 
 const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
@@ -78,8 +77,7 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
 }
 
 /**
- * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (B as the f16 copy f16Copy keeps
- * where f16Weights is on: no conversion in the kernel for the weights): tiles of
+ * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
  * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
  * converted to f16 in padded workgroup memory, and each subgroup accumulates a 32 x 64 (or 32 x 32) block in f32 matrices.
  * An optional bias [n] starts the accumulators (loaded from a replicated 16-row tile), so Linear needs no Add.
@@ -102,8 +100,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   if (residual && tf.util.sizeFromShape(residual.shape) !== m * n) {
     throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
   }
-  // B (a weight) read as f16 made once (f16-weights.ts) where that is on
-  const bh = f16Weights.enabled ? f16Copy(backend, b) : null;
   const { bm: BLOCK_M, sgCols, bn: blockN, tk: TK } = t;
   const TM = BLOCK_M * t.sgRows;
   const TN = blockN * sgCols;
@@ -157,13 +153,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ].join('\n    ');
     const storeRegs = [
       ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = ${bh ? 'x.x' : 'f16(x.x)'}; Bs[o + 1u] = ${bh ? 'x.y' : 'f16(x.y)'}; Bs[o + 2u] = ${bh ? 'x.z' : 'f16(x.z)'}; Bs[o + 3u] = ${bh ? 'x.w' : 'f16(x.w)'}; }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w); }`),
     ].join('\n    ');
     return `
   enable f16;
   enable chromium_experimental_subgroup_matrix;
   diagnostic(off, chromium.subgroup_matrix_uniformity);
-  ${bh ? '// t2v:f16 B' : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
@@ -192,7 +187,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
     var ra : array<vec4<f32>, ${aVecs}>;
-    var rb : array<vec4<${bh ? 'f16' : 'f32'}>, ${bVecs}>;
+    var rb : array<vec4<f32>, ${bVecs}>;
     ${loadRegs('0u')}
     for (var k0 = 0u; k0 < K4 * 4u; k0 += ${TK}u) {
       ${storeRegs}
@@ -209,9 +204,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ${lines.store.join('\n  ')}
   }`;
   };
-  const inputs = [a, bh ?? b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
+  const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${bh ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: outShape,
     workgroupSize: threads,

@@ -2,8 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
 import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
-import { packF16 } from './f16-weights.js';
-import { program } from './program.js';
+import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
 const BLOCK_M = 32;
@@ -19,6 +18,23 @@ export function pickConfig(configs: SubgroupMatrixConfig[]): SubgroupMatrixConfi
 
 export function matMulF16Supported(m: number, n: number, k: number): boolean {
   return m % TILE_M === 0 && n % BLOCK_N === 0 && k % 16 === 0;
+}
+
+/** float32 [.., 2j] -> f16 pairs packed into float32 [.., j] (bit patterns, for `// t2v:f16` bindings). */
+function packF16(backend: WebGPUBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const size = x.shape.reduce((a, b) => a * b, 1);
+  const pairs = size / 2;
+  const code = () => `
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let i = flatWorkgroup() * 256u + localId.x;
+  if (i >= ${pairs}u) { return; }
+  result[i] = bitcast<f32>(pack2x16float(vec2<f32>(X[2u * i], X[2u * i + 1u])));
+}`;
+  return backend.runWebGPUProgram(program({
+    key: `t2vPackF16_${pairs}`, inputs: ['X'], outputShape: [pairs], workgroupSize: 256,
+    dispatch: flatDispatch(Math.ceil(pairs / 256)), components: [1], outputComponent: 1, code,
+  }), [x], 'float32');
 }
 
 /**
