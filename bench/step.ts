@@ -5,6 +5,8 @@ import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
+import { splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { setTileChooser } from '../src/backends/webgpu/matmul-f16.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { randomReleasedPipeline } from './pipeline.js';
 import { gpuRandom } from './random-gpu.js';
@@ -75,7 +77,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     log(`UNet call, ${name.padEnd(24)}: ${ts.map((t) => t.toFixed(1)).join(' / ')} ms (rounds), ${(tflop / median(ts) * 1e3).toFixed(1)} TFLOP/s`);
   }
   log(`  x once under 2 contexts: ${dispatches} dispatches, encoded in ${encode.toFixed(1)} ms (JavaScript side, median of 5); `
-    + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made`);
+    + `bind groups so far ${bindGroupCache.hits} reused, ${bindGroupCache.misses} made; GPU buffers ${(gpuBytes().allocated / 2 ** 30).toFixed(2)} GiB`);
   res.calls_ms = calls_ms;
   res.encode_ms = encode;
   res.dispatches = dispatches;
@@ -132,11 +134,12 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   // the steps since run 22 on and off: residual adds inside the GEMMs, tfjs's submit batching
   const residualKernels: WebGPUKernel[] = ['matmul-add', 'conv2d-add'];
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
+  const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
   const variants: Record<string, (on: boolean) => void> = {
+    'split-K instead of small tiles': (on) => setTileChooser(on
+      ? (s) => splitKTiles(s.m, s.n, s.k, { bias: s.bias, convC: s.conv?.c, maxBytes: wgMemory }) : null),
     'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
-    'submit every 32 dispatches (tfjs: 15)': submitEvery(32),
-    'submit every 64 dispatches': submitEvery(64),
-    'submit every 128 dispatches': submitEvery(128),
+    'submit every 64 dispatches (tfjs: 15)': submitEvery(64),
   };
   const tc = tensorCoresOn();
   if (tc) variants['attention on tensor cores'] = (on) => setTensorCoreAttention(on ? tc : null);

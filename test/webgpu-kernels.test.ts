@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
@@ -10,6 +11,7 @@ import { matMulBias } from '../src/layers/common/linear.js';
 import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
+import { gemvInfo } from '../src/backends/webgpu/gemv.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -237,6 +239,25 @@ test('webgpu Linear and convolution with the residual added in the same kernel m
     assert.ok(err <= TOL, `conv ${kh}x${kw}: rel err ${err}`);
     assert.equal(leaked, 0);
   }
+});
+
+test('webgpu one-row matmul (gemv: the time embedding\'s Linears) matches plain ops, with bias and residual', { skip }, async () => {
+  await tf.setBackend('webgpu');
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const [k, n] = [96, 192];
+  const x = rand([1, k], 41);
+  const w = rand([k, n], 42);
+  const bias = rand([n], 43);
+  const res = rand([1, n], 44);
+  const t = [tf.tensor2d(x, [1, k]), tf.tensor2d(w, [k, n]), tf.tensor1d(bias), tf.tensor2d(res, [1, n])];
+  const info = (u: tf.Tensor) => ({ dataId: u.dataId, shape: u.shape, dtype: u.dtype });
+  const out = tf.engine().makeTensorFromTensorInfo(gemvInfo(backend, info(t[0]), info(t[1]), info(t[2]), info(t[3]), [1, n]));
+  const gpu = (await out.data()) as Float32Array;
+  tf.dispose([...t, out]);
+  await tf.setBackend('cpu');
+  const ref = tf.tidy(() => tf.add(tf.add(tf.matMul(tf.tensor2d(x, [1, k]), tf.tensor2d(w, [k, n])), tf.tensor1d(bias)), tf.tensor2d(res, [1, n])).dataSync());
+  const err = relMaxError(gpu, ref as Float32Array);
+  assert.ok(err <= TOL, `rel err ${err}`);
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

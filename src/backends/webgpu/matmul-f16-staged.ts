@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { program } from './program.js';
+import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
 
@@ -9,7 +9,11 @@ const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank
  * The tiling of one dispatch: a workgroup of sgRows x sgCols subgroups (32 invocations each) computes a
  * (bm * sgRows) x (bn * sgCols) tile of C, each subgroup a bm x bn block, stepping through K by tk.
  */
-export interface Tiles { bm: number; sgRows: number; sgCols: number; bn: number; tk: number }
+export interface Tiles {
+  bm: number; sgRows: number; sgCols: number; bn: number; tk: number;
+  /** Split-K: `splits` workgroups share each tile's K range, then one pass sums their partial products (default 1). */
+  splits?: number;
+}
 
 /** The tiling measured best on large GEMMs (H100 runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
 export function largeTiles(n: number): Tiles {
@@ -43,6 +47,28 @@ export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boo
 }
 
 /**
+ * Split-K instead of small tiles: where largeTiles (with K steps of 64 where they fit, as in defaultTiles) leaves
+ * fewer workgroups than the GPU has SMs, the K range is split between the fewest workgroups per tile that fill it
+ * (each at least four K steps), and a second pass sums them. Elsewhere defaultTiles.
+ */
+export function splitKTiles(m: number, n: number, k: number, opts: { bias?: boolean; convC?: number; maxBytes?: number } = {}): Tiles {
+  const large = largeTiles(n);
+  const deep = { ...large, tk: 64 };
+  const t = n % 128 === 0 && opts.maxBytes !== undefined && (opts.convC === undefined || opts.convC % 64 === 0)
+    && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes ? deep : large;
+  if (!tilesFit(t, m, n, k)) return defaultTiles(m, n, k, opts);
+  const groups = (m / (t.bm * t.sgRows)) * (n / (t.bn * t.sgCols));
+  if (groups >= ONE_WAVE) return defaultTiles(m, n, k, opts);
+  let splits = 1;
+  for (let s = 2; s <= 16 && k / s >= 4 * t.tk; s++) {
+    if (k % (t.tk * s) !== 0) continue;
+    splits = s;
+    if (groups * s >= ONE_WAVE) break;
+  }
+  return splits > 1 ? { ...t, splits } : defaultTiles(m, n, k, opts);
+}
+
+/**
  * Workgroup memory a tiling takes: the f16 A and B tiles (padded rows) and, with a bias, one f32 row block (or, with
  * a residual too, the bias as f16 rows and a block of ones).
  */
@@ -56,7 +82,7 @@ export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: n
   const tm = t.bm * t.sgRows;
   const tn = t.bn * t.sgCols;
   const threads = 32 * t.sgRows * t.sgCols;
-  return m % tm === 0 && n % tn === 0 && k % t.tk === 0 && (tm * t.tk / 4) % threads === 0
+  return m % tm === 0 && n % tn === 0 && k % (t.tk * (t.splits ?? 1)) === 0 && (tm * t.tk / 4) % threads === 0
     && (t.tk * tn / 4) % threads === 0 && threads <= 1024
     && (!cfg || (t.bm % cfg.M === 0 && t.bn % cfg.N === 0 && t.tk % cfg.K === 0));
 }
@@ -101,6 +127,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
   }
   const { bm: BLOCK_M, sgCols, bn: blockN, tk: TK } = t;
+  const S = t.splits ?? 1;
   const TM = BLOCK_M * t.sgRows;
   const TN = blockN * sgCols;
   const threads = 32 * t.sgRows * sgCols;
@@ -119,24 +146,26 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
     for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
     for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
+    // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
+    const init: string[] = [];
     if (residual && bias) {
-      lines.acc.push(`let ones = subgroupMatrixLoad<${left}>(&onesTile, 0u, false, ${SK}u);`);
-      for (let j = 0; j < rn; j++) lines.acc.push(`let bias${j} = subgroupMatrixLoad<${right}>(&biasHL, sgCol + ${j * SN}u, false, TN);`);
+      init.push(`let ones = subgroupMatrixLoad<${left}>(&onesTile, 0u, false, ${SK}u);`);
+      for (let j = 0; j < rn; j++) init.push(`let bias${j} = subgroupMatrixLoad<${right}>(&biasHL, sgCol + ${j * SN}u, false, TN);`);
     }
     for (let i = 0; i < rm; i++) {
       for (let j = 0; j < rn; j++) {
+        lines.acc.push(`var acc${i}_${j} = ${res}();`);
         if (residual) {
-          lines.acc.push(`var acc${i}_${j} = subgroupMatrixLoad<${res}>(&Residual, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, false, N);`);
-          if (bias) lines.acc.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ones, bias${j}, acc${i}_${j});`);
-        } else {
-          lines.acc.push(bias
-            ? `var acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`
-            : `var acc${i}_${j} = ${res}();`);
+          init.push(`acc${i}_${j} = subgroupMatrixLoad<${res}>(&Residual, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, false, N);`);
+          if (bias) init.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ones, bias${j}, acc${i}_${j});`);
+        } else if (bias) {
+          init.push(`acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`);
         }
         lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
-        lines.store.push(`subgroupMatrixStore(&result, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
+        lines.store.push(`subgroupMatrixStore(&result, ${S > 1 ? 'part0 + ' : ''}(row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
       }
     }
+    if (init.length) lines.acc.push(S > 1 ? `if (workgroupId.z == 0u) {\n    ${init.join('\n    ')}\n  }` : init.join('\n  '));
     const loadA = (v: number, k0: string) => conv
       ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${conv.w}u) + i32(tap % ${conv.kw}u) - ${conv.padLeft};
@@ -188,11 +217,14 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ${lines.acc.join('\n  ')}
     var ra : array<vec4<f32>, ${aVecs}>;
     var rb : array<vec4<f32>, ${bVecs}>;
-    ${loadRegs('0u')}
-    for (var k0 = 0u; k0 < K4 * 4u; k0 += ${TK}u) {
+    let kBegin = workgroupId.z * ${k / S}u;
+    let kEnd = kBegin + ${k / S}u;
+    ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
+    ${loadRegs('kBegin')}
+    for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {
       ${storeRegs}
       workgroupBarrier();
-      if (k0 + ${TK}u < K4 * 4u) {
+      if (k0 + ${TK}u < kEnd) {
         let k1 = k0 + ${TK}u;
         ${loadRegs('k1')}
       }
@@ -206,16 +238,41 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
-    outputShape: outShape,
+    outputShape: S > 1 ? [S * m * n] : outShape,
     workgroupSize: threads,
-    dispatch: [n / TN, m / TM, 1],
+    dispatch: [n / TN, m / TM, S],
     components: [4, 4, ...(bias ? [1] : []), ...(residual ? [1] : [])],
     outputComponent: 1,
     code,
   });
-  return backend.runWebGPUProgram(prog, inputs, 'float32');
+  const out = backend.runWebGPUProgram(prog, inputs, 'float32');
+  if (S === 1) return out;
+  const sum = sumSplits(backend, out, S, outShape);
+  backend.disposeData(out.dataId);
+  return sum;
+}
+
+/** The sum of a split-K GEMM's `splits` partial products, [splits * size] -> outShape (size elements). */
+function sumSplits(backend: WebGPUBackend, parts: tf.TensorInfo, splits: number, outShape: number[]): tf.TensorInfo {
+  const vecs = tf.util.sizeFromShape(outShape) / 4;
+  const terms = Array.from({ length: splits }, (_, s) => `P[i + ${s * vecs}u]`).join(' + ');
+  return backend.runWebGPUProgram(program({
+    key: `t2vSplitKSum_${splits}_${vecs}`,
+    inputs: ['P'],
+    outputShape: outShape,
+    workgroupSize: 256,
+    dispatch: flatDispatch(Math.ceil(vecs / 256)),
+    components: [4],
+    outputComponent: 4,
+    code: () => `
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let i = flatWorkgroup() * 256u + localId.x;
+  if (i < ${vecs}u) { result[i] = ${terms}; }
+}`,
+  }), [parts], 'float32');
 }
 
 export function matMulF16Staged(a: tf.Tensor2D, b: tf.Tensor2D, cfg: SubgroupMatrixConfig, bias?: tf.Tensor1D): tf.Tensor2D {

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
 import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
+import { gemvInfo, gemvSupported } from './gemv.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /** Each subgroup (32 invocations) owns a 32 x 64 block of the output; four of them stack into a 128 x 64 tile. */
@@ -154,8 +155,14 @@ export function routedMatMul(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Ten
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
-  const fits = !attrs.transposeA && !attrs.transposeB && batchA === 1 && batchB === 1
-    && (attrs.activation === undefined || attrs.activation === 'linear') && prelu == null
+  const plain = !attrs.transposeA && !attrs.transposeB && batchA === 1 && batchB === 1
+    && (attrs.activation === undefined || attrs.activation === 'linear') && prelu == null;
+  if (plain && gemvSupported(m, n) && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))
+    && (!residual || tf.util.sizeFromShape(residual.shape) === n)) {
+    stats.routed++;
+    return gemvInfo(backend, a, b, bias, residual, a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n]);
+  }
+  const fits = plain
     && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN
     && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n
       && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))));

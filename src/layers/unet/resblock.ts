@@ -90,7 +90,7 @@ export class ResBlock extends Module {
       const f = n / batch;
       const hIn = this.inNorm.forward(x, true) as tf.Tensor4D;
       // emb_layers' output and in_layers' conv bias as one bias: one row for every frame, or one per video
-      const bias = tf.add(this.embLinear.forward(embSilu), this.inConv.bias!.tensor);
+      const bias = this.embLinear.forward(embSilu, this.inConv.bias!.tensor.reshape([1, this.outChannels]));
       let y: tf.Tensor4D;
       if (embSilu.shape[0] === 1) y = this.inConv.forward(hIn, undefined, bias.reshape([this.outChannels]));
       else {
