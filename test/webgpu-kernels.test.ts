@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
@@ -12,6 +12,7 @@ import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
+import { matMulF16StagedInfo, splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -258,6 +259,50 @@ test('webgpu one-row matmul (gemv: the time embedding\'s Linears) matches plain 
   const ref = tf.tidy(() => tf.add(tf.add(tf.matMul(tf.tensor2d(x, [1, k]), tf.tensor2d(w, [k, n])), tf.tensor1d(bias)), tf.tensor2d(res, [1, n])).dataSync());
   const err = relMaxError(gpu, ref as Float32Array);
   assert.ok(err <= TOL, `rel err ${err}`);
+});
+
+// The staged tensor-core GEMM needs subgroup matrices, which software adapters lack: its WGSL is compiled here with
+// the matrix builtins replaced by scalar stand-ins, so Tint still checks everything else (syntax, types, the
+// uniformity of its barriers: a loop bound read from workgroupId broke every such GEMM on the H200 in run 25).
+function stubMatrices(code: string): string {
+  return code
+    .replace(/enable chromium_experimental_subgroup_matrix;/, '')
+    .replace(/diagnostic\(off, chromium\.subgroup_matrix_uniformity\);/, '')
+    .replace(/subgroup_matrix_result<f32, \d+, \d+>\(\)/g, '0.0')
+    .replace(/subgroupMatrixLoad<.*?>>\(&(\w+), ([^,]+), false, ([^)]+)\)/g, 'f32($1[$2])')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
+    .replace(/subgroupMatrixStore\(&result, (.+), (acc\d+_\d+), false, N\);/g, 'result[$1] = $2;');
+}
+test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual and split-K variants', { skip }, async () => {
+  await tf.setBackend('webgpu');
+  const backend = tf.backend() as unknown as WebGPUBackend;
+  const progs: WebGPUProgram[] = [];
+  const capture = {
+    device: { limits: { maxComputeWorkgroupStorageSize: backend.device.limits.maxComputeWorkgroupStorageSize } },
+    runWebGPUProgram: (p: WebGPUProgram) => { progs.push(p); return { dataId: {}, shape: p.outputShape, dtype: 'float32' }; },
+    disposeData: () => undefined,
+  } as unknown as WebGPUBackend;
+  const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  const info = (shape: number[]) => ({ dataId: {}, shape, dtype: 'float32' as const });
+  const maxBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
+  const conv = { n: 16, h: 4, w: 4, c: 256, kh: 3, kw: 3, padTop: 1, padLeft: 1 };
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256]);
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256]);
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], undefined, undefined, info([256, 256]));
+  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], conv,
+    splitKTiles(256, 256, 2304, { bias: true, convC: 256, maxBytes }), info([16, 4, 4, 256]));
+  assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
+  for (const p of progs) {
+    const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };
+    const inputs = p.variableNames.map(() => tf.zeros([1 << 20]));
+    backend.device.pushErrorScope('validation');
+    const out = backend.runWebGPUProgram(prog, inputs.map((x) => ({ dataId: x.dataId, shape: x.shape, dtype: 'float32' as const })), 'float32');
+    const err = await backend.device.popErrorScope();
+    backend.disposeData(out.dataId);
+    tf.dispose(inputs);
+    assert.equal(err?.message ?? null, null, p.shaderKey);
+  }
+  await tf.setBackend('cpu');
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

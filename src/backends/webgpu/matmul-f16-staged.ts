@@ -217,14 +217,16 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ${lines.acc.join('\n  ')}
     var ra : array<vec4<f32>, ${aVecs}>;
     var rb : array<vec4<f32>, ${bVecs}>;
-    let kBegin = workgroupId.z * ${k / S}u;
-    let kEnd = kBegin + ${k / S}u;
+    // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
+    // its barriers stay in uniform control flow
+    let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
     ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
     ${loadRegs('kBegin')}
-    for (var k0 = kBegin; k0 < kEnd; k0 += ${TK}u) {
+    for (var step = 0u; step < ${k / S / TK}u; step++) {
+      let k0 = kBegin + step * ${TK}u;
       ${storeRegs}
       workgroupBarrier();
-      if (k0 + ${TK}u < kEnd) {
+      if (step + 1u < ${k / S / TK}u) {
         let k1 = k0 + ${TK}u;
         ${loadRegs('k1')}
       }
