@@ -10,6 +10,9 @@ const CHUNK = 4096;
 /** From this many (sample, group) pairs on, one statistics workgroup per pair. */
 const SPREAD = 256;
 
+/** Switch for the benchmark: apply workgroups over up to 16 x 1024 values where they merge chunks (else 1024). */
+export const groupNormApply = { wide: true };
+
 export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
   const c = x.shape[x.shape.length - 1];
   const n = x.shape[0];
@@ -100,6 +103,8 @@ fn main() {
   // with several chunks, every apply workgroup first merges its sample's partials (Chan's formula) into
   // workgroup memory: no combine pass of its own, one dispatch less per GroupNorm
   const merged = chunks > 1;
+  // and, so that this merge is not repeated for every 1024 values, each such workgroup covers up to 16 times more
+  const iters = merged && groupNormApply.wide ? [16, 8, 4, 2, 1].find((r) => (s * c) % (APPLY_THREADS * 4 * r) === 0)! : 1;
   const applyCode = () => `
 const C = ${c}u;
 const CG = ${cg}u;
@@ -112,9 +117,8 @@ const TOTAL = ${total}u;
 var<workgroup> stats : array<vec2<f32>, ${groups}>;` : ''}
 ${FLAT_WORKGROUP_WGSL}
 fn main() {
-  let i = flatWorkgroup() * ${APPLY_THREADS}u + localId.x;
-  ${merged ? `// a workgroup's ${APPLY_THREADS * 4} values lie within one sample (PER_SAMPLE is a multiple of them)
-  let sample = (flatWorkgroup() * ${APPLY_THREADS * 4}u) / PER_SAMPLE;
+  ${merged ? `// a workgroup's ${APPLY_THREADS * 4 * iters} values lie within one sample (PER_SAMPLE is a multiple of them)
+  let sample = (flatWorkgroup() * ${APPLY_THREADS * 4 * iters}u) / PER_SAMPLE;
   for (var g = localId.x; g < G; g += ${APPLY_THREADS}u) {
     var cnt = 0.0;
     var mean = 0.0;
@@ -133,6 +137,8 @@ fn main() {
     stats[g] = vec2<f32>(mean, inverseSqrt(m2 / cnt + ${eps}));
   }
   workgroupBarrier();` : ''}
+  for (var it = 0u; it < ${iters}u; it++) {
+  let i = (flatWorkgroup() * ${iters}u + it) * ${APPLY_THREADS}u + localId.x;
   if (i >= VECS) { return; }
   let e0 = i * 4u;
   let nn = e0 / PER_SAMPLE;
@@ -146,13 +152,14 @@ fn main() {
   }
   ${silu ? 'y = y / (1.0 + exp(-y));' : ''}
   result[i] = y;
+  }
 }`;
   const out = run(backend, program({
-    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}_${merged ? `merge_${chunks}_${chunk}` : 'm2'}_${eps}`,
+    key: `t2vGroupNormApply_${c}_${groups}_${s}_${vecs}_${silu}_${merged ? `merge_${chunks}_${chunk}_${iters}` : 'm2'}_${eps}`,
     inputs: ['X', 'Stats', 'Gamma', 'Beta'],
     outputShape: x.shape,
     workgroupSize: APPLY_THREADS,
-    dispatch: flatDispatch(Math.ceil(vecs / APPLY_THREADS)),
+    dispatch: flatDispatch(Math.ceil(vecs / (APPLY_THREADS * iters))),
     components: [4, 1, 1, 1],
     outputComponent: 4,
     code: applyCode,
