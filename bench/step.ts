@@ -5,7 +5,6 @@ import * as tf from '@tensorflow/tfjs';
 import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { attentionKernel } from '../src/backends/webgpu/attention.js';
 import { groupNormApply } from '../src/backends/webgpu/group-norm.js';
 import { splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { setTileChooser } from '../src/backends/webgpu/matmul-f16.js';
@@ -138,7 +137,6 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
   const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
   const variants: Record<string, (on: boolean) => void> = {
-    'attention one key at a time (before run 28)': (on) => { attentionKernel.keysAtOnce = !on; },
     'GroupNorm apply over 1024 values a workgroup (before run 28)': (on) => { groupNormApply.wide = !on; },
     'split-K instead of small tiles': (on) => setTileChooser(on
       ? (s) => splitKTiles(s.m, s.n, s.k, { bias: s.bias, convC: s.conv?.c, maxBytes: wgMemory }) : null),

@@ -10,9 +10,6 @@ const MAX_HEAD_DIM = 128;
 /** Up to this many keys (the temporal attention's frames), the short-sequence kernel runs. */
 const SHORT_KEYS = 32;
 
-/** Switch for the benchmark: the score loop takes four keys at a time (same sums, more independent work per thread). */
-export const attentionKernel = { keysAtOnce: true };
-
 export function attentionSupported(q: tf.TensorInfo, k: tf.TensorInfo, heads: number): boolean {
   return q.dtype === 'float32' && k.dtype === 'float32' && shapesFit(q.shape[0], q.shape[1], k.shape[1], q.shape[2], heads);
 }
@@ -127,28 +124,7 @@ fn main() {
     workgroupBarrier();
     var s : array<f32, ${KEY_TILE}>;
     var mt = m;
-    ${attentionKernel.keysAtOnce ? `// four keys at a time: four independent chains per q load, the same sums per key
-    for (var j = 0u; j < TILE; j += 4u) {
-      var d0 = vec4<f32>(0.0);
-      var d1 = vec4<f32>(0.0);
-      var d2 = vec4<f32>(0.0);
-      var d3 = vec4<f32>(0.0);
-      for (var c = 0u; c < D4; c++) {
-        let qc = qr[c];
-        d0 = fma(qc, kt[j * D4 + c], d0);
-        d1 = fma(qc, kt[(j + 1u) * D4 + c], d1);
-        d2 = fma(qc, kt[(j + 2u) * D4 + c], d2);
-        d3 = fma(qc, kt[(j + 3u) * D4 + c], d3);
-      }
-      let s4 = vec4<f32>(d0.x + d0.y + d0.z + d0.w, d1.x + d1.y + d1.z + d1.w, d2.x + d2.y + d2.z + d2.w, d3.x + d3.y + d3.z + d3.w);
-      for (var u = 0u; u < 4u; u++) {
-        var sj = s4[u];
-        let kj = k0 + j + u;
-        if (kj >= NK || (CAUSAL && kj > qi)) { sj = MASKED; }
-        s[j + u] = sj;
-        mt = max(mt, sj);
-      }
-    }` : `for (var j = 0u; j < TILE; j++) {
+    for (var j = 0u; j < TILE; j++) {
       var dotv = vec4<f32>(0.0);
       for (var c = 0u; c < D4; c++) {
         dotv = fma(qr[c], kt[j * D4 + c], dotv);
@@ -158,7 +134,7 @@ fn main() {
       if (kj >= NK || (CAUSAL && kj > qi)) { sj = MASKED; }
       s[j] = sj;
       mt = max(mt, sj);
-    }`}
+    }
     let corr = exp2(m - mt);
     l = l * corr;
     for (var c = 0u; c < D4; c++) { acc[c] = acc[c] * corr; }
@@ -178,7 +154,7 @@ fn main() {
   }
 }`;
   const prog = program({
-    key: `t2vAttention_${nq}_${nk}_${heads}_${d}_${causal}_${rows}${L.tag}${attentionKernel.keysAtOnce ? '_k4' : ''}`,
+    key: `t2vAttention_${nq}_${nk}_${heads}_${d}_${causal}_${rows}${L.tag}`,
     inputs: L.inputs,
     outputShape: [b, nq, inner],
     workgroupSize: rows,
