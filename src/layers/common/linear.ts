@@ -32,12 +32,12 @@ export class Linear extends Module {
   }
 
   /** x [.., in] -> [.., out]; plus `residual` (the output's shape) when given, added in the same kernel on webgpu. */
-  forward(x: tf.Tensor, residual?: tf.Tensor, bias: tf.Tensor | null = this.bias?.tensor ?? null): tf.Tensor {
+  forward(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]) as tf.Tensor2D;
       const r = residual ? residual.reshape([-1, this.outFeatures]) as tf.Tensor2D : null;
-      return matMulBias(x2, this.weight.tensor as tf.Tensor2D, bias, r).reshape([...lead, this.outFeatures]);
+      return matMulBias(x2, this.weight.tensor as tf.Tensor2D, this.bias?.tensor ?? null, r).reshape([...lead, this.outFeatures]);
     });
   }
 }
