@@ -12,7 +12,7 @@ import { attention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
-import { matMulF16StagedInfo, splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { emulateStagedGemm, matMulF16StagedInfo, splitKTiles, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -303,6 +303,61 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
     assert.equal(err?.message ?? null, null, p.shaderKey);
   }
   await tf.setBackend('cpu');
+});
+
+// The staged tensor-core GEMM with emulated subgroup matrices (subgroup-matrix.ts), so its tiling, implicit-GEMM
+// indexing, epilogues and split-K are checked here too. Inputs are multiples of 1/8 below 4 (exact in f16), so only
+// the order of the f32 sums differs from the cpu backend; bias and residual are arbitrary floats.
+test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bias, residual, split-K, convolutions', { skip }, async () => {
+  const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
+  type Case = { name: string; a: number[]; b: number[]; bias: boolean; residual: boolean; tiles?: Tiles;
+    conv?: { strides: number; pad: 'same' | ExplicitPadding } };
+  // small tiles (2 x 2 subgroups of one 16 x 16 block each): the emulation compiles slowly on lavapipe
+  const tiles = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
+  const cases: Case[] = [
+    { name: 'matmul + bias', a: [64, 48], b: [48, 64], bias: true, residual: false, tiles },
+    { name: 'matmul + bias + residual, split-K 3', a: [64, 48], b: [48, 64], bias: true, residual: true, tiles: { ...tiles, splits: 3 } },
+    { name: '3x3 convolution + residual', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: false, residual: true, tiles, conv: { strides: 1, pad: 'same' } },
+    { name: 'temporal (3, 1) convolution + bias', a: [2, 4, 8, 16], b: [3, 1, 16, 32], bias: true, residual: false, tiles,
+      conv: { strides: 1, pad: [[0, 0], [1, 1], [0, 0], [0, 0]] } },
+  ];
+  emulateStagedGemm(true);
+  try {
+    for (const c of cases) {
+      const ad = exact(c.a, 51);
+      const bd = exact(c.b, 52);
+      const biasd = rand([c.b[c.b.length - 1]], 53);
+      await tf.setBackend('cpu');
+      const ref = tf.tidy(() => {
+        const a = tf.tensor(ad, c.a);
+        const b = tf.tensor(bd, c.b);
+        let y = c.conv ? tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.conv.strides, c.conv.pad) : tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D);
+        if (c.bias) y = tf.add(y, tf.tensor1d(biasd));
+        return y;
+      });
+      const outShape = ref.shape;
+      const rd = rand(outShape, 54);
+      const want = (await (c.residual ? tf.add(ref, tf.tensor(rd, outShape)) : ref).data()) as Float32Array;
+      tf.dispose(ref);
+      await tf.setBackend('webgpu');
+      const backend = tf.backend() as unknown as WebGPUBackend;
+      const t = [tf.tensor(ad, c.a), tf.tensor(bd, c.b), tf.tensor1d(biasd), tf.tensor(rd, outShape)];
+      const info = (u: tf.Tensor) => ({ dataId: u.dataId, shape: u.shape, dtype: u.dtype });
+      const geom = c.conv ? { n: c.a[0], h: c.a[1], w: c.a[2], c: c.a[3], kh: c.b[0], kw: c.b[1],
+        padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0] } : undefined;
+      const out = tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(t[0]), info(t[1]), c.bias ? info(t[2]) : null,
+        cfg, outShape, geom, c.tiles, c.residual ? info(t[3]) : null));
+      const got = (await out.data()) as Float32Array;
+      tf.dispose([...t, out]);
+      const err = relMaxError(got, want);
+      console.log(`${c.name}: rel err ${err.toExponential(2)}`);
+      assert.ok(err <= 1e-5, `${c.name}: rel err ${err}`);
+    }
+  } finally {
+    emulateStagedGemm(false);
+    await tf.setBackend('cpu');
+  }
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

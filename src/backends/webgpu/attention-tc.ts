@@ -3,6 +3,7 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
 import type { AttentionLayout } from './attention.js';
 import { program, run } from './program.js';
+import { matrixOps } from './subgroup-matrix.js';
 
 /**
  * Attention on tensor cores: S = Q K^T and O += P V as 16x16x16 f16 subgroup-matrix products with f32 accumulation,
@@ -44,42 +45,6 @@ export function tcAttentionSupported(b: number, nq: number, nk: number, heads: n
   const fits = tcConfig !== null && tcConfig.M === 16 && tcConfig.N === 16 && tcConfig.K === 16;
   return (fits || emulateForTests) && !causal && d % 16 === 0 && d <= KT && nk > 16
     && (emulateForTests || !tcFilter || tcFilter({ b, nq, nk, heads, d, packed }));
-}
-
-/**
- * Code for the matrix operations, real or emulated; every call site gets distinct variable names. Emulated, a left
- * matrix is the lane's row (16 values) in registers, and a right matrix is only remembered (buffer, offset, layout):
- * the multiply reads it from workgroup memory, which holds it unchanged until then in this kernel.
- */
-function matrixOps(emulate: boolean) {
-  const left = 'subgroup_matrix_left<f16, 16, 16>';
-  const right = 'subgroup_matrix_right<f16, 16, 16>';
-  const res = 'subgroup_matrix_result<f32, 16, 16>';
-  const rights = new Map<string, (kq: string, nn: string) => string>();
-  return {
-    /** `name` = a left (A) matrix: rows of 16 at buf[off + row * stride + col] */
-    loadLeft: (name: string, buf: string, off: string, stride: number) => emulate
-      ? `var ${name} : array<f32, 16>;
-      for (var i = 0u; i < 16u; i++) { ${name}[i] = f32(${buf}[${off} + (lane / 2u) * ${stride}u + i]); }`
-      : `let ${name} = subgroupMatrixLoad<${left}>(&${buf}, ${off}, false, ${stride}u);`,
-    /** `name` = a right (B) matrix, element (k, n) at buf[off + k*stride + n], or at buf[off + n*stride + k] (colMajor) */
-    loadRight: (name: string, buf: string, off: string, stride: number, colMajor: boolean) => {
-      if (!emulate) return `let ${name} = subgroupMatrixLoad<${right}>(&${buf}, ${off}, ${colMajor}, ${stride}u);`;
-      rights.set(name, (kq, nn) => `${buf}[${off} + ${colMajor ? `(${nn}) * ${stride}u + ${kq}` : `${kq} * ${stride}u + (${nn})`}]`);
-      return '';
-    },
-    // explicit zero values: a bare `var x : array<f32, 8>;` inside the key loop kept its previous tile's values on
-    // lavapipe (WGSL says it is zeroed each time), which broke every multi-tile case of the emulation
-    zero: (name: string) => emulate ? `var ${name} = array<f32, 8>();` : `var ${name} = ${res}();`,
-    /** acc += a b */
-    mma: (acc: string, a: string, b: string) => emulate
-      ? `for (var kq = 0u; kq < 16u; kq++) { for (var i = 0u; i < 8u; i++) { ${acc}[i] = fma(${a}[kq], f32(${rights.get(b)!('kq', '(lane % 2u) * 8u + i')}), ${acc}[i]); } }`
-      : `${acc} = subgroupMatrixMultiplyAccumulate(${a}, ${b}, ${acc});`,
-    /** rows of 16 to buf[off + row * stride + col] */
-    store: (buf: string, off: string, acc: string, stride: number) => emulate
-      ? `for (var i = 0u; i < 8u; i++) { ${buf}[${off} + (lane / 2u) * ${stride}u + (lane % 2u) * 8u + i] = ${acc}[i]; }`
-      : `subgroupMatrixStore(&${buf}, ${off}, ${acc}, false, ${stride}u);`,
-  };
 }
 
 /** Dispatches of the tensor-core attention so far (tests and the benchmark check that it ran). */
@@ -133,7 +98,7 @@ export function tcAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: 
       pv.push(m.store('Ss', `(sg * 16u) * ${d}u + ${n * 16}u`, `o${n}`, d));
     }
     return `
-${emulate ? '' : 'enable chromium_experimental_subgroup_matrix;\ndiagnostic(off, chromium.subgroup_matrix_uniformity);'}
+${m.enable}
 enable f16;
 enable subgroups;
 const NQ = ${nq}u;

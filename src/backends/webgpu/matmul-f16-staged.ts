@@ -2,6 +2,13 @@ import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
+import { matrixOps } from './subgroup-matrix.js';
+
+let emulateForTests = false;
+/** Tests only: build the staged kernel with emulated subgroup matrices (subgroup-matrix.ts; 16x16x16 configurations). */
+export function emulateStagedGemm(on: boolean): void {
+  emulateForTests = on;
+}
 
 const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
 
@@ -138,31 +145,30 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const { M: SM, N: SN, K: SK } = cfg;
   const rm = BLOCK_M / SM;
   const rn = blockN / SN;
-  const left = `subgroup_matrix_left<f16, ${SK}, ${SM}>`;
-  const right = `subgroup_matrix_right<f16, ${SN}, ${SK}>`;
-  const res = `subgroup_matrix_result<f32, ${SN}, ${SM}>`;
+  const emulate = emulateForTests;
   // the source is built only when the backend compiles this key (program() takes a function)
   const code = () => {
+    const mx = matrixOps(emulate, cfg);
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-    for (let i = 0; i < rm; i++) lines.mma.push(`let a${i} = subgroupMatrixLoad<${left}>(&As, (sgRow + ${i * SM}u) * AS + kk, false, AS);`);
-    for (let j = 0; j < rn; j++) lines.mma.push(`let b${j} = subgroupMatrixLoad<${right}>(&Bs, kk * BS + sgCol + ${j * SN}u, false, BS);`);
+    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `kk * BS + sgCol + ${j * SN}u`, BS));
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
-      init.push(`let ones = subgroupMatrixLoad<${left}>(&onesTile, 0u, false, ${SK}u);`);
-      for (let j = 0; j < rn; j++) init.push(`let bias${j} = subgroupMatrixLoad<${right}>(&biasHL, sgCol + ${j * SN}u, false, TN);`);
+      init.push(mx.loadLeft('ones', 'onesTile', '0u', SK));
+      for (let j = 0; j < rn; j++) init.push(mx.loadRight(`bias${j}`, 'biasHL', `sgCol + ${j * SN}u`, TN));
     }
     for (let i = 0; i < rm; i++) {
       for (let j = 0; j < rn; j++) {
-        lines.acc.push(`var acc${i}_${j} = ${res}();`);
+        lines.acc.push(mx.zero(`acc${i}_${j}`));
         if (residual) {
-          init.push(`acc${i}_${j} = subgroupMatrixLoad<${res}>(&Residual, (row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, false, N);`);
-          if (bias) init.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ones, bias${j}, acc${i}_${j});`);
+          init.push(mx.loadResult(`acc${i}_${j}`, 'Residual', `(row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u`, 'N'));
+          if (bias) init.push(mx.mma(`acc${i}_${j}`, 'ones', `bias${j}`));
         } else if (bias) {
-          init.push(`acc${i}_${j} = subgroupMatrixLoad<${res}>(&biasTile, sgCol + ${j * SN}u, false, TN);`);
+          init.push(mx.loadResult(`acc${i}_${j}`, 'biasTile', `sgCol + ${j * SN}u`, 'TN'));
         }
-        lines.mma.push(`acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
-        lines.store.push(`subgroupMatrixStore(&result, ${S > 1 ? 'part0 + ' : ''}(row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u, acc${i}_${j}, false, N);`);
+        lines.mma.push(mx.mma(`acc${i}_${j}`, `a${i}`, `b${j}`));
+        lines.store.push(mx.store('result', `${S > 1 ? 'part0 + ' : ''}(row0 + sgRow + ${i * SM}u) * N + col0 + sgCol + ${j * SN}u`, `acc${i}_${j}`, 'N'));
       }
     }
     if (init.length) lines.acc.push(S > 1 ? `if (workgroupId.z == 0u) {\n    ${init.join('\n    ')}\n  }` : init.join('\n  '));
@@ -186,8 +192,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ].join('\n    ');
     return `
   enable f16;
-  enable chromium_experimental_subgroup_matrix;
-  diagnostic(off, chromium.subgroup_matrix_uniformity);
+  ${mx.enable}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
@@ -201,6 +206,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   fn main() {
     let tid = localIndex;
     let sg = tid / 32u;
+    let lane = tid % 32u;
     let row0 = workgroupId.y * ${TM}u;
     let col0 = workgroupId.x * TN;
     let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
@@ -209,8 +215,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     for (var e = tid; e < ${SK}u * TN; e += ${threads}u) {
       let r = e / TN;
       let v = Bias[col0 + e % TN];
-      let hi = f16(v);
-      biasHL[e] = select(0.0h, select(f16(v - f32(hi)), hi, r == 0u), r < 2u);
+      // hi: v cut to f16's 10 mantissa bits by masking (f32(f16(v)) may be folded to v by a compiler, losing lo)
+      let hi = bitcast<f32>(bitcast<u32>(v) & 0xffffe000u);
+      biasHL[e] = select(0.0h, select(f16(v - hi), f16(hi), r == 0u), r < 2u);
     }
     workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
     workgroupBarrier();`}
@@ -240,7 +247,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : outShape,
     workgroupSize: threads,
