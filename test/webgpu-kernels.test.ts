@@ -321,6 +321,8 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
     { name: '3x3 convolution + residual', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: false, residual: true, tiles, conv: { strides: 1, pad: 'same' } },
     { name: 'temporal (3, 1) convolution + bias', a: [2, 4, 8, 16], b: [3, 1, 16, 32], bias: true, residual: false, tiles,
       conv: { strides: 1, pad: [[0, 0], [1, 1], [0, 0], [0, 0]] } },
+    { name: 'stride-2 3x3 convolution (Downsample) + bias', a: [2, 8, 8, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
+      conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
   ];
   emulateStagedGemm(true);
   try {
@@ -345,7 +347,8 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       const t = [tf.tensor(ad, c.a), tf.tensor(bd, c.b), tf.tensor1d(biasd), tf.tensor(rd, outShape)];
       const info = (u: tf.Tensor) => ({ dataId: u.dataId, shape: u.shape, dtype: u.dtype });
       const geom = c.conv ? { n: c.a[0], h: c.a[1], w: c.a[2], c: c.a[3], kh: c.b[0], kw: c.b[1],
-        padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0] } : undefined;
+        padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0],
+        stride: c.conv.strides, oh: outShape[1], ow: outShape[2] } : undefined;
       const out = tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(t[0]), info(t[1]), c.bias ? info(t[2]) : null,
         cfg, outShape, geom, c.tiles, c.residual ? info(t[3]) : null));
       const got = (await out.data()) as Float32Array;

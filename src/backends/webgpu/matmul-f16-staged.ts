@@ -103,10 +103,19 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
  * m = (image, y, x) and k = (ky, kx, channel) with zero padding, so no im2col buffer exists; B is the HWIO filter
  * seen as [kh*kw*c, out]. The output keeps h x w (padTop/padLeft as given, the rest implied).
  */
-export interface ConvGeom { n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number }
+export interface ConvGeom {
+  n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number;
+  /** Stride (both axes; 1 when absent) and the output's height and width (h and w when absent). */
+  stride?: number; oh?: number; ow?: number;
+}
+
+/** Output rows of the implicit GEMM: images x output pixels. */
+export function convRows(g: ConvGeom): number {
+  return g.n * (g.oh ?? g.h) * (g.ow ?? g.w);
+}
 
 export function convF16Supported(g: ConvGeom, out: number): boolean {
-  return g.c % largeTiles(out).tk === 0 && matMulF16StagedSupported(g.n * g.h * g.w, out, g.kh * g.kw * g.c);
+  return g.c % largeTiles(out).tk === 0 && matMulF16StagedSupported(convRows(g), out, g.kh * g.kw * g.c);
 }
 
 /**
@@ -122,7 +131,7 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
   residual: tf.TensorInfo | null = null): tf.TensorInfo {
-  const m = conv ? conv.n * conv.h * conv.w : a.shape[a.shape.length - 2];
+  const m = conv ? convRows(conv) : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   const t = tiles ?? defaultTiles(m, n, k,
@@ -146,6 +155,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const rm = BLOCK_M / SM;
   const rn = blockN / SN;
   const emulate = emulateForTests;
+  const [stride, oh, ow] = conv ? [conv.stride ?? 1, conv.oh ?? conv.h, conv.ow ?? conv.w] : [1, 0, 0];
   // the source is built only when the backend compiles this key (program() takes a function)
   const code = () => {
     const mx = matrixOps(emulate, cfg);
@@ -174,11 +184,11 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     if (init.length) lines.acc.push(S > 1 ? `if (workgroupId.z == 0u) {\n    ${init.join('\n    ')}\n  }` : init.join('\n  '));
     const loadA = (v: number, k0: string) => conv
       ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
-        let xx = i32(mm % ${conv.w}u) + i32(tap % ${conv.kw}u) - ${conv.padLeft};
-        let yy = i32((mm / ${conv.w}u) % ${conv.h}u) + i32(tap / ${conv.kw}u) - ${conv.padTop};
+        let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
+        let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
         var v = vec4<f32>(0.0);
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
-          v = A[((mm / ${conv.w * conv.h}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
+          v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
         }
         ra[${v}] = v; }`
       : `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { convF16Supported, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
+import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
 import { gemvInfo, gemvSupported } from './gemv.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
@@ -193,14 +193,14 @@ export function routedConv2D(backend: WebGPUBackend, x: tf.TensorInfo, filter: t
   const out = filter.shape[3];
   const ok = geom !== null && convF16Supported(geom, out) && prelu == null
     && (!bias || (bias.shape.length === 1 && bias.shape[0] === out))
-    && (!residual || tf.util.sizeFromShape(residual.shape) === geom.n * geom.h * geom.w * out);
+    && (!residual || tf.util.sizeFromShape(residual.shape) === convRows(geom) * out);
   if (!ok) {
     stats.fallback++;
     return null;
   }
   stats.routed++;
-  const tiles = chosenTiles({ m: geom.n * geom.h * geom.w, n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
-  return matMulF16StagedInfo(backend, x, filter, bias, cfg, [geom.n, geom.h, geom.w, out], geom, tiles, residual);
+  const tiles = chosenTiles({ m: convRows(geom), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
+  return matMulF16StagedInfo(backend, x, filter, bias, cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out], geom, tiles, residual);
 }
 
 export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'staged' | 'direct' = 'staged',
@@ -247,10 +247,15 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
   };
 }
 
-/** The implicit-GEMM geometry of a stride-1, undilated NHWC convolution that keeps h x w, or null. */
+/**
+ * The implicit-GEMM geometry of an undilated NHWC convolution: stride 1 keeping h x w ('same', or explicit padding
+ * that sums to the kernel size minus one), or stride 2 with explicit padding (the UNet's Downsample), or null.
+ */
 function convGeom(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Record<string, unknown>): ConvGeom | null {
   const ones = (v: unknown) => v === undefined || v === 1 || (Array.isArray(v) && v.every((d) => d === 1));
-  if (!ones(attrs.strides) || !ones(attrs.dilations) || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
+  const s = attrs.strides;
+  const stride = s === undefined ? 1 : typeof s === 'number' ? s : Array.isArray(s) && s.every((d) => d === s[0]) ? s[0] as number : 0;
+  if ((stride !== 1 && stride !== 2) || !ones(attrs.dilations) || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
   if (attrs.activation !== undefined && attrs.activation !== 'linear') return null;
   if (x.shape.length !== 4 || filter.shape.length !== 4) return null;
   const [n, h, w, c] = x.shape;
@@ -258,6 +263,14 @@ function convGeom(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Record<string,
   const pad = attrs.pad;
   let padTop: number;
   let padLeft: number;
+  if (stride === 2) {
+    // explicit padding only: tfjs's 'same' pads stride-2 convolutions asymmetrically
+    if (!Array.isArray(pad)) return null;
+    const [[, ], [t, bt], [l, r]] = pad as number[][];
+    const oh = Math.floor((h + t + bt - kh) / 2) + 1;
+    const ow = Math.floor((w + l + r - kw) / 2) + 1;
+    return { n, h, w, c, kh, kw, padTop: t, padLeft: l, stride, oh, ow };
+  }
   if (pad === 'same') {
     if (kh % 2 === 0 || kw % 2 === 0) return null;
     padTop = (kh - 1) / 2;
