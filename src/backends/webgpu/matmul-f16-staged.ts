@@ -126,7 +126,7 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
  *
  * An optional `residual` (float32, the output's m x n elements) is added too, with no pass of its own: the
  * accumulators start from it, read straight from its buffer, and the bias then comes in through one extra
- * matrix product, ones x [f16(bias); bias - f16(bias)], exact to about 2^-22 of the bias.
+ * matrix product, ones x [hi; bias - hi] with hi the bias cut to f16 precision, exact to about 2^-21 of the bias.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
