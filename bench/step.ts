@@ -18,11 +18,12 @@ import { UNET_TFLOP } from './unet.js';
 const GEMMS = new Set(['_FusedMatMul', 'BatchMatMul', 'FusedConv2D', 'Conv2D']);
 
 /** FLOPs of one matmul or stride-1 convolution kernel from its input shapes (0 for anything else). */
-function gemmFlops(name: string, shapes: number[][]): number {
+function gemmFlops(name: string, shapes: number[][], out: number[]): number {
   const [a, b] = shapes;
   if (name.endsWith('Conv2D')) {
-    const [n, h, w, c] = a;
-    const [kh, kw, , o] = b;
+    // from the output's pixels: a stride-2 convolution does a quarter of its input's
+    const [n, h, w] = out;
+    const [kh, kw, c, o] = b;
     return 2 * n * h * w * kh * kw * c * o;
   }
   const m = a.slice(0, -1).reduce((x, y) => x * y, 1);
@@ -84,39 +85,43 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   res.dispatches = dispatches;
 
   // GPU time by kernel and by GEMM shape (timestamp queries serialize the kernels)
-  const profile = async () => {
-    const kernels = await timedKernels(calls['x once under 2 contexts']);
+  const profile = async (call = calls['x once under 2 contexts']) => {
+    const kernels = await timedKernels(call);
     const byName = sumByName(kernels);
     const total = kernels.reduce((a, k) => a + k.ms, 0);
     const byShape = new Map<string, { name: string; ms: number; n: number; flops: number }>();
     for (const k of kernels) {
       if (!GEMMS.has(k.name)) continue;
-      const key = `${k.name} ${k.inputShapes.slice(0, 2).map((s) => `[${s.join(',')}]`).join('x')}`;
+      // the output shape tells a stride-2 convolution from the 3x3 one on the same input
+      const key = `${k.name} ${k.inputShapes.slice(0, 2).map((s) => `[${s.join(',')}]`).join('x')} -> [${k.outputShapes[0].join(',')}]`;
       const e = byShape.get(key) ?? { name: k.name, ms: 0, n: 0, flops: 0 };
       e.ms += k.ms;
       e.n++;
-      e.flops += gemmFlops(k.name, k.inputShapes);
+      e.flops += gemmFlops(k.name, k.inputShapes, k.outputShapes[0]);
       byShape.set(key, e);
     }
-    return { total, byName, byShape };
+    return { total, byName, byShape, kernels: kernels.length };
+  };
+  const slowest = (byShape: Map<string, { ms: number; n: number; flops: number }>, count: number) => {
+    const sorted = [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms);
+    for (const [key, e] of sorted.slice(0, count)) {
+      log(`  ${e.ms.toFixed(2).padStart(7)} ms  x${String(e.n).padEnd(3)} ${(e.flops / e.ms / 1e9).toFixed(1).padStart(6)} TFLOP/s  ${key}`);
+    }
+    return sorted;
   };
   const { total, byName, byShape } = await profile();
   log(`GPU time ${total.toFixed(1)} ms: ${Object.entries(byName).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}`);
   const gemmMs = [...byShape.values()].reduce((a, e) => a + e.ms, 0);
   const gemmFlop = [...byShape.values()].reduce((a, e) => a + e.flops, 0);
   log(`GEMMs: ${gemmMs.toFixed(1)} ms for ${(gemmFlop / 1e12).toFixed(2)} TFLOP (${(gemmFlop / gemmMs / 1e9).toFixed(1)} TFLOP/s); by shape, slowest first:`);
-  const shapes = [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms);
-  for (const [key, e] of shapes.slice(0, 30)) {
-    log(`  ${e.ms.toFixed(2).padStart(7)} ms  x${String(e.n).padEnd(3)} ${(e.flops / e.ms / 1e9).toFixed(1).padStart(6)} TFLOP/s  ${key}`);
-  }
+  const shapes = slowest(byShape, 30);
   res.gpu = { total, byName, gemm_ms: gemmMs, gemm_tflop: gemmFlop / 1e12, shapes: Object.fromEntries(shapes) };
-  const oneKernels = await timedKernels(calls['batch 1']);
-  const one = oneKernels.reduce((a, k) => a + k.ms, 0);
-  const oneBy = sumByName(oneKernels);
+  const b1 = await profile(calls['batch 1']);
   const oneEncode = await encodeMs(calls['batch 1']);
-  log(`batch 1: GPU time ${one.toFixed(1)} ms (${Object.entries(oneBy).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}), `
-    + `${oneKernels.length} kernels timed, encoded in ${oneEncode.toFixed(1)} ms (JavaScript side, median of 5)`);
-  res.batch1 = { gpu_ms: one, by_name: oneBy, encode_ms: oneEncode };
+  log(`batch 1: GPU time ${b1.total.toFixed(1)} ms (${Object.entries(b1.byName).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}), `
+    + `${b1.kernels} kernels timed, encoded in ${oneEncode.toFixed(1)} ms (JavaScript side, median of 5); GEMMs by shape:`);
+  const oneShapes = slowest(b1.byShape, 20);
+  res.batch1 = { gpu_ms: b1.total, by_name: b1.byName, encode_ms: oneEncode, shapes: Object.fromEntries(oneShapes) };
   // where the JavaScript side of a call goes: a V8 CPU profile of three batch-1 calls (chrome://inspect reads it)
   const session = new Session();
   session.connect();

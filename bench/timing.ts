@@ -16,13 +16,13 @@ export async function sync(): Promise<void> {
 }
 
 /** The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out). */
-export async function timedKernels(fn: () => tf.Tensor): Promise<{ name: string; inputShapes: number[][]; ms: number }[]> {
+export async function timedKernels(fn: () => tf.Tensor): Promise<{ name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[]> {
   const prof = await tf.profile(() => fn());
   tf.dispose(prof.result as tf.Tensor);
-  const out: { name: string; inputShapes: number[][]; ms: number }[] = [];
+  const out: { name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[] = [];
   for (const k of prof.kernels) {
     const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
-    if (typeof ms === 'number') out.push({ name: k.name, inputShapes: k.inputShapes as number[][], ms });
+    if (typeof ms === 'number') out.push({ name: k.name, inputShapes: k.inputShapes as number[][], outputShapes: k.outputShapes as number[][], ms });
   }
   return out;
 }
