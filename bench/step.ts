@@ -7,7 +7,7 @@ import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { groupNormApply } from '../src/backends/webgpu/group-norm.js';
 import { splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
-import { setTileChooser } from '../src/backends/webgpu/matmul-f16.js';
+import { setTileChooser, stridedConvs } from '../src/backends/webgpu/matmul-f16.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { randomReleasedPipeline } from './pipeline.js';
 import { gpuRandom } from './random-gpu.js';
@@ -142,6 +142,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
   const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
   const variants: Record<string, (on: boolean) => void> = {
+    'Downsample convolutions on tfjs\'s kernel (before 4012bb9)': (on) => { stridedConvs.enabled = !on; },
     'GroupNorm apply over 1024 values a workgroup (before run 28)': (on) => { groupNormApply.wide = !on; },
     'split-K instead of small tiles': (on) => setTileChooser(on
       ? (s) => splitKTiles(s.m, s.n, s.k, { bias: s.bias, convC: s.conv?.c, maxBytes: wgMemory }) : null),

@@ -247,6 +247,9 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
   };
 }
 
+/** Switch for the benchmark: stride-2 convolutions on the tensor-core route (else tfjs's kernel, as before 4012bb9). */
+export const stridedConvs = { enabled: true };
+
 /**
  * The implicit-GEMM geometry of an undilated NHWC convolution: stride 1 keeping h x w ('same', or explicit padding
  * that sums to the kernel size minus one), or stride 2 with explicit padding (the UNet's Downsample), or null.
@@ -255,7 +258,7 @@ function convGeom(x: tf.TensorInfo, filter: tf.TensorInfo, attrs: Record<string,
   const ones = (v: unknown) => v === undefined || v === 1 || (Array.isArray(v) && v.every((d) => d === 1));
   const s = attrs.strides;
   const stride = s === undefined ? 1 : typeof s === 'number' ? s : Array.isArray(s) && s.every((d) => d === s[0]) ? s[0] as number : 0;
-  if ((stride !== 1 && stride !== 2) || !ones(attrs.dilations) || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
+  if ((stride !== 1 && (stride !== 2 || !stridedConvs.enabled)) || !ones(attrs.dilations) || (attrs.dataFormat ?? 'NHWC') !== 'NHWC') return null;
   if (attrs.activation !== undefined && attrs.activation !== 'linear') return null;
   if (x.shape.length !== 4 || filter.shape.length !== 4) return null;
   const [n, h, w, c] = x.shape;
