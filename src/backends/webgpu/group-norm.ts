@@ -141,7 +141,7 @@ fn main() {
   let i = (flatWorkgroup() * ${iters}u + it) * ${APPLY_THREADS}u + localId.x;
   if (i >= VECS) { return; }
   let e0 = i * 4u;
-  let nn = e0 / PER_SAMPLE;
+  ${merged ? '' : 'let nn = e0 / PER_SAMPLE;'}
   let c0 = e0 % C;
   let xv = X[i];
   var y : vec4<f32>;

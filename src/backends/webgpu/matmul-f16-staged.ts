@@ -45,12 +45,15 @@ export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boo
     if (groups >= ONE_WAVE) t = n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
     else t = n % 64 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 } : large;
   }
-  if (n % 128 === 0 && opts.maxBytes !== undefined) {
-    const deep = { ...t, tk: 64 };
-    if ((opts.convC === undefined || opts.convC % 64 === 0) && tilesFit(deep, m, n, k)
-      && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes) return deep;
-  }
-  return t;
+  const deep = deepK(t, n, opts);
+  return deep !== t && tilesFit(deep, m, n, k) ? deep : t;
+}
+
+/** `t` with K steps of 64 where the tile is 128 wide and the device's workgroup memory holds it, else `t`. */
+function deepK(t: Tiles, n: number, opts: { bias?: boolean; convC?: number; maxBytes?: number }): Tiles {
+  const deep = { ...t, tk: 64 };
+  return n % 128 === 0 && opts.maxBytes !== undefined && (opts.convC === undefined || opts.convC % 64 === 0)
+    && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes ? deep : t;
 }
 
 /**
@@ -59,10 +62,7 @@ export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boo
  * (each at least four K steps), and a second pass sums them. Elsewhere defaultTiles.
  */
 export function splitKTiles(m: number, n: number, k: number, opts: { bias?: boolean; convC?: number; maxBytes?: number } = {}): Tiles {
-  const large = largeTiles(n);
-  const deep = { ...large, tk: 64 };
-  const t = n % 128 === 0 && opts.maxBytes !== undefined && (opts.convC === undefined || opts.convC % 64 === 0)
-    && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes ? deep : large;
+  const t = deepK(largeTiles(n), n, opts);
   if (!tilesFit(t, m, n, k)) return defaultTiles(m, n, k, opts);
   const groups = (m / (t.bm * t.sgRows)) * (n / (t.bn * t.sgCols));
   if (groups >= ONE_WAVE) return defaultTiles(m, n, k, opts);
@@ -99,9 +99,9 @@ export function matMulF16StagedSupported(m: number, n: number, k: number): boole
 }
 
 /**
- * A stride-1 convolution as an implicit GEMM: A[m, k] is read from the NHWC input x [n, h, w, c] at
- * m = (image, y, x) and k = (ky, kx, channel) with zero padding, so no im2col buffer exists; B is the HWIO filter
- * seen as [kh*kw*c, out]. The output keeps h x w (padTop/padLeft as given, the rest implied).
+ * A convolution as an implicit GEMM: A[m, k] is read from the NHWC input x [n, h, w, c] at m = (image, output y,
+ * output x) and k = (ky, kx, channel) with zero padding, so no im2col buffer exists; B is the HWIO filter seen as
+ * [kh*kw*c, out]. Stride 1 keeps h x w (padTop/padLeft as given, the rest implied); stride 2 gives oh x ow.
  */
 export interface ConvGeom {
   n: number; h: number; w: number; c: number; kh: number; kw: number; padTop: number; padLeft: number;

@@ -157,22 +157,21 @@ export function routedMatMul(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Ten
   const n = b.shape[b.shape.length - 1];
   const plain = !attrs.transposeA && !attrs.transposeB && batchA === 1 && batchB === 1
     && (attrs.activation === undefined || attrs.activation === 'linear') && prelu == null;
-  if (plain && gemvSupported(m, n) && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))
-    && (!residual || tf.util.sizeFromShape(residual.shape) === n)) {
+  const vectorBias = !bias || (bias.shape.length === 1 && bias.shape[0] === n);
+  const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
+  if (plain && gemvSupported(m, n) && vectorBias && (!residual || tf.util.sizeFromShape(residual.shape) === n)) {
     stats.routed++;
-    return gemvInfo(backend, a, b, bias, residual, a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n]);
+    return gemvInfo(backend, a, b, bias, residual, outShape);
   }
   const fits = plain
     && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN
-    && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n
-      && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))));
+    && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n && vectorBias));
   if (!fits) {
     stats.fallback++;
     return null;
   }
   stats.routed++;
-  const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
-  if (kernel === 'staged' && (!bias || (bias.shape.length === 1 && bias.shape[0] === n))) {
+  if (kernel === 'staged' && vectorBias) {
     const tiles = chosenTiles({ m, n, k, bias: bias != null });
     return matMulF16StagedInfo(backend, a, b, bias, cfg, outShape, undefined, tiles, residual);
   }
@@ -184,7 +183,7 @@ export function routedMatMul(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Ten
   return y;
 }
 
-/** The same for a stride-1 convolution that keeps h x w (an implicit GEMM on the staged kernel), or null. */
+/** The same for a convolution convGeom accepts (an implicit GEMM on the staged kernel), or null. */
 export function routedConv2D(backend: WebGPUBackend, x: tf.TensorInfo, filter: tf.TensorInfo, bias: tf.TensorInfo | null,
   residual: tf.TensorInfo | null, attrs: Record<string, unknown>, prelu: tf.TensorInfo | null = null): tf.TensorInfo | null {
   if (!routed || routed.kernel !== 'staged') return null;
@@ -223,7 +222,7 @@ export function routeMatMulsToTensorCores(cfg: SubgroupMatrixConfig, kernel: 'st
       },
     });
   }
-  // stride-1 convolutions (3x3 'same', the temporal (3,1)) as implicit GEMMs on the staged kernel
+  // convolutions (3x3 'same', the temporal (3,1), the stride-2 Downsample) as implicit GEMMs on the staged kernel
   for (const name of ['Conv2D', 'FusedConv2D']) {
     const orig = tf.getKernel(name, 'webgpu');
     if (!orig || kernel !== 'staged') continue;

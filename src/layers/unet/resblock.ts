@@ -98,7 +98,7 @@ export class ResBlock extends Module {
         y = tf.add(perVideo, bias.reshape([batch, 1, this.outChannels])).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
       }
       y = this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D, this.skip ? this.skip.forward(x) : x);
-      const video = y.reshape([batch, n / batch, h * w, this.outChannels]) as tf.Tensor4D;
+      const video = y.reshape([batch, f, h * w, this.outChannels]) as tf.Tensor4D;
       return this.temporal.forward(video).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
     });
   }
