@@ -11,7 +11,7 @@ export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/n
 mkdir -p $tmp/step
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee $tmp/gpu.txt
 (cd /tmp/t2v-gpu/app && T2V_DAWN_FLAGS="enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness disable-dawn-features=timestamp_quantization" \
-  timeout 400 ../node main.mjs step $tmp/step ${STEPS:-50} ${GENS:-2} 2>&1 | grep -v -i 'deprecated\|^ *-\|^$\|warning\|Compilation log\|Reached the WGSL\|^ \|subgroupMatrix' | tail -30)
+  timeout 400 ../node main.mjs step $tmp/step ${STEPS:-50} ${GENS:-2} "${VARIANTS:-}" 2>&1 | grep -v -i 'deprecated\|^ *-\|^$\|warning\|Compilation log\|Reached the WGSL\|^ \|subgroupMatrix' | tail -30)
 bash "$root/bench/run13.sh" parity $tmp/parity 2>&1 | grep -E "vs |fp32|tf32|fp16|took|steps on" | tail -40
 cp $tmp/step/step.log "$out/step.log"; cp $tmp/parity/parity.log "$out/parity.log" 2>/dev/null
 tar -C $tmp -czf "$out/$name.tgz" .

@@ -8,4 +8,4 @@ export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/n
 mkdir -p "$out/step"
 (cd /tmp/t2v-gpu/app && T2V_DAWN_FLAGS="enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness disable-dawn-features=timestamp_quantization" \
   timeout 400 ../node main.mjs step "$out/step" 50 ${GENS:-1} "${VARIANTS:-}" 2>&1 | grep -v -i 'deprecated\|^ *-\|^$\|warning\|Compilation log\|Reached the WGSL\|^ \|subgroupMatrix' | tail -30)
-rm -f "$out/step/batch1.cpuprofile"
+gzip -f "$out/step/batch1.cpuprofile" 2>/dev/null || true

@@ -5,10 +5,12 @@ import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webg
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
 import { geglu } from '../src/backends/geglu.js';
-import { FusedAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention } from '../src/backends/kernels.js';
+import {
+  FusedAttention, FusedContextAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention,
+} from '../src/backends/kernels.js';
 import { conv2dBias, type ExplicitPadding } from '../src/layers/common/conv.js';
 import { matMulBias } from '../src/layers/common/linear.js';
-import { attention } from '../src/layers/common/attention.js';
+import { attention, contextAttention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
@@ -93,6 +95,33 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
+  });
+}
+
+// cross-attention to keys and values of several layers side by side in one matmul's output (UNetSD's projected
+// context): the kernel reads this layer's columns in place, rows past batch*keys (a padded matmul's) unused
+for (const [name, b, nq, keys, heads, d] of [['77 keys (tiled kernel)', 2, 70, 77, 2, 32], ['12 keys (short-sequence kernel)', 3, 10, 12, 2, 16]] as const) {
+  test(`webgpu attention to keys and values at a column offset of a wider tensor matches plain ops: ${name}`, { skip }, async () => {
+    const inner = heads * d;
+    const width = 5 * inner;
+    const rows = b * keys + 7;
+    const qd = rand([b, nq, inner], 1);
+    const kvd = rand([rows, width], 2);
+    const { ref, gpu, leaked } = await both(() => tf.tidy(() => contextAttention(
+      tf.tensor3d(qd, [b, nq, inner]), tf.tensor2d(kvd, [rows, width]), keys, 2 * inner, heads)), FusedContextAttention);
+    const err = relMaxError(gpu, ref);
+    console.log(`${name}: rel err ${err.toExponential(2)}`);
+    assert.ok(err <= TOL, `rel err ${err}`);
+    assert.equal(leaked, 0);
+    // the plain ops' reading of the layout: keys at the offset, values right after
+    await tf.setBackend('cpu');
+    const direct = tf.tidy(() => {
+      const kv = tf.tensor2d(kvd, [rows, width]).slice([0, 0], [b * keys, width]).reshape([b, keys, width]);
+      return attention(tf.tensor3d(qd, [b, nq, inner]), kv.slice([0, 0, 2 * inner], [b, keys, inner]) as tf.Tensor3D,
+        kv.slice([0, 0, 3 * inner], [b, keys, inner]) as tf.Tensor3D, heads);
+    });
+    assert.ok(relMaxError((await direct.data()) as Float32Array, ref) === 0);
+    direct.dispose();
   });
 }
 
@@ -317,6 +346,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
   const tiles = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
   const cases: Case[] = [
     { name: 'matmul + bias', a: [64, 48], b: [48, 64], bias: true, residual: false, tiles },
+    { name: 'matmul of 77 rows (run on 128) + bias', a: [77, 48], b: [48, 64], bias: true, residual: false, tiles },
     { name: 'matmul + bias + residual, split-K 3', a: [64, 48], b: [48, 64], bias: true, residual: true, tiles: { ...tiles, splits: 3 } },
     { name: '3x3 convolution + residual', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: false, residual: true, tiles, conv: { strides: 1, pad: 'same' } },
     { name: 'temporal (3, 1) convolution + bias', a: [2, 4, 8, 16], b: [3, 1, 16, 32], bias: true, residual: false, tiles,
@@ -430,6 +460,7 @@ test('webgpu UNet (fused kernels, packed q|k|v) matches the cpu backend on a sma
     const err = relMaxError(gpu, ref);
     console.log(`small UNet, webgpu vs cpu: rel err ${err.toExponential(2)}`);
     assert.ok(kernelNames.includes(FusedPackedAttention), 'packed attention did not run');
+    assert.ok(kernelNames.includes(FusedContextAttention), 'cross-attention on the projected context did not run');
     assert.ok(err <= 1e-4, `rel err ${err}`);
   } finally {
     net.disposeWeights();

@@ -8,6 +8,12 @@ import * as tf from '@tensorflow/tfjs';
 export const FusedAttention = 'T2VFusedAttention';
 /** Self-attention on one [B, N, 3*inner] tensor holding q, k and v side by side (attrs as FusedAttention's). */
 export const FusedPackedAttention = 'T2VFusedPackedAttention';
+/**
+ * Attention of q [B, Nq, inner] to keys and values read from one [rows, width] tensor: row b*keys + j holds key j of
+ * batch b, its key at columns offset .. offset+inner and its value right after (every cross-attention's to_k|to_v of
+ * one context, from one matmul).
+ */
+export const FusedContextAttention = 'T2VFusedContextAttention';
 export const FusedGroupNorm = 'T2VFusedGroupNorm';
 export const FusedGEGLU = 'T2VFusedGEGLU';
 export const FusedLayerNorm = 'T2VFusedLayerNorm';
@@ -17,6 +23,7 @@ export const FusedMatMulAdd = 'T2VFusedMatMulAdd';
 export const FusedConv2DAdd = 'T2VFusedConv2DAdd';
 
 export interface FusedAttentionAttrs { heads: number; causal: boolean }
+export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }
 export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }
 
 /** Shape checks live with the kernel; a kernel says no to shapes it does not cover and the plain ops run. */
@@ -34,6 +41,12 @@ export function fusedKernelFor(kernelName: string, inputs: tf.Tensor[], attrs: R
   if (!backend || tf.getKernel(kernelName, backend) === undefined) return false;
   const check = supportChecks.get(`${kernelName}@${backend}`);
   return check ? check(inputs, attrs) : true;
+}
+
+/** True when the active backend has `kernelName` registered (shapes aside). */
+export function hasFusedKernel(kernelName: string): boolean {
+  const backend = tf.getBackend();
+  return !!backend && tf.getKernel(kernelName, backend) !== undefined;
 }
 
 export function runFused<T extends tf.Tensor>(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: object): T {

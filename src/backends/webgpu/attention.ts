@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { FusedAttentionAttrs } from '../kernels.js';
+import type { ContextAttentionAttrs, FusedAttentionAttrs } from '../kernels.js';
 import { tcAttention, tcAttentionSupported } from './attention-tc.js';
 import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from './program.js';
 
@@ -28,7 +28,24 @@ function shapesFit(b: number, nq: number, nk: number, inner: number, heads: numb
  */
 export function fusedAttention(backend: WebGPUBackend, q: tf.TensorInfo, k: tf.TensorInfo, v: tf.TensorInfo,
   attrs: FusedAttentionAttrs): tf.TensorInfo {
-  return attentionProgram(backend, [q, k, v], q.shape[0], q.shape[1], k.shape[1], q.shape[2], attrs);
+  return attentionProgram(backend, [q, k, v], layout(false, q.shape[2]), q.shape[0], q.shape[1], k.shape[1], q.shape[2], attrs);
+}
+
+/** Keys and values of every batch item in one [rows, width] tensor at a column offset (FusedContextAttention). */
+export function contextAttentionSupported(q: tf.TensorInfo, kv: tf.TensorInfo, attrs: ContextAttentionAttrs): boolean {
+  const [b, nq, inner] = q.shape;
+  const { keys, offset } = attrs;
+  return q.shape.length === 3 && kv.shape.length === 2 && q.dtype === 'float32' && kv.dtype === 'float32'
+    && Number.isInteger(keys) && keys > 0 && kv.shape[0] >= b * keys && kv.shape[1] % 4 === 0
+    && Number.isInteger(offset) && offset % 4 === 0 && offset >= 0 && offset + 2 * inner <= kv.shape[1]
+    && shapesFit(b, nq, keys, inner, attrs.heads);
+}
+
+export function fusedContextAttention(backend: WebGPUBackend, q: tf.TensorInfo, kv: tf.TensorInfo,
+  attrs: ContextAttentionAttrs): tf.TensorInfo {
+  const [b, nq, inner] = q.shape;
+  const L = layout(false, inner, { width: kv.shape[1], offset: attrs.offset });
+  return attentionProgram(backend, [q, kv], L, b, nq, attrs.keys, inner, { heads: attrs.heads, causal: false });
 }
 
 /**
@@ -49,29 +66,38 @@ export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo,
   const rank = qkv.shape.length;
   const [b, n] = qkv.shape;
   const s = rank === 4 ? qkv.shape[2] : 1;
-  if (s > 1) return shortAttention(backend, [qkv], layout(true, qkv.shape[3] / 3), b * s, n, n, qkv.shape[3] / 3, attrs.heads, attrs.causal, s);
-  return attentionProgram(backend, [qkv], b, n, n, qkv.shape[rank - 1] / 3, attrs);
+  const inner = qkv.shape[rank - 1] / 3;
+  if (s > 1) return shortAttention(backend, [qkv], layout(true, inner), b * s, n, n, inner, attrs.heads, attrs.causal, s);
+  return attentionProgram(backend, [qkv], layout(true, inner), b, n, n, inner, attrs);
 }
 
 /**
  * The WGSL names and strides (in vec4) of q, k and v: three tensors [B, N, inner], or one [B, N, 3*inner] whose
- * rows hold q, k and v side by side.
+ * rows hold q, k and v side by side, or q [B, N, inner] and keys and values in rows `width` wide (k at `offset`).
  */
-export type AttentionLayout = ReturnType<typeof layout>;
-function layout(packed: boolean, inner: number) {
+export interface AttentionLayout {
+  inputs: string[]; Q: string; K: string; V: string; qs4: number; kvs4: number; koff: number; voff: number; tag: string;
+  kind: 'plain' | 'packed' | 'context';
+}
+function layout(packed: boolean, inner: number, kv?: { width: number; offset: number }): AttentionLayout {
   const i4 = inner / 4;
+  if (kv) {
+    return { inputs: ['Q', 'KV'], Q: 'Q', K: 'KV', V: 'KV', qs4: i4, kvs4: kv.width / 4, koff: kv.offset / 4,
+      voff: kv.offset / 4 + i4, tag: `c${kv.width}_${kv.offset}`, kind: 'context' };
+  }
   return packed
-    ? { inputs: ['QKV'], Q: 'QKV', K: 'QKV', V: 'QKV', qs4: 3 * i4, kvs4: 3 * i4, koff: i4, voff: 2 * i4, tag: 'p' }
-    : { inputs: ['Q', 'K', 'V'], Q: 'Q', K: 'K', V: 'V', qs4: i4, kvs4: i4, koff: 0, voff: 0, tag: '' };
+    ? { inputs: ['QKV'], Q: 'QKV', K: 'QKV', V: 'QKV', qs4: 3 * i4, kvs4: 3 * i4, koff: i4, voff: 2 * i4, tag: 'p', kind: 'packed' }
+    : { inputs: ['Q', 'K', 'V'], Q: 'Q', K: 'K', V: 'V', qs4: i4, kvs4: i4, koff: 0, voff: 0, tag: '', kind: 'plain' };
 }
 
-function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], b: number, nq: number, nk: number,
-  inner: number, attrs: FusedAttentionAttrs): tf.TensorInfo {
+function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
+  nk: number, inner: number, attrs: FusedAttentionAttrs): tf.TensorInfo {
   const { heads, causal } = attrs;
   const d = inner / heads;
-  const L = layout(inputs.length === 1, inner);
   if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
-  if (tcAttentionSupported(b, nq, nk, heads, d, causal, inputs.length === 1)) return tcAttention(backend, inputs, L, b, nq, nk, inner, heads);
+  if (L.kind !== 'context' && tcAttentionSupported(b, nq, nk, heads, d, causal, L.kind === 'packed')) {
+    return tcAttention(backend, inputs, L, b, nq, nk, inner, heads);
+  }
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q

@@ -10,6 +10,8 @@ export function emulateStagedGemm(on: boolean): void {
   emulateForTests = on;
 }
 
+/** Plain GEMMs may have any number of rows: they run on a multiple of this many (every tiling's rows divide it). */
+const RAGGED_ROWS = 128;
 const PAD = 8; // f16 elements of padding per workgroup-memory row, against bank conflicts of the matrix loads
 
 /**
@@ -94,8 +96,14 @@ export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: n
     && (!cfg || (t.bm % cfg.M === 0 && t.bn % cfg.N === 0 && t.tk % cfg.K === 0));
 }
 
+/** Whether a plain GEMM fits the staged kernel; any m does (rounded up to a multiple of 128 rows). */
 export function matMulF16StagedSupported(m: number, n: number, k: number): boolean {
-  return tilesFit(largeTiles(n), m, n, k);
+  return m > 0 && tilesFit(largeTiles(n), paddedRows(m), n, k);
+}
+
+/** The rows a plain GEMM of m rows runs on. */
+export function paddedRows(m: number): number {
+  return Math.ceil(m / RAGGED_ROWS) * RAGGED_ROWS;
 }
 
 /**
@@ -115,7 +123,7 @@ export function convRows(g: ConvGeom): number {
 }
 
 export function convF16Supported(g: ConvGeom, out: number): boolean {
-  return g.c % largeTiles(out).tk === 0 && matMulF16StagedSupported(convRows(g), out, g.kh * g.kw * g.c);
+  return g.c % largeTiles(out).tk === 0 && tilesFit(largeTiles(out), convRows(g), out, g.kh * g.kw * g.c);
 }
 
 /**
@@ -131,7 +139,10 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
   residual: tf.TensorInfo | null = null): tf.TensorInfo {
-  const m = conv ? convRows(conv) : a.shape[a.shape.length - 2];
+  // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
+  // last row read again) and its output is cut back to `rows`
+  const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
+  const m = conv || (tiles && tilesFit(tiles, rows, b.shape[b.shape.length - 1], a.shape[a.shape.length - 1])) ? rows : paddedRows(rows);
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   const t = tiles ?? defaultTiles(m, n, k,
@@ -139,7 +150,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }
-  if (residual && tf.util.sizeFromShape(residual.shape) !== m * n) {
+  if (residual && (rows !== m || tf.util.sizeFromShape(residual.shape) !== m * n)) {
     throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
   }
   const { bm: BLOCK_M, sgCols, bn: blockN, tk: TK } = t;
@@ -191,7 +202,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
           v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
         }
         ra[${v}] = v; }`
-      : `{ let e = tid + ${v * threads}u; ra[${v}] = A[(row0 + e / ${TK / 4}u) * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
+      : `{ let e = tid + ${v * threads}u; ra[${v}] = A[${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `(row0 + e / ${TK / 4}u)`} * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
     const loadRegs = (k0: string) => [
       ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
@@ -257,9 +268,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
-    outputShape: S > 1 ? [S * m * n] : outShape,
+    outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,
     dispatch: [n / TN, m / TM, S],
     components: [4, 4, ...(bias ? [1] : []), ...(residual ? [1] : [])],
@@ -267,10 +278,13 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     code,
   });
   const out = backend.runWebGPUProgram(prog, inputs, 'float32');
-  if (S === 1) return out;
-  const sum = sumSplits(backend, out, S, outShape);
-  backend.disposeData(out.dataId);
-  return sum;
+  if (S === 1 && rows === m) return out;
+  const sum = S > 1 ? sumSplits(backend, out, S, rows < m ? [m * n] : outShape) : out;
+  if (S > 1) backend.disposeData(out.dataId);
+  if (rows === m) return sum;
+  const cut = tf.getKernel('Slice', 'webgpu')!.kernelFunc({ inputs: { x: sum }, backend, attrs: { begin: [0], size: [rows * n] } }) as tf.TensorInfo;
+  backend.disposeData(sum.dataId);
+  return { ...cut, shape: outShape };
 }
 
 /** The sum of a split-K GEMM's `splits` partial products, [splits * size] -> outShape (size elements). */

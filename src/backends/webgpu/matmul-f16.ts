@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
-import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
+import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, paddedRows, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
 import { gemvInfo, gemvSupported } from './gemv.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
@@ -165,14 +165,14 @@ export function routedMatMul(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.Ten
   }
   const fits = plain
     && (kernel === 'staged' ? matMulF16StagedSupported(m, n, k) : matMulF16Supported(m, n, k)) && k * n >= minKN
-    && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n && vectorBias));
+    && (!residual || (kernel === 'staged' && tf.util.sizeFromShape(residual.shape) === m * n && vectorBias && paddedRows(m) === m));
   if (!fits) {
     stats.fallback++;
     return null;
   }
   stats.routed++;
   if (kernel === 'staged' && vectorBias) {
-    const tiles = chosenTiles({ m, n, k, bias: bias != null });
+    const tiles = chosenTiles({ m: paddedRows(m), n, k, bias: bias != null });
     return matMulF16StagedInfo(backend, a, b, bias, cfg, outShape, undefined, tiles, residual);
   }
   const out = matMulF16Info(backend, a, b, cfg, outShape);

@@ -1,18 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import {
-  FusedAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention, setSupportCheck,
-  type FusedAttentionAttrs, type FusedGroupNormAttrs,
+  FusedAttention, FusedContextAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd,
+  FusedPackedAttention, setSupportCheck, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from '../kernels.js';
-import { attentionSupported, fusedAttention, fusedPackedAttention, packedAttentionSupported } from './attention.js';
+import {
+  attentionSupported, contextAttentionSupported, fusedAttention, fusedContextAttention, fusedPackedAttention, packedAttentionSupported,
+} from './attention.js';
 import { fusedConv2DAdd, fusedMatMulAdd } from './gemm-add.js';
 import { fusedGEGLU, gegluSupported } from './geglu.js';
 import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
 import { fusedLayerNorm, layerNormSupported } from './layer-norm.js';
 
 const BACKEND = 'webgpu';
-export type WebGPUKernel = 'attention' | 'packed-attention' | 'groupnorm' | 'layernorm' | 'geglu' | 'matmul-add' | 'conv2d-add';
-export const ALL_KERNELS: WebGPUKernel[] = ['attention', 'packed-attention', 'groupnorm', 'layernorm', 'geglu', 'matmul-add', 'conv2d-add'];
+export type WebGPUKernel = 'attention' | 'packed-attention' | 'context-attention' | 'groupnorm' | 'layernorm' | 'geglu'
+  | 'matmul-add' | 'conv2d-add';
+export const ALL_KERNELS: WebGPUKernel[] = [
+  'attention', 'packed-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu', 'matmul-add', 'conv2d-add'];
 
 const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
   attention: {
@@ -32,6 +36,15 @@ const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; sup
         attrs as unknown as FusedAttentionAttrs),
     },
     supports: ([qkv], a) => packedAttentionSupported(qkv, a.heads as number),
+  },
+  'context-attention': {
+    name: FusedContextAttention,
+    config: {
+      kernelName: FusedContextAttention, backendName: BACKEND,
+      kernelFunc: ({ inputs, backend, attrs }) => fusedContextAttention(backend as WebGPUBackend, inputs.q!, inputs.kv!,
+        attrs as unknown as ContextAttentionAttrs),
+    },
+    supports: ([q, kv], a) => contextAttentionSupported(q, kv, a as unknown as ContextAttentionAttrs),
   },
   groupnorm: {
     name: FusedGroupNorm,

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { FusedAttention, FusedPackedAttention, fusedKernelFor, runFused } from '../../backends/kernels.js';
+import {
+  FusedAttention, FusedContextAttention, FusedPackedAttention, fusedKernelFor, hasFusedKernel, runFused,
+} from '../../backends/kernels.js';
 
 /**
  * Multi-head scaled dot-product attention, the one place every network's attention goes through, so a backend
@@ -50,4 +52,24 @@ export function packedAttentionFor(b: number, n: number, inner: number, heads: n
   const shape = columns > 0 ? [b, n, columns, 3 * inner] : [b, n, 3 * inner];
   const shapeOnly = { shape, dtype: 'float32' } as unknown as tf.Tensor;
   return fusedKernelFor(FusedPackedAttention, [shapeOnly], { heads, causal: false });
+}
+
+/**
+ * Attention of q [B, Nq, heads*d] to keys and values in kv [rows, width]: row b*keys + j holds batch b's key j at
+ * columns offset .. offset+heads*d and its value right after (every cross-attention's to_k|to_v of one context, from
+ * one matmul). The fused kernel reads them where they lie; other backends slice.
+ */
+export function contextAttention(q: tf.Tensor3D, kv: tf.Tensor2D, keys: number, offset: number, heads: number): tf.Tensor3D {
+  const attrs = { heads, keys, offset };
+  if (fusedKernelFor(FusedContextAttention, [q, kv], attrs)) return runFused(FusedContextAttention, { q, kv }, attrs);
+  return tf.tidy(() => {
+    const [b, , inner] = q.shape;
+    const part = (at: number) => kv.slice([0, at], [b * keys, inner]).reshape([b, keys, inner]) as tf.Tensor3D;
+    return attention(q, part(offset), part(offset + inner), heads);
+  });
+}
+
+/** Whether the active backend reads keys and values for contextAttention in place (else slicing them is no gain). */
+export function contextAttentionIsFused(): boolean {
+  return hasFusedKernel(FusedContextAttention);
 }

@@ -1,10 +1,22 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { Linear } from '../common/linear.js';
-import { attention, attentionIsFused, packedAttention, packedAttentionFor } from '../common/attention.js';
+import { attention, attentionIsFused, contextAttention, packedAttention, packedAttentionFor } from '../common/attention.js';
 
 /** Scores above this many elements are computed in batch chunks (same numbers, bounded memory). */
 const MAX_SCORE_ELEMENTS = 1 << 27;
+
+/**
+ * The keys and values of one context for several cross-attentions, from one matmul of the context with their to_k and
+ * to_v weights side by side (UNetSD does this once per call): kv [batch*keys (or more), width], each layer's k at its
+ * offset and v right after.
+ */
+export interface ProjectedContext {
+  kv: tf.Tensor2D;
+  batch: number;
+  keys: number;
+  offsets: Map<CrossAttention, number>;
+}
 
 /**
  * Upstream `CrossAttention`: bias-free to_q/to_k/to_v, `to_out.0` Linear (to_out.1 is dropout), softmax scale
@@ -30,12 +42,13 @@ export class CrossAttention extends Module {
   /**
    * x [B, N, queryDim]; context [Bc, L, contextDim] with B a multiple of Bc: query rows b*g .. b*g+g-1 all attend
    * to context b. That is upstream's `repeat_interleave` of the context over frames, without computing keys and
-   * values once per frame. `residual` (x's shape), when given, is added by to_out.
+   * values once per frame. `residual` (x's shape), when given, is added by to_out. The context may come projected
+   * already (ProjectedContext, holding this layer's keys and values).
    *
    * x may also be [B, N, S, queryDim] (self-attention only): attention over N in each of the S columns, as the
    * temporal transformer needs for the frames of each pixel, without moving the frames next to each other.
    */
-  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D, residual?: T): T {
+  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D | ProjectedContext, residual?: T): T {
     if (x.rank === 4) {
       if (context) throw new Error('CrossAttention: a context with [B, N, S, C] input is not supported');
       return this.columns(x as tf.Tensor4D, residual as tf.Tensor4D | undefined) as T;
@@ -49,6 +62,14 @@ export class CrossAttention extends Module {
         return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads), residual) as T;
       }
       const q = this.to_q.forward(x) as tf.Tensor3D;
+      if (context && !(context instanceof tf.Tensor)) {
+        const at = context.offsets.get(this);
+        if (at === undefined) throw new Error('CrossAttention: the projected context holds no keys for this layer');
+        const bc = context.batch;
+        if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
+        const out = contextAttention(q.reshape([bc, (bq / bc) * n, this.innerDim]), context.kv, context.keys, at, this.heads);
+        return this.to_out.forward(out.reshape([bq, n, this.innerDim]), residual) as T;
+      }
       const src = context ?? (x as tf.Tensor3D);
       const k = this.to_k.forward(src) as tf.Tensor3D;
       const v = this.to_v.forward(src) as tf.Tensor3D;

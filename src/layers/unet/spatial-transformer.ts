@@ -3,6 +3,7 @@ import { Module } from '../module.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
 import { BasicTransformerBlock } from './transformer-block.js';
+import type { ProjectedContext } from './cross-attention.js';
 
 /**
  * Upstream `SpatialTransformer` as UNetSD builds it (use_linear True, depth 1): GroupNorm (eps 1e-6), Linear
@@ -25,8 +26,8 @@ export class SpatialTransformer extends Module {
     this.proj_out = this.child('proj_out', new Linear(inChannels, inner));
   }
 
-  /** x [b*f, h, w, c]; context [b, L, contextDim], shared by the f frames of each video. */
-  forward(x: tf.Tensor4D, context: tf.Tensor3D): tf.Tensor4D {
+  /** x [b*f, h, w, c]; context [b, L, contextDim] (or projected: CrossAttention), shared by the f frames of each video. */
+  forward(x: tf.Tensor4D, context: tf.Tensor3D | ProjectedContext): tf.Tensor4D {
     return tf.tidy(() => {
       const [n, h, w, c] = x.shape;
       let y = this.norm.forward(x).reshape([n, h * w, c]) as tf.Tensor3D;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { LayerNorm } from '../common/norm.js';
-import { CrossAttention } from './cross-attention.js';
+import { CrossAttention, type ProjectedContext } from './cross-attention.js';
 import { FeedForward } from './feed-forward.js';
 
 /**
@@ -31,7 +31,7 @@ export class BasicTransformerBlock extends Module {
    * x [B, N, dim], or [B, N, S, dim] for attention over N in each of the S columns (both attentions self-attention
    * then); context as CrossAttention takes it, or none for self-attention in attn2.
    */
-  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D): T {
+  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D | ProjectedContext): T {
     return tf.tidy(() => {
       // each sub-layer's last Linear adds the residual (one kernel on webgpu)
       let h = this.attn1.forward(this.norm1.forward(x) as T, undefined, x);

@@ -3,6 +3,8 @@ import { Module } from '../module.js';
 import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
+import { contextAttentionIsFused } from '../common/attention.js';
+import type { CrossAttention, ProjectedContext } from './cross-attention.js';
 import { silu } from './activations.js';
 import type { UNetConfig } from './config.js';
 import { Downsample } from './downsample.js';
@@ -20,9 +22,15 @@ type Layer = Conv2d | ResBlock | SpatialTransformer | TemporalTransformer | Down
  */
 interface Conditioning {
   embSilu: tf.Tensor2D;
-  context: tf.Tensor3D;
+  context: tf.Tensor3D | ProjectedContext;
   batch: number;
 }
+
+/**
+ * Whether every cross-attention's keys and values come from one matmul per call (where the backend reads them in
+ * place); the benchmark's switch.
+ */
+export const contextProjection = { enabled: true };
 
 /**
  * ModelScope's `UNetSD` (the 3-D UNet of text-to-video) as the released configuration uses it. A video is
@@ -136,7 +144,7 @@ export class UNetSD extends Module {
     return tf.tidy(() => {
       const e = this.timeEmbed[1].forward(silu(this.timeEmbed[0].forward(sinusoidalEmbedding(t, c.dim))));
       // ResBlocks repeat it over the frames of each video (upstream's repeat_interleave) where it differs
-      const cond: Conditioning = { embSilu: silu(e) as tf.Tensor2D, context, batch: bx };
+      const cond: Conditioning = { embSilu: silu(e) as tf.Tensor2D, context: this.projectContext(context), batch: bx };
 
       // Each block runs in its own tidy and activations are freed as soon as nothing needs them.
       let hcur = x.reshape([bx * f, h, w, ch]) as tf.Tensor4D;
@@ -175,6 +183,25 @@ export class UNetSD extends Module {
       const y = this.outConv.forward(this.outNorm.forward(hcur, true) as tf.Tensor4D);
       return y.reshape([b, f, h, w, c.outDim]) as tf.Tensor5D;
     });
+  }
+
+  /** Every cross-attention's keys and values from one matmul (weights concatenated once), or the context as given. */
+  private projectContext(context: tf.Tensor3D): tf.Tensor3D | ProjectedContext {
+    const layers: CrossAttention[] = [];
+    for (const block of [...this.inputBlocks, this.middleBlock, ...this.outputBlocks]) {
+      for (const l of block) if (l instanceof SpatialTransformer) layers.push(l.block.attn2);
+    }
+    const weights = layers.flatMap((a) => [a.to_k.weight.value, a.to_v.weight.value]);
+    if (!contextProjection.enabled || layers.length === 0 || !contextAttentionIsFused() || weights.some((w) => !w)) return context;
+    const w = this.derived('context_kv', weights as tf.Tensor[], () => tf.concat(weights as tf.Tensor2D[], 1)) as tf.Tensor2D;
+    const [b, keys, width] = context.shape;
+    const offsets = new Map<CrossAttention, number>();
+    let at = 0;
+    for (const a of layers) {
+      offsets.set(a, at);
+      at += 2 * a.innerDim;
+    }
+    return { kv: tf.matMul(context.reshape([b * keys, width]) as tf.Tensor2D, w), batch: b, keys, offsets };
   }
 
   private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {
