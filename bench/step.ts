@@ -6,8 +6,8 @@ import { dawnFlags, tensorCoresOn } from '../src/backends/dawn.js';
 import { setTensorCoreAttention } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { groupNormApply } from '../src/backends/webgpu/group-norm.js';
-import { splitKTiles } from '../src/backends/webgpu/matmul-f16-staged.js';
-import { setTileChooser, stridedConvs } from '../src/backends/webgpu/matmul-f16.js';
+import { splitK } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { stridedConvs } from '../src/backends/webgpu/matmul-f16.js';
 import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
 import { contextProjection } from '../src/layers/unet/unet.js';
 import { randomReleasedPipeline } from './pipeline.js';
@@ -141,13 +141,11 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   // the steps since run 22 on and off: residual adds inside the GEMMs, tfjs's submit batching
   const residualKernels: WebGPUKernel[] = ['matmul-add', 'conv2d-add'];
   const submitEvery = (n: number) => (on: boolean) => tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', on ? n : 15);
-  const wgMemory = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
   const variants: Record<string, (on: boolean) => void> = {
     'Downsample convolutions on tfjs\'s kernel (before 4012bb9)': (on) => { stridedConvs.enabled = !on; },
     'cross-attention keys and values a matmul per layer (before run 29)': (on) => { contextProjection.enabled = !on; },
     'GroupNorm apply over 1024 values a workgroup (before run 28)': (on) => { groupNormApply.wide = !on; },
-    'split-K instead of small tiles': (on) => setTileChooser(on
-      ? (s) => splitKTiles(s.m, s.n, s.k, { bias: s.bias, convC: s.conv?.c, maxBytes: wgMemory }) : null),
+    'K never split (before run 32)': (on) => { splitK.enabled = !on; },
     'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
     'submit every 64 dispatches (tfjs: 15)': submitEvery(64),
   };

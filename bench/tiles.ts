@@ -105,6 +105,7 @@ export async function benchTiles(log: (s: string) => void, args: string[]): Prom
     const y = call();
     const err = relMaxError((await y.data()) as Float32Array, ref);
     y.dispose();
+    await timeIt(call, 1, 1); // the first profile after new pipelines read 2-3x high (run 31)
     const p = await gemmTimes(call);
     let won = 0;
     for (const [key, s] of routed) {

@@ -14,7 +14,7 @@ import { attention, contextAttention } from '../src/layers/common/attention.js';
 import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
-import { emulateStagedGemm, matMulF16StagedInfo, splitKTiles, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { emulateStagedGemm, matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -313,13 +313,12 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   } as unknown as WebGPUBackend;
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const info = (shape: number[]) => ({ dataId: {}, shape, dtype: 'float32' as const });
-  const maxBytes = backend.device.limits.maxComputeWorkgroupStorageSize;
   const conv = { n: 16, h: 4, w: 4, c: 256, kh: 3, kw: 3, padTop: 1, padLeft: 1 };
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256]);
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256]);
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], undefined, undefined, info([256, 256]));
   matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], conv,
-    splitKTiles(256, 256, 2304, { bias: true, convC: 256, maxBytes }), info([16, 4, 4, 256]));
+    { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32, splits: 4 }, info([16, 4, 4, 256]));
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
   for (const p of progs) {
     const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };

@@ -32,14 +32,47 @@ export function largeTiles(n: number): Tiles {
 /** Workgroups that fill the H100's and H200's 132 SMs once. */
 const ONE_WAVE = 132;
 
+/** Switch for the benchmark: K split where the tiles alone leave the GPU short of work (defaultTiles). */
+export const splitK = { enabled: true };
+/** Workgroups a GEMM should have (three per SM) before its K range is left whole. */
+const ENOUGH_GROUPS = 3 * ONE_WAVE;
+/** K steps each part of a split keeps at least. */
+const MIN_SPLIT_STEPS = 8;
+
+type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number };
+
 /**
  * The tiling a GEMM [m, k] x [k, n] gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's
- * deepest levels, M = 512 or 2048 rows): then 64 x 128 tiles below two waves, 64 x 64 below one (H200 run 18: 12-15%
- * off those GEMMs, level 3's 3x3 convolution 3.38 -> 2.92 ms a step). Where the tile is 128 wide, K steps by 64
- * instead of 32 when the device's workgroup memory (`maxBytes`) holds it: half the barriers (run 20: a guided step
- * 124.0 ms against 127.3-129.8 with K steps of 32). Output identical either way (bench/RESULTS.md).
+ * deepest levels): then 64 x 128 tiles below two waves, 64 x 64 below one (H200 run 18: 12-15% off those GEMMs).
+ * Where the tile is 128 wide, K steps by 64 instead of 32 when the device's workgroup memory (`maxBytes`) holds it:
+ * half the barriers (run 20). Where that still leaves fewer than three workgroups per SM, K is split: 128 x 128
+ * (else 64 x 128) tiles and the fewest parts that reach three waves (each part at least 8 K steps), then a pass
+ * sums the parts (batch 1's levels 1-3: H200 runs 29-31, bench/RESULTS.md).
  */
-export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boolean; convC?: number; maxBytes?: number } = {}): Tiles {
+export function defaultTiles(m: number, n: number, k: number, opts: TileOpts = {}): Tiles {
+  const t = wholeKTiles(m, n, k, opts);
+  if (!splitK.enabled || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
+  let best = t;
+  for (const base of [largeTiles(n), { bm: 32, sgRows: 2, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 }]) {
+    const tt = deepK(base, n, opts);
+    if (!tilesFit(tt, m, n, k)) continue;
+    for (let s = 2; s <= 16; s++) {
+      if (k % (tt.tk * s) !== 0 || k / (tt.tk * s) < MIN_SPLIT_STEPS) continue;
+      const split = { ...tt, splits: s };
+      if (groupsOf(split, m, n) > groupsOf(best, m, n)) best = split;
+      if (groupsOf(split, m, n) >= ENOUGH_GROUPS) return split;
+    }
+  }
+  return best;
+}
+
+/** Workgroups a tiling dispatches (split-K parts included). */
+function groupsOf(t: Tiles, m: number, n: number): number {
+  return (m / (t.bm * t.sgRows)) * (n / (t.bn * t.sgCols)) * (t.splits ?? 1);
+}
+
+/** defaultTiles without split-K. */
+function wholeKTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const large = largeTiles(n);
   const groups = (m / (large.bm * large.sgRows)) * (n / (large.bn * large.sgCols));
   let t = large;
@@ -52,29 +85,10 @@ export function defaultTiles(m: number, n: number, k: number, opts: { bias?: boo
 }
 
 /** `t` with K steps of 64 where the tile is 128 wide and the device's workgroup memory holds it, else `t`. */
-function deepK(t: Tiles, n: number, opts: { bias?: boolean; convC?: number; maxBytes?: number }): Tiles {
+function deepK(t: Tiles, n: number, opts: TileOpts): Tiles {
   const deep = { ...t, tk: 64 };
   return n % 128 === 0 && opts.maxBytes !== undefined && (opts.convC === undefined || opts.convC % 64 === 0)
     && tilesBytes(deep, opts.bias ?? false) <= opts.maxBytes ? deep : t;
-}
-
-/**
- * Split-K instead of small tiles: where largeTiles (with K steps of 64 where they fit, as in defaultTiles) leaves
- * fewer workgroups than the GPU has SMs, the K range is split between the fewest workgroups per tile that fill it
- * (each at least four K steps), and a second pass sums them. Elsewhere defaultTiles.
- */
-export function splitKTiles(m: number, n: number, k: number, opts: { bias?: boolean; convC?: number; maxBytes?: number } = {}): Tiles {
-  const t = deepK(largeTiles(n), n, opts);
-  if (!tilesFit(t, m, n, k)) return defaultTiles(m, n, k, opts);
-  const groups = (m / (t.bm * t.sgRows)) * (n / (t.bn * t.sgCols));
-  if (groups >= ONE_WAVE) return defaultTiles(m, n, k, opts);
-  let splits = 1;
-  for (let s = 2; s <= 16 && k / s >= 4 * t.tk; s++) {
-    if (k % (t.tk * s) !== 0) continue;
-    splits = s;
-    if (groups * s >= ONE_WAVE) break;
-  }
-  return splits > 1 ? { ...t, splits } : defaultTiles(m, n, k, opts);
 }
 
 /**
