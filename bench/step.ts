@@ -70,6 +70,11 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   for (let round = 0; round < 3; round++) {
     for (const [name, fn] of Object.entries(calls)) (times[name] ??= []).push(await timeIt(fn, 5, round === 0 ? 2 : 1));
   }
+  // batch 1 alone, more rounds: the host's noise moves single rounds by up to 50 ms (runs 29-32)
+  const b1Rounds: number[] = [];
+  for (let round = 0; round < 7; round++) b1Rounds.push(await timeIt(calls['batch 1'], 7, round === 0 ? 1 : 0));
+  log(`UNet call, batch 1, 7 more rounds of 7: ${b1Rounds.map((t) => t.toFixed(1)).join(' / ')} ms, median ${median(b1Rounds).toFixed(1)}`);
+  res.batch1_rounds = b1Rounds;
   const encode = await encodeMs(calls['x once under 2 contexts']);
   const dispatches = countDispatches(calls['x once under 2 contexts']);
   await sync();

@@ -50,6 +50,18 @@ type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number };
  * sums the parts (batch 1's levels 1-3: H200 runs 29-31, bench/RESULTS.md).
  */
 export function defaultTiles(m: number, n: number, k: number, opts: TileOpts = {}): Tiles {
+  // asked for every GEMM of every call: the search below is remembered per shape
+  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${splitK.enabled}`;
+  let t = tilesMemo.get(key);
+  if (t === undefined) {
+    t = searchTiles(m, n, k, opts);
+    tilesMemo.set(key, t);
+  }
+  return t;
+}
+const tilesMemo = new Map<string, Tiles>();
+
+function searchTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const t = wholeKTiles(m, n, k, opts);
   if (!splitK.enabled || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
   let best = t;
