@@ -151,6 +151,8 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     'cross-attention keys and values a matmul per layer (before run 29)': (on) => { contextProjection.enabled = !on; },
     'GroupNorm apply over 1024 values a workgroup (before run 28)': (on) => { groupNormApply.wide = !on; },
     'K never split (before run 32)': (on) => { splitK.enabled = !on; },
+    'K split over 64x64 tiles too': (on) => { splitK.smallTiles = on; },
+    'pooled buffers reused last-freed first, as tfjs (before run 34)': (on) => { bindGroupCache.oldestFirst = !on; },
     'residual adds apart (before run 23)': (on) => (on ? unregisterWebGPUKernels : registerWebGPUKernels)(residualKernels),
     'submit every 64 dispatches (tfjs: 15)': submitEvery(64),
   };

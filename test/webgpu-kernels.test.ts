@@ -434,6 +434,42 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
   }
 });
 
+// tfjs's pool hands out the buffer freed last; freed in another order than taken, the buffers a run gets rotate
+// from one run to the next and its bind groups are new each time. Oldest-first reuse makes them recur.
+test('webgpu pooled buffers are reused oldest first: a run that frees out of order meets the same buffers (and bind groups) every time', { skip }, async () => {
+  await tf.setBackend('webgpu');
+  const x = tf.tensor1d(rand([4096], 21));
+  const run = async () => {
+    const t = [tf.add(x, 1)];
+    for (let i = 1; i < 7; i++) t.push(tf.mul(t[i - 1], 1.5));
+    const y = tf.addN(t);
+    for (const i of [3, 0, 5, 1, 6, 2, 4]) t[i].dispose();
+    const d = (await y.data()) as Float32Array;
+    y.dispose();
+    return d;
+  };
+  const misses = async (runs: number) => {
+    const m0 = bindGroupCache.misses;
+    for (let i = 0; i < runs; i++) await run();
+    return bindGroupCache.misses - m0;
+  };
+  const was = bindGroupCache.oldestFirst;
+  try {
+    bindGroupCache.oldestFirst = false;
+    await misses(3);
+    const lifo = await misses(4);
+    bindGroupCache.oldestFirst = true;
+    await misses(2);
+    assert.equal(await misses(4), 0, 'oldest first: later runs make no bind group');
+    console.log(`bind groups made in 4 settled runs: ${lifo} last-freed first, 0 oldest first`);
+    assert.ok(lifo > 0, 'the out-of-order frees defeat last-freed-first reuse (else this test shows nothing)');
+  } finally {
+    bindGroupCache.oldestFirst = was;
+    x.dispose();
+    await tf.setBackend('cpu');
+  }
+});
+
 test('webgpu UNet (fused kernels, packed q|k|v) matches the cpu backend on a small configuration', { skip }, async () => {
   // width >= 128: tfjs-webgpu 4.22 miscompiles 5-D binary ops with a 1-D operand of < 128 elements
   const cfg: UNetConfig = {

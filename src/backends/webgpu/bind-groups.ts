@@ -3,6 +3,8 @@ import * as tf from '@tensorflow/tfjs';
 /** Switch (T2V_BIND_GROUP_CACHE=0 starts it off) and counts of the bind-group cache below. */
 export const bindGroupCache = {
   enabled: !['0', 'off', 'false'].includes((process.env.T2V_BIND_GROUP_CACHE ?? '').toLowerCase()),
+  /** Pooled buffers handed out oldest first (reuseLowestBuffers), so bind groups recur; the benchmark's switch. */
+  oldestFirst: true,
   hits: 0,
   misses: 0,
 };
@@ -44,6 +46,7 @@ interface Recorder {
  */
 export function cacheBindGroups<B extends object>(backend: B): B {
   const b = backend as unknown as Recorder;
+  reuseLowestBuffers((backend as unknown as { bufferManager: BufferPool }).bufferManager);
   const original = b.recordAndSubmit.bind(b);
   const layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
   const ids = new WeakMap<object, number>();
@@ -116,4 +119,46 @@ export function cacheBindGroups<B extends object>(backend: B): B {
     }
   };
   return backend;
+}
+
+/** The parts of tfjs-backend-webgpu 4.22's BufferManager that pick a pooled buffer. */
+interface BufferPool {
+  acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
+  releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
+  freeBuffers: Map<string, GPUBuffer[]>;
+}
+
+/**
+ * tfjs hands out the buffer freed last (LIFO); buffers are freed in another order than taken, so every UNet call
+ * meets a permutation of the previous call's buffers and most of its bind groups are new (run 32: about 75% made
+ * afresh). Here each free list stays sorted by creation and the oldest free buffer is taken: which buffer a dispatch
+ * gets then depends only on which buffers are free, the same from one identical call to the next, so their bind
+ * groups recur. Sizes, counts and memory are as before.
+ */
+export function reuseLowestBuffers(pool: BufferPool): void {
+  if (!bindGroupCache.enabled || typeof pool?.acquireBuffer !== 'function') return;
+  const order = new WeakMap<GPUBuffer, number>();
+  let next = 0;
+  const acquire = pool.acquireBuffer.bind(pool);
+  const release = pool.releaseBuffer.bind(pool);
+  pool.acquireBuffer = (size, usage, mappedAtCreation = false, reuse = true) => {
+    const buffer = acquire(size, usage, mappedAtCreation, reuse);
+    if (!order.has(buffer)) order.set(buffer, next++);
+    return buffer;
+  };
+  pool.releaseBuffer = (buffer, reuse = true) => {
+    release(buffer, reuse);
+    // tfjs pushed it onto its free list (key as tfjs's getBufferKey) and pops from the end: keep the list in
+    // descending creation order, so the end is the oldest
+    const list = reuse && bindGroupCache.oldestFirst ? pool.freeBuffers.get(`${buffer.size}_${buffer.usage}`) : undefined;
+    if (!list || list[list.length - 1] !== buffer) return;
+    let rank = order.get(buffer);
+    if (rank === undefined) order.set(buffer, rank = next++);
+    let i = list.length - 1;
+    while (i > 0 && (order.get(list[i - 1]) ?? 0) < rank) {
+      list[i] = list[i - 1];
+      i--;
+    }
+    list[i] = buffer;
+  };
 }

@@ -33,7 +33,7 @@ export function largeTiles(n: number): Tiles {
 const ONE_WAVE = 132;
 
 /** Switch for the benchmark: K split where the tiles alone leave the GPU short of work (defaultTiles). */
-export const splitK = { enabled: true };
+export const splitK = { enabled: true, smallTiles: false };
 /** Workgroups a GEMM should have (three per SM) before its K range is left whole. */
 const ENOUGH_GROUPS = 3 * ONE_WAVE;
 /** K steps each part of a split keeps at least. */
@@ -51,7 +51,7 @@ type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number };
  */
 export function defaultTiles(m: number, n: number, k: number, opts: TileOpts = {}): Tiles {
   // asked for every GEMM of every call: the search below is remembered per shape
-  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${splitK.enabled}`;
+  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${splitK.enabled},${splitK.smallTiles}`;
   let t = tilesMemo.get(key);
   if (t === undefined) {
     t = searchTiles(m, n, k, opts);
@@ -65,7 +65,9 @@ function searchTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const t = wholeKTiles(m, n, k, opts);
   if (!splitK.enabled || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
   let best = t;
-  for (const base of [largeTiles(n), { bm: 32, sgRows: 2, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 }]) {
+  const bases: Tiles[] = [largeTiles(n), { bm: 32, sgRows: 2, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 }];
+  if (splitK.smallTiles) bases.push({ bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 });
+  for (const base of bases) {
     const tt = deepK(base, n, opts);
     if (!tilesFit(tt, m, n, k)) continue;
     for (let s = 2; s <= 16; s++) {
