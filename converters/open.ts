@@ -9,14 +9,12 @@ export type { ReaderOptions } from './torch-zip.js';
 
 export async function openCheckpoint(path: string, opts: ReaderOptions = {}): Promise<Checkpoint> {
   let head: Uint8Array;
-  let size: number;
   try {
     // stat before open: opening a FIFO or device would block or never end.
     const st = await stat(path);
     if (!st.isFile()) throw new Error(st.isDirectory() ? 'is a directory, not a checkpoint file' : 'not a regular file');
     const fh = await open(path, 'r');
     try {
-      size = (await fh.stat()).size;
       head = new Uint8Array(16);
       const { bytesRead } = await fh.read(head, 0, 16, 0);
       head = head.subarray(0, bytesRead);
