@@ -170,9 +170,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
   // last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
-  const m = conv || (tiles && tilesFit(tiles, rows, b.shape[b.shape.length - 1], a.shape[a.shape.length - 1])) ? rows : paddedRows(rows);
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
+  const m = conv || (tiles && tilesFit(tiles, rows, n, k)) ? rows : paddedRows(rows);
   const t = tiles ?? defaultTiles(m, n, k,
     { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {

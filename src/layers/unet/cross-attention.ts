@@ -62,21 +62,20 @@ export class CrossAttention extends Module {
         return this.to_out.forward(packedAttention(qkv as tf.Tensor3D, this.heads), residual) as T;
       }
       const q = this.to_q.forward(x) as tf.Tensor3D;
-      if (context && !(context instanceof tf.Tensor)) {
-        const at = context.offsets.get(this);
-        if (at === undefined) throw new Error('CrossAttention: the projected context holds no keys for this layer');
-        const bc = context.batch;
-        if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
-        const out = contextAttention(q.reshape([bc, (bq / bc) * n, this.innerDim]), context.kv, context.keys, at, this.heads);
-        return this.to_out.forward(out.reshape([bq, n, this.innerDim]), residual) as T;
-      }
-      const src = context ?? (x as tf.Tensor3D);
-      const k = this.to_k.forward(src) as tf.Tensor3D;
-      const v = this.to_v.forward(src) as tf.Tensor3D;
-      const bc = src.shape[0];
+      const projected = context && !(context instanceof tf.Tensor) ? context : null;
+      const src = (projected ? undefined : context as tf.Tensor3D | undefined) ?? (x as tf.Tensor3D);
+      const bc = projected ? projected.batch : src.shape[0];
       if (bq % bc !== 0) throw new Error(`CrossAttention: query batch ${bq} is not a multiple of context batch ${bc}`);
       const qg = q.reshape([bc, (bq / bc) * n, this.innerDim]) as tf.Tensor3D;
-      const out = this.attend(qg, k, v).reshape([bq, n, this.innerDim]);
+      let grouped: tf.Tensor3D;
+      if (projected) {
+        const at = projected.offsets.get(this);
+        if (at === undefined) throw new Error('CrossAttention: the projected context holds no keys for this layer');
+        grouped = contextAttention(qg, projected.kv, projected.keys, at, this.heads);
+      } else {
+        grouped = this.attend(qg, this.to_k.forward(src) as tf.Tensor3D, this.to_v.forward(src) as tf.Tensor3D);
+      }
+      const out = grouped.reshape([bq, n, this.innerDim]);
       return this.to_out.forward(out, residual) as T;
     });
   }

@@ -51,6 +51,8 @@ export class UNetSD extends Module {
   readonly outputBlocks: Layer[][] = [];
   readonly outNorm: GroupNorm;
   readonly outConv: Conv2d;
+  /** Each cross-attention (the spatial transformers' attn2, in order) and where its k|v columns start in context_kv. */
+  private readonly contextOffsets = new Map<CrossAttention, number>();
 
   constructor(readonly config: UNetConfig) {
     super();
@@ -115,6 +117,15 @@ export class UNetSD extends Module {
     // head
     this.outNorm = this.child('out.0', new GroupNorm(g, width));
     this.outConv = this.child('out.2', new Conv2d(width, c.outDim, 3, 1, 1));
+
+    let at = 0;
+    for (const block of [...this.inputBlocks, this.middleBlock, ...this.outputBlocks]) {
+      for (const l of block) {
+        if (!(l instanceof SpatialTransformer)) continue;
+        this.contextOffsets.set(l.block.attn2, at);
+        at += 2 * l.block.attn2.innerDim;
+      }
+    }
   }
 
   /** forward takes one input under several contexts (x batch 1, context batch b), as guided sampling needs. */
@@ -187,21 +198,12 @@ export class UNetSD extends Module {
 
   /** Every cross-attention's keys and values from one matmul (weights concatenated once), or the context as given. */
   private projectContext(context: tf.Tensor3D): tf.Tensor3D | ProjectedContext {
-    const layers: CrossAttention[] = [];
-    for (const block of [...this.inputBlocks, this.middleBlock, ...this.outputBlocks]) {
-      for (const l of block) if (l instanceof SpatialTransformer) layers.push(l.block.attn2);
-    }
+    const layers = [...this.contextOffsets.keys()];
     const weights = layers.flatMap((a) => [a.to_k.weight.value, a.to_v.weight.value]);
     if (!contextProjection.enabled || layers.length === 0 || !contextAttentionIsFused() || weights.some((w) => !w)) return context;
     const w = this.derived('context_kv', weights as tf.Tensor[], () => tf.concat(weights as tf.Tensor2D[], 1)) as tf.Tensor2D;
     const [b, keys, width] = context.shape;
-    const offsets = new Map<CrossAttention, number>();
-    let at = 0;
-    for (const a of layers) {
-      offsets.set(a, at);
-      at += 2 * a.innerDim;
-    }
-    return { kv: tf.matMul(context.reshape([b * keys, width]) as tf.Tensor2D, w), batch: b, keys, offsets };
+    return { kv: tf.matMul(context.reshape([b * keys, width]) as tf.Tensor2D, w), batch: b, keys, offsets: this.contextOffsets };
   }
 
   private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {
