@@ -108,6 +108,15 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
     }
     return { total, byName, byShape, kernels: kernels.length };
   };
+  const gemmTotal = (byShape: Map<string, { ms: number }>) => [...byShape.values()].reduce((a, e) => a + e.ms, 0);
+  // the GEMM shapes whose GPU time moved by more than 0.05 ms, largest change first
+  const logShapeChanges = (base: Map<string, { ms: number }>, now: Map<string, { ms: number }>) => {
+    const delta = ([k, v]: [string, { ms: number }]) => v.ms - (base.get(k)?.ms ?? 0);
+    for (const [k, v] of [...now.entries()].filter((kv) => Math.abs(delta(kv)) > 0.05)
+      .sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a))).slice(0, 12)) {
+      log(`    ${k}: ${(base.get(k)?.ms ?? 0).toFixed(2)} -> ${v.ms.toFixed(2)} ms`);
+    }
+  };
   const slowest = (byShape: Map<string, { ms: number; n: number; flops: number }>, count: number) => {
     const sorted = [...byShape.entries()].sort((a, b) => b[1].ms - a[1].ms);
     for (const [key, e] of sorted.slice(0, count)) {
@@ -117,7 +126,7 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
   };
   const { total, byName, byShape } = await profile();
   log(`GPU time ${total.toFixed(1)} ms: ${Object.entries(byName).sort((a, b) => b[1] - a[1]).slice(0, 9).map(([n, ms]) => `${n} ${ms.toFixed(1)}`).join(', ')}`);
-  const gemmMs = [...byShape.values()].reduce((a, e) => a + e.ms, 0);
+  const gemmMs = gemmTotal(byShape);
   const gemmFlop = [...byShape.values()].reduce((a, e) => a + e.flops, 0);
   log(`GEMMs: ${gemmMs.toFixed(1)} ms for ${(gemmFlop / 1e12).toFixed(2)} TFLOP (${(gemmFlop / gemmMs / 1e9).toFixed(1)} TFLOP/s); by shape, slowest first:`);
   const shapes = slowest(byShape, 30);
@@ -185,20 +194,11 @@ export async function benchStep(log: (s: string) => void, outDir: string, args: 
       wall.push(await timeIt(calls['x once under 2 contexts'], 5, 1), base);
       wall1.push(await timeIt(calls['batch 1'], 5, 1), base1);
     }
-    const changed = [...p.byShape.entries()].filter(([k, v]) => Math.abs(v.ms - (byShape.get(k)?.ms ?? 0)) > 0.05);
     apply(false);
-    log(`"${label}": GPU time ${p.total.toFixed(1)} ms (default ${total.toFixed(1)}), GEMMs ${[...p.byShape.values()].reduce((a, v) => a + v.ms, 0).toFixed(1)}, attention ${attnMs(p.byName).toFixed(1)} (default ${attnMs(byName).toFixed(1)}); wall ${wall[0].toFixed(1)} / ${wall[2].toFixed(1)} ms vs default ${wall[1].toFixed(1)} / ${wall[3].toFixed(1)} (alternating); batch 1 ${wall1[0].toFixed(1)} / ${wall1[2].toFixed(1)} vs ${wall1[1].toFixed(1)} / ${wall1[3].toFixed(1)} ms; output vs default ${e.toExponential(2)}`);
-    const delta = ([k, v]: [string, { ms: number }]) => v.ms - (byShape.get(k)?.ms ?? 0);
-    for (const [k, v] of changed.sort((a, b) => Math.abs(delta(b)) - Math.abs(delta(a))).slice(0, 12)) {
-      log(`    ${k}: ${(byShape.get(k)?.ms ?? 0).toFixed(2)} -> ${v.ms.toFixed(2)} ms`);
-    }
-    const gemm1 = (m: Map<string, { ms: number }>) => [...m.values()].reduce((a, v) => a + v.ms, 0);
-    log(`  batch 1: GPU time ${p1.total.toFixed(1)} ms (default ${b1.total.toFixed(1)}), GEMMs ${gemm1(p1.byShape).toFixed(1)} (default ${gemm1(b1.byShape).toFixed(1)})`);
-    const delta1 = ([k, v]: [string, { ms: number }]) => v.ms - (b1.byShape.get(k)?.ms ?? 0);
-    for (const [k, v] of [...p1.byShape.entries()].filter((kv) => Math.abs(delta1(kv)) > 0.05)
-      .sort((a, b) => Math.abs(delta1(b)) - Math.abs(delta1(a))).slice(0, 12)) {
-      log(`    ${k}: ${(b1.byShape.get(k)?.ms ?? 0).toFixed(2)} -> ${v.ms.toFixed(2)} ms`);
-    }
+    log(`"${label}": GPU time ${p.total.toFixed(1)} ms (default ${total.toFixed(1)}), GEMMs ${gemmTotal(p.byShape).toFixed(1)}, attention ${attnMs(p.byName).toFixed(1)} (default ${attnMs(byName).toFixed(1)}); wall ${wall[0].toFixed(1)} / ${wall[2].toFixed(1)} ms vs default ${wall[1].toFixed(1)} / ${wall[3].toFixed(1)} (alternating); batch 1 ${wall1[0].toFixed(1)} / ${wall1[2].toFixed(1)} vs ${wall1[1].toFixed(1)} / ${wall1[3].toFixed(1)} ms; output vs default ${e.toExponential(2)}`);
+    logShapeChanges(byShape, p.byShape);
+    log(`  batch 1: GPU time ${p1.total.toFixed(1)} ms (default ${b1.total.toFixed(1)}), GEMMs ${gemmTotal(p1.byShape).toFixed(1)} (default ${gemmTotal(b1.byShape).toFixed(1)})`);
+    logShapeChanges(b1.byShape, p1.byShape);
     tiling[label] = { gpu_ms: p.total, gpu1_ms: p1.total, wall, wall1, err: e };
   }
   res.variants = tiling;
