@@ -1,0 +1,56 @@
+import * as tf from '@tensorflow/tfjs';
+import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
+import { randomReleasedPipeline } from './pipeline.js';
+import { gpuRandom } from './random-gpu.js';
+import { gpuBytes, sync, timeIt } from './timing.js';
+
+const GiB = 2 ** 30;
+
+/**
+ * zeroscope_v2_XL's upscale shape on random weights (its UNet and VAE have the released configuration): 24 frames at
+ * 1024x576, latents [1, 24, 72, 128, 4]. One guided UNet call (x once under two contexts), one batch-1 call, the VAE
+ * encode (video-to-video's input) and decode of 24 frames, each with the GPU buffers held after it (the pool never
+ * shrinks, so that is the peak so far). Args: [frames] [height] [width] [decodeChunk].
+ */
+export async function benchXL(log: (s: string) => void, args: string[]): Promise<unknown> {
+  const frames = Number(args[0] ?? 24);
+  const height = Number(args[1] ?? 576);
+  const width = Number(args[2] ?? 1024);
+  const chunk = Number(args[3] ?? 2);
+  registerWebGPUKernels();
+  const { unet, vae } = randomReleasedPipeline();
+  await sync();
+  const res: Record<string, unknown> = { frames, height, width, chunk, weights_gib: gpuBytes().allocated / GiB };
+  log(`XL shape ${frames}x${width}x${height}: weights ${(gpuBytes().allocated / GiB).toFixed(2)} GiB on the GPU`);
+  const lh = height / 8;
+  const lw = width / 8;
+  const x1 = gpuRandom([1, frames, lh, lw, 4], Math.sqrt(3), 101) as tf.Tensor5D;
+  const c2 = gpuRandom([2, 77, 1024], Math.sqrt(3), 102) as tf.Tensor3D;
+  const c1 = tf.slice(c2, 0, 1) as tf.Tensor3D;
+  const t1 = tf.tensor1d([500]);
+  const stage = async (name: string, fn: () => tf.Tensor, runs: number) => {
+    try {
+      const ms = await timeIt(fn, runs, 1);
+      const g = gpuBytes().allocated / GiB;
+      res[name] = { ms, gpu_gib: g };
+      log(`${name}: ${ms.toFixed(1)} ms (median of ${runs}, after 1 warm-up); GPU buffers ${g.toFixed(2)} GiB`);
+    } catch (e) {
+      res[name] = { error: String(e) };
+      log(`${name} failed: ${(e as Error).message}`);
+    }
+  };
+  await stage('unet guided call (x once, 2 contexts)', () => unet.forward(x1, t1, c2), 3);
+  await stage('unet batch-1 call', () => unet.forward(x1, t1, c1), 3);
+  const img = gpuRandom([frames, height, width, 3], 1, 103) as tf.Tensor4D;
+  await stage(`vae encode ${frames} frames (chunks of ${chunk})`, () => tf.tidy(() => {
+    const parts: tf.Tensor[] = [];
+    for (let s = 0; s < frames; s += chunk) parts.push(vae.encode(tf.slice(img, s, Math.min(chunk, frames - s)) as tf.Tensor4D));
+    return tf.concat(parts);
+  }), 2);
+  img.dispose();
+  const z = gpuRandom([frames, lh, lw, 4], 1.7, 7) as tf.Tensor4D;
+  await stage(`vae decode ${frames} frames (chunks of ${chunk})`, () => vae.decodeChunked(z, chunk), 2);
+  z.dispose();
+  tf.dispose([x1, c2, c1, t1]);
+  return res;
+}
