@@ -152,6 +152,7 @@ def run_case(S: dict, case: dict, seed: int) -> dict:
     outputs = torch.stack([0.8 * noise + 0.6 * torch.randn(SHAPE, generator=g) for _ in range(len(s.timesteps))])
     begin = case.get('strength')
     config = {k: (v if not isinstance(v, float) or np.isfinite(v) else str(v)) for k, v in s.config.items()}  # JSON
+    config['_use_default_values'] = sorted(config.get('_use_default_values', []))  # a set: stable files
     out = {'case': case, 'config': config, 'timesteps': s.timesteps.tolist(),
            'sigmas': s.sigmas.tolist(), 'init_noise_sigma': float(s.init_noise_sigma)}
     arrays = {'noise': noise, 'model_outputs': outputs}
@@ -202,6 +203,7 @@ for sched, (long, short) in {'dpm-solver++': (25, 7), 'euler': (20, 5), 'unipc':
     CASES.append({'scheduler': sched, 'steps': short, 'spacing': 'leading', 'prediction': 'v_prediction'})
     CASES.append({'scheduler': sched, 'steps': long, 'spacing': 'leading', 'strength': 0.6})
     CASES.append({'scheduler': sched, 'steps': short, 'spacing': 'leading', 'karras': True, 'strength': 0.6})
+CASES.append({'scheduler': 'dpm-solver++', 'steps': 50, 'spacing': 'leading'})  # the longest run: error growth
 
 
 def case_id(c: dict) -> str:
