@@ -19,7 +19,11 @@ const TOL = 1e-6;
 
 interface Case {
   case: { scheduler: 'dpm-solver++' | 'euler' | 'unipc'; steps: number; karras?: boolean; strength?: number };
-  config: { timestep_spacing: NoiseSchedule['timestepSpacing']; prediction_type: NoiseSchedule['predictionType'] };
+  config: {
+    timestep_spacing: NoiseSchedule['timestepSpacing'];
+    prediction_type: NoiseSchedule['predictionType'];
+    beta_schedule: NoiseSchedule['betaSchedule'];
+  };
   timesteps: number[];
   sigmas: number[];
   init_noise_sigma: number;
@@ -36,6 +40,7 @@ function load(id: string) {
   const meta = JSON.parse(readFileSync(join(DIR, id, 'case.json'), 'utf8')) as Case;
   const schedule: NoiseSchedule = {
     ...MODELSCOPE_SCHEDULE, timestepSpacing: meta.config.timestep_spacing, predictionType: meta.config.prediction_type,
+    betaSchedule: meta.config.beta_schedule,
   };
   const arr = (name: string) => readNpy(join(DIR, id, `${name}.npy`));
   return { meta, schedule, arr };

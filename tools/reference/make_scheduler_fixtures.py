@@ -127,10 +127,10 @@ NAMES = {'dpm-solver++': 'DPMSolverMultistepScheduler', 'euler': 'EulerDiscreteS
          'unipc': 'UniPCMultistepScheduler'}
 
 
-def make_scheduler(S: dict, name: str, spacing, karras: bool, prediction: str):
+def make_scheduler(S: dict, name: str, spacing, karras: bool, prediction: str, betas: str = 'scaled_linear'):
     """`X.from_config(pipe.scheduler.config)` with the DDIM scheduler the ms-1.7b folder loads, as diffusers' docs
     swap schedulers. spacing None keeps what from_config gives (the class default, since the hub config has none)."""
-    ddim = S['DDIMScheduler'].from_config({**MS_DDIM_CONFIG, 'prediction_type': prediction})
+    ddim = S['DDIMScheduler'].from_config({**MS_DDIM_CONFIG, 'prediction_type': prediction, 'beta_schedule': betas})
     kwargs = {'use_karras_sigmas': karras}
     if spacing is not None:
         kwargs['timestep_spacing'] = spacing
@@ -144,7 +144,8 @@ def make_scheduler(S: dict, name: str, spacing, karras: bool, prediction: str):
 
 def run_case(S: dict, case: dict, seed: int) -> dict:
     name, steps = case['scheduler'], case['steps']
-    s = make_scheduler(S, name, case.get('spacing'), case.get('karras', False), case.get('prediction', 'epsilon'))
+    s = make_scheduler(S, name, case.get('spacing'), case.get('karras', False), case.get('prediction', 'epsilon'),
+                       case.get('betas', 'scaled_linear'))
     s.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
     noise = torch.randn(SHAPE, generator=g)
@@ -204,6 +205,7 @@ for sched, (long, short) in {'dpm-solver++': (25, 7), 'euler': (20, 5), 'unipc':
     CASES.append({'scheduler': sched, 'steps': long, 'spacing': 'leading', 'strength': 0.6})
     CASES.append({'scheduler': sched, 'steps': short, 'spacing': 'leading', 'karras': True, 'strength': 0.6})
 CASES.append({'scheduler': 'dpm-solver++', 'steps': 50, 'spacing': 'leading'})  # the longest run: error growth
+CASES.append({'scheduler': 'unipc', 'steps': 5, 'spacing': 'leading', 'betas': 'linear'})
 
 
 def case_id(c: dict) -> str:
@@ -212,6 +214,8 @@ def case_id(c: dict) -> str:
         parts.append('karras')
     if c.get('prediction'):
         parts.append('v')
+    if c.get('betas'):
+        parts.append(c['betas'])
     if c.get('strength') is not None:
         parts.append(f"s{c['strength']}")
     return '-'.join(parts)
