@@ -103,7 +103,7 @@ class UniPCRun implements SamplingRun {
    * multistep_uni_c_bh_update: corrects this step's sample (the last predictor's output) with the model output
    * just computed at it, before the history moves on.
    */
-  private corrector(model_t: tf.Tensor, this_sample: tf.Tensor, step_index: number, order: number): tf.Tensor {
+  private corrector(model_t: tf.Tensor, step_index: number, order: number): tf.Tensor {
     const m0 = this.model_outputs[solver_order - 1] as tf.Tensor;
     const x = this.last_sample as tf.Tensor;
     const t = sigmaToAlphaSigmaT(this.sigmas[step_index]);
@@ -122,7 +122,6 @@ class UniPCRun implements SamplingRun {
     const c_x = f32(t.sigma_t / s0.sigma_t);
     const c_m0 = f32(t.alpha_t * h_phi_1);
     const c_res = f32(t.alpha_t * B_h);
-    void this_sample; // the corrected sample replaces it
     return tf.tidy(() => {
       const x_t_ = tf.sub(tf.mul(tf.scalar(c_x), x), tf.mul(tf.scalar(c_m0), m0));
       const D1_t = tf.sub(model_t, m0);
@@ -136,11 +135,12 @@ class UniPCRun implements SamplingRun {
     });
   }
 
-  step(modelOutput: tf.Tensor, i: number, input: tf.Tensor): StepOutput {
+  step(modelOutput: tf.Tensor, i: number, x: tf.Tensor): StepOutput {
     this.order.next(i);
-    const model_output_convert = this.convertModelOutput(modelOutput, input, i);
+    const model_output_convert = this.convertModelOutput(modelOutput, x, i);
+    // The corrected sample replaces x as the starting point of this step's predictor (and the next corrector).
     const use_corrector = i > 0 && this.last_sample !== null;
-    const sample = use_corrector ? this.corrector(model_output_convert, input, i, this.this_order) : tf.clone(input);
+    const sample = use_corrector ? this.corrector(model_output_convert, i, this.this_order) : tf.clone(x);
     this.model_outputs[0]?.dispose();
     for (let k = 0; k < solver_order - 1; k++) this.model_outputs[k] = this.model_outputs[k + 1];
     this.model_outputs[solver_order - 1] = model_output_convert;
