@@ -162,3 +162,25 @@ test('schedulers: steps out of order and bad step counts are clear errors', () =
   assert.throws(() => uniPCMultistep(MODELSCOPE_SCHEDULE).start(0), /unipc: steps must be an integer in 1\.\.1000, got 0/);
   assert.throws(() => eulerDiscrete(MODELSCOPE_SCHEDULE).start(2.5), /euler: steps must be an integer/);
 });
+
+test('schedulers: one scheduler serves interleaved runs, each with its own history', () => {
+  for (const id of ['dpm-solverpp-7-leading', 'unipc-5-leading']) {
+    const { meta, schedule, arr } = load(id);
+    const scheduler = FACTORIES[meta.case.scheduler](schedule, {});
+    const runs = [scheduler.start(meta.case.steps), scheduler.start(meta.case.steps)];
+    const outputs = arr('model_outputs');
+    const xs = runs.map(() => whole(arr('latents')));
+    for (let i = 0; i < meta.timesteps.length; i++) {
+      runs.forEach((run, r) => {
+        const out = row(outputs, i);
+        const s = run.step(out, i, xs[r]);
+        tf.dispose([out, s.x0, xs[r]]);
+        xs[r] = s.prev;
+      });
+    }
+    const last = rowData(arr('prev'), meta.timesteps.length - 1);
+    for (const x of xs) assert.ok(relMaxError(x.dataSync(), last) <= TOL, id);
+    tf.dispose(xs);
+    runs.forEach((run) => run.dispose());
+  }
+});
