@@ -44,3 +44,24 @@ test('GroupNorm normalizes each group over all non-batch dims', async () => {
   tf.dispose([x, y, grp, mean, variance]);
   g.disposeWeights();
 });
+
+test('FeedForward splits its rows into chunks above chunkBytes with the same numbers', async () => {
+  await tf.setBackend('cpu');
+  const { FeedForward } = await import('../src/layers/unet/feed-forward.js');
+  const ff = new FeedForward(8);
+  const specs = ff.paramSpecs();
+  let seed = 10;
+  ff.loadWeights((k) => tf.randomNormal(specs.get(k)!.tfShape, 0, 0.3, 'float32', seed++));
+  const x = tf.randomNormal([3, 5, 8], 0, 1, 'float32', 1);
+  const r = tf.randomNormal([3, 5, 8], 0, 1, 'float32', 2);
+  const before = tf.memory().numTensors;
+  const whole = ff.forward(x, r);
+  ff.chunkBytes = 4 * (2 * 32 * 4); // four rows of GEGLU's 2 x 32 float32 values: 15 rows in chunks of 4, 4, 4, 3
+  const chunked = ff.forward(x, r);
+  assert.deepEqual(chunked.shape, [3, 5, 8]);
+  assert.deepEqual(Array.from(chunked.dataSync()), Array.from(whole.dataSync()));
+  tf.dispose([whole, chunked]);
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x, r]);
+  ff.disposeWeights();
+});

@@ -18,6 +18,9 @@ export class GEGLU extends Module {
   }
 }
 
+/** Largest GEGLU projection output computed at once (bytes of float32); FeedForward splits its rows above it. */
+export const FF_CHUNK_BYTES = 2 ** 30;
+
 /**
  * Upstream `FeedForward` as BasicTransformerBlock builds it (glu=True, mult 4): `net.0` GEGLU, `net.1` dropout,
  * `net.2` Linear back to dim.
@@ -25,6 +28,8 @@ export class GEGLU extends Module {
 export class FeedForward extends Module {
   readonly geglu: GEGLU;
   readonly out: Linear;
+  /** Rows are split so that no GEGLU projection output is larger than this (bytes of float32). */
+  chunkBytes = FF_CHUNK_BYTES;
 
   constructor(readonly dim: number, mult = 4) {
     super();
@@ -33,8 +38,28 @@ export class FeedForward extends Module {
     this.out = this.child('net.2', new Linear(inner, dim));
   }
 
-  /** x [.., dim] -> [.., dim], plus `residual` when given (added by the last Linear). */
+  /**
+   * x [.., dim] -> [.., dim], plus `residual` when given (added by the last Linear). Rows go through in chunks
+   * when GEGLU's projection (2 x inner values a row) would pass `chunkBytes`: WebGPU binds at most 2 GiB per
+   * buffer, which zeroscope XL's 24 frames at 1024x576 exceed at level 0 (4.5 GB at batch 2). Each row is
+   * independent, so the numbers are the same.
+   */
   forward(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.out.forward(this.geglu.forward(x), residual));
+    const rows = x.size / this.dim;
+    const perRow = this.geglu.dimOut * 2 * 4;
+    if (rows * perRow <= this.chunkBytes) return tf.tidy(() => this.out.forward(this.geglu.forward(x), residual));
+    const chunk = Math.max(1, Math.floor(this.chunkBytes / perRow));
+    return tf.tidy(() => {
+      const x2 = x.reshape([rows, this.dim]);
+      const r2 = residual?.reshape([rows, this.dim]);
+      const parts: tf.Tensor[] = [];
+      for (let start = 0; start < rows; start += chunk) {
+        const n = Math.min(chunk, rows - start);
+        const xs = tf.slice(x2, [start, 0], [n, this.dim]);
+        const rs = r2 ? tf.slice(r2, [start, 0], [n, this.dim]) : undefined;
+        parts.push(this.out.forward(this.geglu.forward(xs), rs));
+      }
+      return tf.concat(parts, 0).reshape(x.shape);
+    });
   }
 }
