@@ -6,9 +6,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Command } from 'commander';
+import yargs from 'yargs';
 import { downloadModel, planFiles, listRepoFiles } from '../src/hub.js';
-import { register } from '../src/cli/download.js';
+import { command as downloadCommand } from '../src/cli/download.js';
 import { networkSpec } from '../converters/networks.js';
 import { FIXTURES } from './helpers.js';
 
@@ -196,13 +196,12 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
     const saved = process.env.HF_ENDPOINT;
     try {
       process.env.HF_ENDPOINT = endpoint;
-      const program = new Command('t2v').exitOverride();
-      register(program);
+      const program = { parseAsync: (args: string[]) => yargs().command(downloadCommand).strict().fail((m, e) => { throw e ?? new Error(m); }).parseAsync(args) };
       const logs: string[] = [];
       const log = console.log;
       console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress']);
       } finally {
         console.log = log;
       }
@@ -219,7 +218,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       logs.length = 0;
       console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress']);
       } finally {
         console.log = log;
       }
@@ -235,7 +234,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
       console.log = () => {};
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--force', '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--force', '--no-progress']);
       } finally {
         console.log = log;
         console.error = err;
@@ -243,7 +242,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       assert.match(errors.join('\n'), /note: cannot reach .*converting the files already in/);
       assert.ok(statSync(join(dir, 'model', 't2v.json')).isFile());
       // and with nothing downloaded yet, offline is an error
-      await assert.rejects(program.parseAsync(['download', REPO, '--to', join(dir, 'other'), '--no-progress'], { from: 'user' }), /cannot reach/);
+      await assert.rejects(program.parseAsync(['download', REPO, '--to', join(dir, 'other'), '--no-progress']), /cannot reach/);
     } finally {
       if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
       rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Command } from 'commander';
+import type { CommandModule } from 'yargs';
 import cliProgress from 'cli-progress';
 import { convertDiffusers, isDiffusersFolder } from '../../converters/diffusers.js';
 import { ConvertError } from '../../converters/modelscope.js';
@@ -71,64 +71,68 @@ function byteBar(enabled: boolean): { update(done: number, total: number, file: 
   };
 }
 
-export function register(program: Command): void {
-  program.command('download')
-    .description('download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
-      + 'cerspense/zeroscope_v2_576w, ...) and convert it into a TF.js model folder')
-    .argument('<hub-id>', 'model id on the hub, owner/name')
-    .option('--revision <rev>', 'branch, tag or commit', 'main')
-    .option('--variant <name>', 'weight variant to prefer, e.g. fp16 (half the download; plain files where it is missing)')
-    .option('--to <dir>', 'the converted model folder (default weights/<owner>--<name>)')
-    .option('--cache <dir>', 'where the downloaded files go (default <to>.download); kept for resuming and re-converting')
-    .option('--dtype <dtype>', `converted weight storage: ${STORAGE_DTYPES.join('|')}`, 'float16')
-    .option('--force', 'replace the converted folder if it exists and is not empty')
-    .option('--delete-source', 'remove the downloaded files once the conversion succeeded')
-    .option('--no-progress', 'no progress bar')
-    .option('--backend <name>', 'tfjs backend for the conversion (default cpu)')
-    .action(async (repo: string, opts: Options) => {
-      if (!(STORAGE_DTYPES as readonly string[]).includes(opts.dtype)) {
-        throw new ConvertError(`unknown --dtype ${opts.dtype}; valid: ${STORAGE_DTYPES.join(', ')}`);
-      }
-      const out = opts.to ?? defaultOutDir(repo);
-      const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
-      const done = alreadyConverted(out, repo, opts.revision ?? 'main');
-      if (done && !opts.force) {
-        console.log(`${repo}@${opts.revision ?? 'main'} is already converted in ${out} (--force converts it again)`);
-        return;
-      }
-      const tty = opts.progress !== false && process.stderr.isTTY === true;
-      const bar = byteBar(tty);
-      let got: DownloadSummary | null = null;
-      try {
-        got = await downloadModel(repo, cache, {
-          revision: opts.revision, variant: opts.variant,
-          onProgress: (p) => bar.update(p.done, p.total, p.file),
-        });
-      } catch (err) {
-        // Offline with a complete earlier download: convert what is there rather than stop.
-        if (!(err instanceof HubError && err.message.startsWith('cannot reach') && completeCache(cache, opts.variant))) throw err;
-        console.error(`t2v: note: ${err.message.split(':')[0]}; converting the files already in ${cache}`);
-      } finally {
-        bar.stop();
-      }
-      if (got) {
-        const total = got.files.reduce((a, f) => a + f.size, 0);
-        console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
-      }
-      if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
-      await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
-      const bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params');
-      let s: Awaited<ReturnType<typeof convertDiffusers>>;
-      try {
-        s = await convertDiffusers(cache, out, {
-          dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force, onProgress: bars.onProgress,
-          source: { hub: repo, revision: got?.revision ?? opts.revision ?? 'main', endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
-        });
-      } finally {
-        bars.stop();
-      }
-      console.log(`converted to ${s.out} (${s.dtype}, ${mb(s.bytes)}, ${s.seconds.toFixed(1)} s)`);
-      for (const n of s.notes) console.error(`t2v: note: ${n}; results may differ slightly from diffusers`);
-      if (opts.deleteSource && existsSync(cache)) await rm(cache, { recursive: true, force: true });
-    });
-}
+export const command: CommandModule<object, Options & { 'hub-id': string }> = {
+  command: 'download <hub-id>',
+  describe: 'download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
+    + 'cerspense/zeroscope_v2_576w, ...) and convert it into a TF.js model folder',
+  builder: (y) => y
+    .positional('hub-id', { type: 'string', demandOption: true, describe: 'model id on the hub, owner/name' })
+    .options({
+      revision: { type: 'string', requiresArg: true, default: 'main', describe: 'branch, tag or commit' },
+      variant: { type: 'string', requiresArg: true, describe: 'weight variant to prefer, e.g. fp16 (half the download; plain files where it is missing)' },
+      to: { type: 'string', requiresArg: true, describe: 'the converted model folder (default weights/<owner>--<name>)' },
+      cache: { type: 'string', requiresArg: true, describe: 'where the downloaded files go (default <to>.download); kept for resuming and re-converting' },
+      dtype: { type: 'string', requiresArg: true, default: 'float16', describe: `converted weight storage: ${STORAGE_DTYPES.join('|')}` },
+      force: { type: 'boolean', describe: 'replace the converted folder if it exists and is not empty' },
+      'delete-source': { type: 'boolean', describe: 'remove the downloaded files once the conversion succeeded' },
+      progress: { type: 'boolean', default: true, describe: 'progress bar (--no-progress: none)' },
+      backend: { type: 'string', requiresArg: true, describe: 'tfjs backend for the conversion (default cpu)' },
+    }),
+  handler: async (opts) => {
+    const repo = opts['hub-id'];
+    if (!(STORAGE_DTYPES as readonly string[]).includes(opts.dtype)) {
+      throw new ConvertError(`unknown --dtype ${opts.dtype}; valid: ${STORAGE_DTYPES.join(', ')}`);
+    }
+    const out = opts.to ?? defaultOutDir(repo);
+    const cache = opts.cache ?? `${out.replace(/\/+$/, '')}.download`;
+    const done = alreadyConverted(out, repo, opts.revision ?? 'main');
+    if (done && !opts.force) {
+      console.log(`${repo}@${opts.revision ?? 'main'} is already converted in ${out} (--force converts it again)`);
+      return;
+    }
+    const tty = opts.progress !== false && process.stderr.isTTY === true;
+    const bar = byteBar(tty);
+    let got: DownloadSummary | null = null;
+    try {
+      got = await downloadModel(repo, cache, {
+        revision: opts.revision, variant: opts.variant,
+        onProgress: (p) => bar.update(p.done, p.total, p.file),
+      });
+    } catch (err) {
+      // Offline with a complete earlier download: convert what is there rather than stop.
+      if (!(err instanceof HubError && err.message.startsWith('cannot reach') && completeCache(cache, opts.variant))) throw err;
+      console.error(`t2v: note: ${err.message.split(':')[0]}; converting the files already in ${cache}`);
+    } finally {
+      bar.stop();
+    }
+    if (got) {
+      const total = got.files.reduce((a, f) => a + f.size, 0);
+      console.log(`downloaded ${repo}@${got.revision}: ${got.files.length} files, ${mb(total)} (${mb(got.fetched)} fetched now, ${got.skipped} already complete) in ${cache}`);
+    }
+    if (!isDiffusersFolder(cache)) throw new ConvertError(`${cache}: the downloaded files are not a diffusers folder`);
+    await selectBackend(opts.backend ?? process.env.T2V_BACKEND ?? 'cpu');
+    const bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params');
+    let s: Awaited<ReturnType<typeof convertDiffusers>>;
+    try {
+      s = await convertDiffusers(cache, out, {
+        dtype: opts.dtype as StorageDType, variant: opts.variant, force: opts.force, onProgress: bars.onProgress,
+        source: { hub: repo, revision: got?.revision ?? opts.revision ?? 'main', endpoint: process.env.HF_ENDPOINT ?? 'https://huggingface.co' },
+      });
+    } finally {
+      bars.stop();
+    }
+    console.log(`converted to ${s.out} (${s.dtype}, ${mb(s.bytes)}, ${s.seconds.toFixed(1)} s)`);
+    for (const n of s.notes) console.error(`t2v: note: ${n}; results may differ slightly from diffusers`);
+    if (opts.deleteSource && existsSync(cache)) await rm(cache, { recursive: true, force: true });
+  },
+};
