@@ -51,6 +51,7 @@ test('README example: runs on a CPU-only machine with backend auto, no tfjs-node
     const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, encoding: 'utf8', env });
     assert.equal(r.status, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /looks like you are running TensorFlow\.js in Node\.js/);
+    assert.doesNotMatch(r.stderr, /Couldn't load Vulkan/);
     const backend = /^backend: (\S+)$/m.exec(r.stdout)?.[1];
     assert.ok(backend && ['tensorflow', 'webgpu', 'wasm'].includes(backend), `auto picked ${backend}, not tfjs's cpu default`);
     const steps = r.stdout.split('\n').filter((l) => /^\d+ \d+$/.test(l));
