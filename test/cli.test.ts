@@ -20,7 +20,7 @@ test('usage errors are one line `t2v: ...` and exit 1; --help exits 0', () => {
     [['convert', 'a', 'b', '--bogus'], /^t2v: unknown option '--bogus'$/],
     [['convert', 'a', 'b', 'c'], /^t2v: unexpected argument 'c'$/],
     [['generate', 'p', '--steps'], /^t2v: option '--steps' needs a value$/],
-    [['generate', 'p'], /^t2v: missing required option '--model'$/],
+    [['generate', '--steps', '2'], /^t2v: missing required argument 'prompt'$/],
     [[], /^t2v: no command given; run t2v --help$/],
     [['convert', 'a', 'b', '--dtype', 'bf16'], /^t2v: unknown --dtype bf16; valid: float16, float32$/],
     [['convert', 'a', 'b', '--backend', 'gpu'], /^t2v: unknown backend "gpu"; valid: auto, tensorflow, webgpu, wasm, cpu$/],

@@ -6,14 +6,17 @@ import { selectBackend } from '../backend.js';
 import { readModelFolder } from '../io/model-folder.js';
 import { readNpy, type NpyArray } from '../io/npy.js';
 import { ddimTimesteps } from '../pipeline/ddim.js';
-import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings } from '../pipeline/options.js';
+import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from '../pipeline/options.js';
+import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
 import { TextToVideo } from '../pipeline/text2video.js';
 import { atomicWrite, checkWritable } from '../pipeline/video.js';
 import type { VideoResult } from '../pipeline/result.js';
+import { conversionBars } from './convert.js';
+import { byteBar } from './download.js';
 import { backendOption } from './info.js';
 
 interface Options {
-  model: string;
+  model?: string;
   negative?: string;
   steps?: string;
   guidance?: string;
@@ -67,11 +70,11 @@ const str = (describe: string) => ({ type: 'string', requiresArg: true, describe
 
 export const command: CommandModule<object, Options & { prompt: string }> = {
   command: 'generate <prompt>',
-  describe: 'generate a video from a text prompt with a converted model (t2v convert)',
+  describe: 'generate a video from a text prompt with the released model (downloaded on first use) or a converted one (--model)',
   builder: (y) => y
     .positional('prompt', { type: 'string', demandOption: true, describe: 'the text prompt' })
     .options({
-      model: { ...str('converted model folder'), demandOption: true },
+      model: str(`converted model folder, or a hub id owner/name (default ${DEFAULT_MODEL}), downloaded and converted into the cache on first use`),
       negative: str('negative prompt (replaces the empty unconditional text)'),
       steps: str(`DDIM steps, 1..1000 (default ${UPSTREAM_DEFAULTS.steps}, or the model's)`),
       guidance: str(`classifier-free guidance scale (default ${UPSTREAM_DEFAULTS.guidance})`),
@@ -92,9 +95,7 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
     }),
   handler: async (opts) => {
     const { prompt } = opts;
-    const folder = await readModelFolder(opts.model);
-    const d = { ...UPSTREAM_DEFAULTS, ...folder.info.defaults };
-    const s = {
+    const settings = (d: GenerationDefaults) => ({
       steps: int('steps', opts.steps) ?? d.steps,
       guidance: num('guidance', opts.guidance) ?? d.guidance,
       frames: int('frames', opts.frames) ?? d.frames,
@@ -102,7 +103,27 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       width: int('width', opts.width) ?? d.width,
       fps: num('fps', opts.fps) ?? d.fps,
       decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
-    };
+    });
+    const tty = opts.progress !== false && process.stderr.isTTY === true;
+    const download = byteBar(tty);
+    let bars: ReturnType<typeof conversionBars> | null = null;
+    let modelDir: string;
+    try {
+      modelDir = await resolveModel(opts.model, {
+        // a first download is minutes: refuse bad arguments before it, not after
+        beforeFetch: () => { validateSettings(settings(UPSTREAM_DEFAULTS), 1000); checkWritable(opts.out); },
+        log: (line) => console.error(line),
+        note: (line) => console.error(`t2v: note: ${line}`),
+        onDownload: (p) => download.update(p.done, p.total, p.file),
+        onDownloadEnd: () => { download.stop(); bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params'); },
+        onConvert: (e) => bars?.onProgress?.(e),
+      });
+    } finally {
+      download.stop();
+      (bars as ReturnType<typeof conversionBars> | null)?.stop();
+    }
+    const folder = await readModelFolder(modelDir);
+    const s = settings({ ...UPSTREAM_DEFAULTS, ...folder.info.defaults });
     validateSettings(s, folder.info.scheduler?.num_timesteps ?? 1000);
     const seed = int('seed', opts.seed);
     if (seed !== undefined && (seed < 0 || !Number.isSafeInteger(seed))) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
@@ -129,7 +150,7 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
     }
 
     const backend = await selectBackend(opts.backend);
-    const t2v = await TextToVideo.load(opts.model, { streamWeights: opts.streamWeights });
+    const t2v = await TextToVideo.load(modelDir, { streamWeights: opts.streamWeights });
     const controller = new AbortController();
     const onSigint = () => controller.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
