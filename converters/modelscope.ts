@@ -43,7 +43,7 @@ export interface NetworkFileOptions {
 
 export interface ConvertOptions {
   dtype?: StorageDType;
-  /** OpenCLIP's bpe_simple_vocab_16e6.txt.gz, or a folder with vocab.json + merges.txt. */
+  /** OpenCLIP's bpe_simple_vocab_16e6.txt.gz (or a folder holding it), or a folder with vocab.json + merges.txt. */
   tokenizer?: string;
   /** Replace an existing non-empty output folder. */
   force?: boolean;
@@ -271,16 +271,21 @@ export function modelInfoFromConfig(config: Json): Pick<ModelInfo, 'scale_factor
 }
 
 const TOKENIZER_HELP = 'pass --tokenizer with OpenCLIP\'s bpe_simple_vocab_16e6.txt.gz (in the open_clip repository, '
-  + 'src/open_clip/) or a folder with vocab.json + merges.txt (tokenizer/ of the Hugging Face folder damo-vilab/text-to-video-ms-1.7b)';
+  + 'src/open_clip/), a folder holding it, or a folder with vocab.json + merges.txt (tokenizer/ of the Hugging Face folder damo-vilab/text-to-video-ms-1.7b)';
 
 /** The tokenizer to copy: `{kind: 'gz', path}` or `{kind: 'hf', path: folder}`. */
 export async function findTokenizer(srcDir: string, given?: string): Promise<{ kind: 'gz' | 'hf'; path: string }> {
   const check = async (p: string, what: string): Promise<{ kind: 'gz' | 'hf'; path: string }> => {
     if (statSync(p).isDirectory()) {
-      for (const f of ['vocab.json', 'merges.txt']) {
-        if (!existsSync(join(p, f))) throw new ConvertError(`${what} ${p} has no ${f}; ${TOKENIZER_HELP}`);
+      // a folder holding OpenCLIP's file (../shared/clip-tokenizer/, open_clip's src/open_clip/) counts as the file
+      const gz = join(p, 'bpe_simple_vocab_16e6.txt.gz');
+      if (!existsSync(join(p, 'vocab.json')) && existsSync(gz)) p = gz;
+      else {
+        for (const f of ['vocab.json', 'merges.txt']) {
+          if (!existsSync(join(p, f))) throw new ConvertError(`${what} ${p} has no ${f} and no bpe_simple_vocab_16e6.txt.gz; ${TOKENIZER_HELP}`);
+        }
+        return { kind: 'hf', path: p };
       }
-      return { kind: 'hf', path: p };
     }
     const head = (await readFile(p)).subarray(0, 2);
     if (head[0] !== 0x1f || head[1] !== 0x8b) throw new ConvertError(`${what} ${p} is not a gzip file; ${TOKENIZER_HELP}`);

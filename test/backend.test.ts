@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, resolveBackendRequest, selectBackend, softwareAdapterReason } from '../src/backend.js';
-import { TENSOR_CORES_DEFAULT, tensorCoresWanted } from '../src/backends/dawn.js';
+import { TENSOR_CORES_DEFAULT, tensorCoresWanted, vulkanLoaderMissing } from '../src/backends/dawn.js';
 import { ROOT } from './helpers.js';
 
 function withEnv<T>(value: string | undefined, f: () => Promise<T>): Promise<T> {
@@ -75,6 +75,27 @@ test('t2v info prints the chosen backend and the skipped ones; a bad --backend i
   assert.equal(bad.status, 1);
   assert.equal(bad.stderr.trim().split('\n').filter((l) => l.startsWith('t2v:')).length, 1);
   assert.match(bad.stderr, /^t2v: unknown backend "tpu"; valid: auto, tensorflow, webgpu, wasm, cpu$/m);
+});
+
+test('no Vulkan loader: webgpu is skipped before Dawn starts, so Dawn prints no warning; t2v info says why; T2V_DEBUG=1 lets Dawn try', () => {
+  const missing = (name: string) => { throw new Error(`${name}: cannot open shared object file: No such file or directory`); };
+  const loads = () => { throw new Error("Module did not self-register: 'libvulkan.so.1'."); };
+  assert.match(vulkanLoaderMissing(missing, 'linux') ?? '', /^no Vulkan loader \(libvulkan\.so\.1: cannot open shared object file.*T2V_DEBUG=1/);
+  assert.equal(vulkanLoaderMissing(loads, 'linux'), null, 'the library loaded (it is not a node addon)');
+  assert.equal(vulkanLoaderMissing(missing, 'darwin'), null, 'Metal, D3D elsewhere: nothing to check');
+
+  const run = (env: Record<string, string>) => spawnSync(process.execPath, ['--import', 'tsx', 'bin/t2v-dev.ts', 'info'],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, T2V_BACKEND: 'auto', ...env } });
+  const quiet = run({ T2V_DEBUG: '0' });
+  assert.equal(quiet.status, 0, quiet.stderr);
+  assert.doesNotMatch(quiet.stderr, /Couldn't load Vulkan/);
+  if (vulkanLoaderMissing() !== null) {
+    assert.match(quiet.stdout, /skipped webgpu: no Vulkan loader \(libvulkan\.so\.1/);
+    const loud = run({ T2V_DEBUG: '1' });
+    assert.equal(loud.status, 0, loud.stderr);
+    assert.match(loud.stderr, /Couldn't load Vulkan/);
+    assert.match(loud.stdout, /skipped webgpu: no WebGPU adapter found/);
+  }
 });
 
 test('tensor cores: the option wins, else T2V_TENSOR_CORES (0/off/false, 1/on/true), else the default; other values are errors', () => {

@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { float16Bits, fromFloat16, toFloat16 } from '../converters/float16.js';
 import { permute } from '../converters/permute.js';
-import { convertModelScope, convertNetworkFile } from '../converters/modelscope.js';
+import { convertModelScope, convertNetworkFile, findTokenizer } from '../converters/modelscope.js';
 import { openCheckpoint } from '../converters/open.js';
 import { toTfLayout } from '../converters/layout.js';
 import { WeightsWriter, type WeightsFile } from '../converters/tfjs-writer.js';
@@ -335,4 +335,22 @@ test('a folder that is not a converted model is a clear error', async () => {
   await assert.rejects(readModelFolder(RELEASE), /is not a converted t2v model \(no t2v\.json\); make one with `t2v convert`/);
   await assert.rejects(loadNetwork(RELEASE, 'unet'), /is not a converted t2v model/);
   await assert.rejects(readModelFolder(join(work, 'nowhere')), /no such folder/);
+});
+
+test('--tokenizer DIR: a folder holding bpe_simple_vocab_16e6.txt.gz is that file; a folder with neither tokenizer is refused', async () => {
+  const dir = join(work, 'tok-dir');
+  mkdirSync(dir);
+  copyFileSync(tokenizerGz, join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
+  assert.deepEqual(await findTokenizer(join(work, 'anywhere'), dir), { kind: 'gz', path: join(dir, 'bpe_simple_vocab_16e6.txt.gz') });
+  const empty = join(work, 'tok-empty');
+  mkdirSync(empty);
+  await assert.rejects(findTokenizer(join(work, 'anywhere'), empty), /tok-empty has no vocab\.json and no bpe_simple_vocab_16e6\.txt\.gz/);
+  const out = join(work, 'model-tokdir');
+  const r = t2v(['convert', sourceFolder('src-tokdir'), out, '--tokenizer', dir]);
+  assert.equal(r.status, 0, r.stderr);
+  const info = JSON.parse(readFileSync(join(out, 't2v.json'), 'utf8')) as { tokenizer: string };
+  assert.equal(info.tokenizer, 'tokenizer/bpe_simple_vocab_16e6.txt.gz');
+  assert.deepEqual(readFileSync(join(out, info.tokenizer)), readFileSync(tokenizerGz));
+  rmSync(empty, { recursive: true });
+  rmSync(dir, { recursive: true });
 });

@@ -1,91 +1,29 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { Command } from 'commander';
+import yargs from 'yargs';
 import { downloadModel, planFiles, listRepoFiles } from '../src/hub.js';
-import { register } from '../src/cli/download.js';
+import { command as downloadCommand } from '../src/cli/download.js';
 import { networkSpec } from '../converters/networks.js';
-import { FIXTURES } from './helpers.js';
+import { FILES, REPO, SHARDED, SHARDED_FILES, TOKEN, startHub, type TestHub } from './hub-server.js';
 
-// A local stand-in for the hub: the two endpoints @huggingface/hub calls (the tree listing and resolve, with
-// Range requests), serving the diffusers fixture folder plus files a download must leave alone.
-const HUB = join(FIXTURES, 'diffusers', 'hub');
-const REPO = 'test-org/tiny-t2v';
-const TOKEN = 'hf_testtoken';
-const EXTRA: Record<string, Buffer> = { 'README.md': Buffer.from('# tiny\n'), 'samples/video.mp4': Buffer.alloc(5000, 7) };
-
-function walk(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : [join(dir, e.name)]));
-}
-const FILES = new Map<string, Buffer>([...walk(HUB).map((p) => [relative(HUB, p), readFileSync(p)] as [string, Buffer]), ...Object.entries(EXTRA)]);
-// A second repository whose UNet weights are sharded: an index naming two shard files.
-const SHARDED = 'test-org/sharded-t2v';
-const SHARDED_FILES = new Map<string, Buffer>([...FILES].filter(([p]) => !p.startsWith('unet/diffusion_pytorch_model')));
-SHARDED_FILES.set('unet/diffusion_pytorch_model.safetensors.index.json', Buffer.from(JSON.stringify({
-  weight_map: { a: 'diffusion_pytorch_model-00001-of-00002.safetensors', b: 'diffusion_pytorch_model-00002-of-00002.safetensors' },
-})));
-SHARDED_FILES.set('unet/diffusion_pytorch_model-00001-of-00002.safetensors', Buffer.alloc(3000, 1));
-SHARDED_FILES.set('unet/diffusion_pytorch_model-00002-of-00002.safetensors', Buffer.alloc(2000, 2));
-const REPOS = new Map([[REPO, FILES], [SHARDED, SHARDED_FILES]]);
-
-interface Req { path: string; range?: string; auth?: string }
-let server: Server;
+let hub: TestHub;
 let endpoint = '';
-let requests: Req[] = [];
-let requireToken = false;
 
 before(async () => {
-  server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const r: Req = { path: decodeURIComponent(url.pathname), range: req.headers.range, auth: req.headers.authorization };
-    requests.push(r);
-    if (requireToken && r.auth !== `Bearer ${TOKEN}`) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'Invalid credentials' }));
-      return;
-    }
-    const repo = [...REPOS.keys()].find((id) => r.path.startsWith(`/api/models/${id}/`) || r.path.startsWith(`/${id}/`));
-    const files = repo ? REPOS.get(repo)! : new Map<string, Buffer>();
-    const tree = `/api/models/${repo}/tree/main`;
-    if (repo && (r.path === tree || r.path === `${tree}/`)) {
-      const items = [...files].map(([path, data]) => {
-        const lfs = /\.(safetensors|bin)$/.test(path) ? { oid: createHash('sha256').update(data).digest('hex'), size: data.length, pointerSize: 134 } : undefined;
-        return { type: 'file', path, size: data.length, oid: createHash('sha1').update(data).digest('hex'), ...(lfs ? { lfs } : {}) };
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(items));
-      return;
-    }
-    const prefix = `/${repo}/resolve/main/`;
-    const data = repo && r.path.startsWith(prefix) ? files.get(r.path.slice(prefix.length)) : undefined;
-    if (!data) {
-      res.writeHead(404, { 'content-type': 'application/json', 'x-error-code': r.path.startsWith(prefix) ? 'EntryNotFound' : 'RepoNotFound' })
-        .end(JSON.stringify({ error: 'Repository not found' }));
-      return;
-    }
-    const etag = `"${createHash('sha1').update(data).digest('hex')}"`;
-    const m = /^bytes=(\d+)-(\d*)$/.exec(r.range ?? '');
-    if (m) {
-      const start = Number(m[1]);
-      const end = m[2] === '' ? data.length - 1 : Math.min(Number(m[2]), data.length - 1);
-      res.writeHead(206, { 'content-range': `bytes ${start}-${end}/${data.length}`, 'content-length': end - start + 1, etag, 'content-type': 'application/octet-stream' });
-      res.end(data.subarray(start, end + 1));
-      return;
-    }
-    res.writeHead(200, { 'content-length': data.length, etag, 'content-type': 'application/octet-stream' }).end(data);
-  });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hub = await startHub();
+  endpoint = hub.endpoint;
 });
 
-after(() => { server.close(); });
+after(() => hub.close());
 
 const fresh = () => mkdtempSync(join(tmpdir(), 't2v-download-'));
 /** Whole-file fetches of a path (the first-byte probe, Range 0-0, does not count). */
-const bodies = (path: string) => requests.filter((q) => q.path.endsWith(`/resolve/main/${path}`) && q.range !== 'bytes=0-0');
+const bodies = (path: string) => hub.requests.filter((q) => q.path.endsWith(`/resolve/main/${path}`) && q.range !== 'bytes=0-0');
 
 test('plan: only what the conversion reads, the fp16 variant when asked', async () => {
   const all = await listRepoFiles(REPO, { endpoint });
@@ -105,24 +43,24 @@ test('plan: only what the conversion reads, the fp16 variant when asked', async 
 test('download: files arrive byte-exact; a second run skips them; a partial file resumes with a Range request', async () => {
   const dir = fresh();
   try {
-    requests = [];
+    hub.requests = [];
     const s = await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
     assert.equal(s.skipped, 0);
     for (const f of s.files) assert.deepEqual(readFileSync(join(dir, f.path)), FILES.get(f.path), f.path);
     assert.ok(!existsSync(join(dir, 'README.md')));
 
-    requests = [];
+    hub.requests = [];
     const again = await downloadModel(REPO, dir, { endpoint, variant: 'fp16' });
     assert.equal(again.fetched, 0);
     assert.equal(again.skipped, s.files.length);
-    assert.equal(requests.filter((q) => q.path.includes('/resolve/')).length, 0, 'complete files are not requested');
+    assert.equal(hub.requests.filter((q) => q.path.includes('/resolve/')).length, 0, 'complete files are not requested');
 
     // an interrupted run left the first 1000 bytes of the UNet
     const unet = 'unet/diffusion_pytorch_model.fp16.safetensors';
     const full = FILES.get(unet)!;
     rmSync(join(dir, unet));
     writeFileSync(join(dir, `${unet}.part`), full.subarray(0, 1000));
-    requests = [];
+    hub.requests = [];
     const seen: number[] = [];
     const resumed = await downloadModel(REPO, dir, { endpoint, variant: 'fp16', onProgress: (p) => seen.push(p.done) });
     assert.equal(resumed.fetched, full.length - 1000);
@@ -159,18 +97,18 @@ test('download: token from HF_TOKEN, clear errors for no access, unknown models 
   const dir = fresh();
   const saved = process.env.HF_TOKEN;
   try {
-    requireToken = true;
+    hub.requireToken = true;
     delete process.env.HF_TOKEN;
     await assert.rejects(downloadModel(REPO, dir, { endpoint }), /access denied \(401\).*set HF_TOKEN/);
     process.env.HF_TOKEN = TOKEN;
-    requests = [];
+    hub.requests = [];
     const s = await downloadModel(REPO, dir, { endpoint });
     assert.ok(s.files.length > 0);
-    assert.ok(requests.every((q) => q.auth === `Bearer ${TOKEN}`));
+    assert.ok(hub.requests.every((q) => q.auth === `Bearer ${TOKEN}`));
     process.env.HF_TOKEN = 'not-a-token';
     await assert.rejects(downloadModel(REPO, dir, { endpoint }), /must start with hf_/);
     delete process.env.HF_TOKEN;
-    requireToken = false;
+    hub.requireToken = false;
 
     await assert.rejects(downloadModel('test-org/nothing-here', dir, { endpoint }), /not found on .*check the model id/);
     await assert.rejects(downloadModel('not a model id', dir, { endpoint }), /not a hub model id/);
@@ -182,7 +120,7 @@ test('download: token from HF_TOKEN, clear errors for no access, unknown models 
     await assert.rejects(downloadModel(REPO, dir, { endpoint: `http://127.0.0.1:${port}` }),
       new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\).*needs internet access`));
   } finally {
-    requireToken = false;
+    hub.requireToken = false;
     if (saved === undefined) delete process.env.HF_TOKEN; else process.env.HF_TOKEN = saved;
     rmSync(dir, { recursive: true, force: true });
   }
@@ -196,13 +134,12 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
     const saved = process.env.HF_ENDPOINT;
     try {
       process.env.HF_ENDPOINT = endpoint;
-      const program = new Command('t2v').exitOverride();
-      register(program);
+      const program = { parseAsync: (args: string[]) => yargs().command(downloadCommand).strict().fail((m, e) => { throw e ?? new Error(m); }).parseAsync(args) };
       const logs: string[] = [];
       const log = console.log;
       console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress']);
       } finally {
         console.log = log;
       }
@@ -219,7 +156,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       logs.length = 0;
       console.log = (...a: unknown[]) => { logs.push(a.join(' ')); };
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--no-progress']);
       } finally {
         console.log = log;
       }
@@ -235,7 +172,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       console.error = (...a: unknown[]) => { errors.push(a.join(' ')); };
       console.log = () => {};
       try {
-        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--force', '--no-progress'], { from: 'user' });
+        await program.parseAsync(['download', REPO, '--variant', 'fp16', '--to', join(dir, 'model'), '--force', '--no-progress']);
       } finally {
         console.log = log;
         console.error = err;
@@ -243,7 +180,7 @@ test('t2v download: HF_ENDPOINT honoured, download then conversion into a model 
       assert.match(errors.join('\n'), /note: cannot reach .*converting the files already in/);
       assert.ok(statSync(join(dir, 'model', 't2v.json')).isFile());
       // and with nothing downloaded yet, offline is an error
-      await assert.rejects(program.parseAsync(['download', REPO, '--to', join(dir, 'other'), '--no-progress'], { from: 'user' }), /cannot reach/);
+      await assert.rejects(program.parseAsync(['download', REPO, '--to', join(dir, 'other'), '--no-progress']), /cannot reach/);
     } finally {
       if (saved === undefined) delete process.env.HF_ENDPOINT; else process.env.HF_ENDPOINT = saved;
       rmSync(dir, { recursive: true, force: true });

@@ -60,6 +60,28 @@ function firstLine(err: unknown): string {
 
 let opened: Promise<DawnOpen> | null = null;
 
+/** `T2V_DEBUG=1`: let Dawn print its own diagnostics (its Vulkan loader warnings among them). */
+export const dawnDebug = (): boolean => /^(1|true|on|yes)$/i.test(process.env.T2V_DEBUG ?? '');
+
+/**
+ * Linux: why Dawn cannot find a GPU, checked before Dawn starts (Dawn itself prints a two-line `Couldn't load
+ * Vulkan` warning to stderr when the loader is missing); null when the Vulkan loader loads, or elsewhere.
+ * `load` is dlopen (process.dlopen, whose "did not self-register" means the library itself loaded).
+ */
+export function vulkanLoaderMissing(load: (name: string) => void = (name) => process.dlopen({ exports: {} }, name),
+  platform: string = process.platform): string | null {
+  if (platform !== 'linux') return null;
+  try {
+    load('libvulkan.so.1');
+  } catch (err) {
+    const m = firstLine(err);
+    if (/did not self-register/i.test(m)) return null;
+    return `no Vulkan loader (${m}): WebGPU needs libvulkan.so.1 and a GPU driver; T2V_DEBUG=1 lets Dawn try anyway`;
+  }
+  return null;
+}
+
+
 /**
  * Installs Dawn as `navigator.gpu` (before `@tensorflow/tfjs-backend-webgpu` is first imported, or that backend never
  * registers), finds the adapter, then replaces the tfjs package's backend factory by one that makes our own
@@ -69,6 +91,8 @@ export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
   opened ??= (async (): Promise<DawnOpen> => {
     const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
     if (!g.navigator?.gpu) {
+      const noVulkan = dawnDebug() ? null : vulkanLoaderMissing();
+      if (noVulkan !== null) return { ok: false, reason: noVulkan };
       let webgpu: { create: (flags: string[]) => GPU; globals: object };
       try {
         webgpu = await import('webgpu') as unknown as typeof webgpu;

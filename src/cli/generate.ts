@@ -1,19 +1,22 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import type { Command } from 'commander';
+import type { CommandModule } from 'yargs';
 import { selectBackend } from '../backend.js';
 import { readModelFolder } from '../io/model-folder.js';
 import { readNpy, type NpyArray } from '../io/npy.js';
 import { ddimTimesteps } from '../pipeline/ddim.js';
-import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings } from '../pipeline/options.js';
+import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from '../pipeline/options.js';
+import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
 import { TextToVideo } from '../pipeline/text2video.js';
 import { atomicWrite, checkWritable } from '../pipeline/video.js';
 import type { VideoResult } from '../pipeline/result.js';
+import { conversionBars } from './convert.js';
+import { byteBar } from './download.js';
 import { backendOption } from './info.js';
 
 interface Options {
-  model: string;
+  model?: string;
   negative?: string;
   steps?: string;
   guidance?: string;
@@ -63,100 +66,123 @@ export function formatSummary(r: VideoResult, written: string[], backend: string
   ].join('\n');
 }
 
-export function register(program: Command): void {
-  backendOption(program.command('generate')
-    .description('generate a video from a text prompt with a converted model (t2v convert)')
-    .argument('<prompt>', 'the text prompt')
-    .requiredOption('--model <dir>', 'converted model folder')
-    .option('--negative <text>', 'negative prompt (replaces the empty unconditional text)')
-    .option('--steps <n>', `DDIM steps, 1..1000 (default ${UPSTREAM_DEFAULTS.steps}, or the model's)`)
-    .option('--guidance <g>', `classifier-free guidance scale (default ${UPSTREAM_DEFAULTS.guidance})`)
-    .option('--frames <n>', `number of frames (default ${UPSTREAM_DEFAULTS.frames})`)
-    .option('--height <px>', `multiple of 8 (default ${UPSTREAM_DEFAULTS.height})`)
-    .option('--width <px>', `multiple of 8 (default ${UPSTREAM_DEFAULTS.width})`)
-    .option('--seed <n>', 'seed of the initial noise (default: random, printed)')
-    .option('--noise <file.npy>', 'initial noise, float32 [1, 4, frames, height/8, width/8]')
-    .option('--save-latents <file.npy>', 'write the final latents (before 1/0.18215), float32 [1, 4, frames, h/8, w/8]')
-    .option('--out <path>', 'output: .mp4 (H.264), .webm (VP9), .gif, or a directory (one PNG per frame)', 'video.mp4')
-    .option('--fps <n>', `frames per second of the video (default ${UPSTREAM_DEFAULTS.fps})`)
-    .option('--contact-sheet <file.png>', 'also write all frames in one PNG')
-    .option('--decode-chunk <n>', `frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`)
-    .option('--batch-guidance', 'conditional and unconditional UNet passes as one batch of two (default on cpu, wasm and webgpu)')
-    .option('--no-batch-guidance', 'two UNet calls per step, as upstream')
-    .option('--stream-weights', 'keep weights in host memory, upload each on use (default on wasm for models over 1.5 GB)')
-    .option('--no-stream-weights', 'keep all weights resident in the backend')
-    .option('--no-progress', 'no progress bar'))
-    .action(async (prompt: string, opts: Options) => {
-      const folder = await readModelFolder(opts.model);
-      const d = { ...UPSTREAM_DEFAULTS, ...folder.info.defaults };
-      const s = {
-        steps: int('steps', opts.steps) ?? d.steps,
-        guidance: num('guidance', opts.guidance) ?? d.guidance,
-        frames: int('frames', opts.frames) ?? d.frames,
-        height: int('height', opts.height) ?? d.height,
-        width: int('width', opts.width) ?? d.width,
-        fps: num('fps', opts.fps) ?? d.fps,
-        decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
-      };
-      validateSettings(s, folder.info.scheduler?.num_timesteps ?? 1000);
-      const seed = int('seed', opts.seed);
-      if (seed !== undefined && (seed < 0 || !Number.isSafeInteger(seed))) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
-      if (seed !== undefined && opts.noise) throw new Error('give --seed or --noise, not both');
-      let noise: NpyArray | undefined;
-      if (opts.noise) {
-        try {
-          noise = readNpy(opts.noise);
-        } catch (err) {
-          throw new Error(`--noise ${opts.noise}: ${err instanceof Error ? err.message : String(err)}`);
-        }
-        const want = [1, 4, s.frames, s.height / 8, s.width / 8];
-        if (noise.dtype !== 'float32') throw new Error(`--noise ${opts.noise}: dtype ${noise.dtype}, expected float32`);
-        if (noise.shape.length !== 5 || noise.shape.some((v, i) => v !== want[i])) {
-          throw new Error(`--noise ${opts.noise}: shape [${noise.shape}], expected [${want}] (1, 4, frames, height/8, width/8 for --frames ${s.frames} --height ${s.height} --width ${s.width})`);
-        }
-      }
-      // fail before minutes of sampling, not after
-      checkWritable(opts.out);
-      if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
-      if (opts.contactSheet) {
-        if (!/\.png$/i.test(opts.contactSheet)) throw new Error(`--contact-sheet must name a .png file, got ${opts.contactSheet}`);
-        checkDirWritable(opts.contactSheet, '--contact-sheet');
-      }
+const str = (describe: string) => ({ type: 'string', requiresArg: true, describe }) as const;
 
-      const backend = await selectBackend(opts.backend);
-      const t2v = await TextToVideo.load(opts.model, { streamWeights: opts.streamWeights });
-      const controller = new AbortController();
-      const onSigint = () => controller.abort(new Error('interrupted'));
-      process.once('SIGINT', onSigint);
-      const total = ddimTimesteps(s.steps, folder.info.scheduler?.num_timesteps ?? 1000).length;
-      const bar = opts.progress !== false && process.stderr.isTTY
-        ? new cliProgress.SingleBar({
-          format: 'denoising [{bar}] {value}/{total} steps | t={timestep} | {duration_formatted} elapsed | ETA {eta_formatted}',
-          hideCursor: true, etaBuffer: 5, stream: process.stderr,
-        }, cliProgress.Presets.shades_classic)
-        : null;
-      let result: VideoResult;
-      try {
-        bar?.start(total, 0, { timestep: '-' });
-        result = await t2v.generate({
-          prompt, negativePrompt: opts.negative, ...s, seed, noise, signal: controller.signal,
-          batchGuidance: opts.batchGuidance,
-          onStep: (step, timestep) => { bar?.update(step, { timestep }); },
-        });
-      } finally {
-        bar?.stop();
-        process.removeListener('SIGINT', onSigint);
-        t2v.dispose();
-      }
-      if (opts.saveLatents) result.saveLatents(opts.saveLatents);
-      const written = await result.save(opts.out);
-      if (opts.contactSheet) {
-        const sheet = result.contactSheet();
-        await atomicWrite(opts.contactSheet, (tmp) => writeFileSync(tmp, sheet));
-        written.push(opts.contactSheet);
-      }
-      console.log(formatSummary(result, written.slice(0, written.length - (opts.contactSheet ? 1 : 0)), backend.name));
-      if (opts.saveLatents) console.log(`  latents: ${opts.saveLatents}`);
-      if (opts.contactSheet) console.log(`  contact sheet: ${opts.contactSheet}`);
+export const command: CommandModule<object, Options & { prompt: string }> = {
+  command: 'generate <prompt>',
+  describe: 'generate a video from a text prompt with the released model (downloaded on first use) or a converted one (--model)',
+  builder: (y) => y
+    .positional('prompt', { type: 'string', demandOption: true, describe: 'the text prompt' })
+    .options({
+      model: str(`converted model folder, or a hub id owner/name (default ${DEFAULT_MODEL}), downloaded and converted into the cache on first use`),
+      negative: str('negative prompt (replaces the empty unconditional text)'),
+      steps: str(`DDIM steps, 1..1000 (default ${UPSTREAM_DEFAULTS.steps}, or the model's)`),
+      guidance: str(`classifier-free guidance scale (default ${UPSTREAM_DEFAULTS.guidance})`),
+      frames: str(`number of frames (default ${UPSTREAM_DEFAULTS.frames})`),
+      height: str(`multiple of 8 (default ${UPSTREAM_DEFAULTS.height})`),
+      width: str(`multiple of 8 (default ${UPSTREAM_DEFAULTS.width})`),
+      seed: str('seed of the initial noise (default: random, printed)'),
+      noise: str('initial noise (.npy), float32 [1, 4, frames, height/8, width/8]'),
+      'save-latents': str('write the final latents (.npy, before 1/0.18215), float32 [1, 4, frames, h/8, w/8]'),
+      out: { ...str('output: .mp4 (H.264), .webm (VP9), .gif, or a directory (one PNG per frame)'), default: 'video.mp4' },
+      fps: str(`frames per second of the video (default ${UPSTREAM_DEFAULTS.fps})`),
+      'contact-sheet': str('also write all frames in one PNG'),
+      'decode-chunk': str(`frames per VAE decode call (default ${DEFAULT_DECODE_CHUNK})`),
+      'batch-guidance': { type: 'boolean', describe: 'conditional and unconditional UNet passes as one batch of two (default on cpu, wasm and webgpu); --no-batch-guidance: two UNet calls per step, as upstream' },
+      'stream-weights': { type: 'boolean', describe: 'keep weights in host memory, upload each on use (default on wasm for models over 1.5 GB); --no-stream-weights: all resident in the backend' },
+      progress: { type: 'boolean', default: true, describe: 'progress bar (--no-progress: none)' },
+      ...backendOption,
+    }),
+  handler: async (opts) => {
+    const { prompt } = opts;
+    const settings = (d: GenerationDefaults) => ({
+      steps: int('steps', opts.steps) ?? d.steps,
+      guidance: num('guidance', opts.guidance) ?? d.guidance,
+      frames: int('frames', opts.frames) ?? d.frames,
+      height: int('height', opts.height) ?? d.height,
+      width: int('width', opts.width) ?? d.width,
+      fps: num('fps', opts.fps) ?? d.fps,
+      decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
     });
-}
+    const tty = opts.progress !== false && process.stderr.isTTY === true;
+    const download = byteBar(tty);
+    let bars: ReturnType<typeof conversionBars> | null = null;
+    let modelDir: string;
+    try {
+      modelDir = await resolveModel(opts.model, {
+        // a first download is minutes: refuse bad arguments before it, not after
+        beforeFetch: () => { validateSettings(settings(UPSTREAM_DEFAULTS), 1000); checkWritable(opts.out); },
+        log: (line) => console.error(line),
+        note: (line) => console.error(`t2v: note: ${line}`),
+        onDownload: (p) => download.update(p.done, p.total, p.file),
+        onDownloadEnd: () => { download.stop(); bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params'); },
+        onConvert: (e) => bars?.onProgress?.(e),
+      });
+    } finally {
+      download.stop();
+      (bars as ReturnType<typeof conversionBars> | null)?.stop();
+    }
+    const folder = await readModelFolder(modelDir);
+    const s = settings({ ...UPSTREAM_DEFAULTS, ...folder.info.defaults });
+    validateSettings(s, folder.info.scheduler?.num_timesteps ?? 1000);
+    const seed = int('seed', opts.seed);
+    if (seed !== undefined && (seed < 0 || !Number.isSafeInteger(seed))) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
+    if (seed !== undefined && opts.noise) throw new Error('give --seed or --noise, not both');
+    let noise: NpyArray | undefined;
+    if (opts.noise) {
+      try {
+        noise = readNpy(opts.noise);
+      } catch (err) {
+        throw new Error(`--noise ${opts.noise}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const want = [1, 4, s.frames, s.height / 8, s.width / 8];
+      if (noise.dtype !== 'float32') throw new Error(`--noise ${opts.noise}: dtype ${noise.dtype}, expected float32`);
+      if (noise.shape.length !== 5 || noise.shape.some((v, i) => v !== want[i])) {
+        throw new Error(`--noise ${opts.noise}: shape [${noise.shape}], expected [${want}] (1, 4, frames, height/8, width/8 for --frames ${s.frames} --height ${s.height} --width ${s.width})`);
+      }
+    }
+    // fail before minutes of sampling, not after
+    checkWritable(opts.out);
+    if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
+    if (opts.contactSheet) {
+      if (!/\.png$/i.test(opts.contactSheet)) throw new Error(`--contact-sheet must name a .png file, got ${opts.contactSheet}`);
+      checkDirWritable(opts.contactSheet, '--contact-sheet');
+    }
+
+    const backend = await selectBackend(opts.backend);
+    const t2v = await TextToVideo.load(modelDir, { streamWeights: opts.streamWeights });
+    const controller = new AbortController();
+    const onSigint = () => controller.abort(new Error('interrupted'));
+    process.once('SIGINT', onSigint);
+    const total = ddimTimesteps(s.steps, folder.info.scheduler?.num_timesteps ?? 1000).length;
+    const bar = opts.progress !== false && process.stderr.isTTY
+      ? new cliProgress.SingleBar({
+        format: 'denoising [{bar}] {value}/{total} steps | t={timestep} | {duration_formatted} elapsed | ETA {eta_formatted}',
+        hideCursor: true, etaBuffer: 5, stream: process.stderr,
+      }, cliProgress.Presets.shades_classic)
+      : null;
+    let result: VideoResult;
+    try {
+      bar?.start(total, 0, { timestep: '-' });
+      result = await t2v.generate({
+        prompt, negativePrompt: opts.negative, ...s, seed, noise, signal: controller.signal,
+        batchGuidance: opts.batchGuidance,
+        onStep: (step, timestep) => { bar?.update(step, { timestep }); },
+      });
+    } finally {
+      bar?.stop();
+      process.removeListener('SIGINT', onSigint);
+      t2v.dispose();
+    }
+    if (opts.saveLatents) result.saveLatents(opts.saveLatents);
+    const written = await result.save(opts.out);
+    if (opts.contactSheet) {
+      const sheet = result.contactSheet();
+      await atomicWrite(opts.contactSheet, (tmp) => writeFileSync(tmp, sheet));
+      written.push(opts.contactSheet);
+    }
+    console.log(formatSummary(result, written.slice(0, written.length - (opts.contactSheet ? 1 : 0)), backend.name));
+    if (opts.saveLatents) console.log(`  latents: ${opts.saveLatents}`);
+    if (opts.contactSheet) console.log(`  contact sheet: ${opts.contactSheet}`);
+  },
+};

@@ -78,7 +78,10 @@ export interface GenerateOptions {
 }
 
 export interface LoadOptions {
-  /** tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backend.ts); omitted: tfjs's current backend. */
+  /**
+   * tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backend.ts). Omitted: `auto` (or T2V_BACKEND), unless the
+   * application already made a tfjs backend current (tf.setBackend, selectBackend), which is then kept.
+   */
   backend?: string;
   /**
    * Keep the weights in host memory and upload each one when a layer uses it, instead of resident tensors. Default:
@@ -146,7 +149,9 @@ export class TextToVideo {
 
   /** Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<TextToVideo> {
-    const backend = opts.backend !== undefined ? await selectBackend(opts.backend, { tensorCores: opts.tensorCores }) : null;
+    // Left to itself tfjs would start its plain-JS cpu backend (15x slower than wasm) and print its tfjs-node banner.
+    const wanted = opts.backend ?? (tf.getBackend() ? undefined : 'auto');
+    const backend = wanted !== undefined ? await selectBackend(opts.backend, { tensorCores: opts.tensorCores }) : null;
     const folder = await readModelFolder(dir);
     for (const k of ['text_encoder', 'unet', 'vae'] as const) {
       if (!folder.networks.includes(k)) throw new Error(`${dir} is not a complete t2v model: it has no ${k}/; convert the whole model with \`t2v convert\``);
