@@ -40,6 +40,8 @@ export { inferVAEConfig, vaeSpec, vaeScaleFactor, type VAEConfig } from './layer
 
 // Model folders, conversion, checkpoints
 export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo } from './io/model-folder.js';
+export { verifyModel, type VerifyReport, type VerifiedShard } from './io/verify.js';
+export { ConfigError } from './io/validate.js';
 export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';

@@ -13,6 +13,9 @@ export const UPSTREAM_DEFAULTS: GenerationDefaults = { height: 256, width: 256, 
 
 export const DEFAULT_DECODE_CHUNK = 4;
 
+/** Guidance scales beyond this drive the latents to Inf within a few steps. */
+export const MAX_GUIDANCE = 1e4;
+
 function isInt(v: number): boolean {
   return Number.isInteger(v);
 }
@@ -29,6 +32,9 @@ export function validateSettings(s: { height: number; width: number; frames: num
     throw new Error(`steps must be an integer in 1..${numTimesteps}, got ${s.steps}`);
   }
   if (!Number.isFinite(s.guidance)) throw new Error(`guidance must be a number, got ${s.guidance}`);
+  if (Math.abs(s.guidance) > MAX_GUIDANCE) {
+    throw new Error(`guidance must be within -${MAX_GUIDANCE}..${MAX_GUIDANCE} (upstream uses 9; larger values overflow the latents), got ${s.guidance}`);
+  }
   if (s.decodeChunk !== undefined && (!isInt(s.decodeChunk) || s.decodeChunk < 1)) {
     throw new Error(`decode chunk must be an integer >= 1, got ${s.decodeChunk}`);
   }

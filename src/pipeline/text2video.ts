@@ -88,6 +88,8 @@ export interface LoadOptions {
   streamWeights?: boolean;
   /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES; src/backend.ts). */
   tensorCores?: boolean;
+  /** Check each weight shard against the sha256 in its manifest while loading (as `t2v verify`); default off. */
+  verify?: boolean;
 }
 
 /** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
@@ -122,6 +124,16 @@ const TEXT_CACHE_SIZE = 8;
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
+/** Throws `message` (with the count) when `data` holds NaN or Inf: garbage in, not a black video out. */
+function assertFinite(data: Float32Array, message: string): void {
+  let bad = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
+  if (bad > 0) throw new NonFiniteError(message.replace('NaN/Inf', `NaN/Inf (${bad} of ${data.length} values)`));
+}
+
+/** Values that became NaN or Inf during a generation. */
+export class NonFiniteError extends Error {}
+
 /**
  * ModelScope text-to-video, as upstream's TextToVideoSynthesis.forward: OpenCLIP text features of the prompt and of
  * the empty (or negative) prompt, DDIM (eta 0) with classifier-free guidance `u + g * (c - u)`, latents / 0.18215
@@ -134,6 +146,8 @@ export class TextToVideo {
   readonly latentChannels: number;
   /** The backend `load` selected (null when built from components). */
   backend: BackendChoice | null = null;
+  /** The model folder `load` read (null when built from components); named in error messages. */
+  dir: string | null = null;
   private disposed = false;
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
@@ -159,7 +173,7 @@ export class TextToVideo {
     }
     const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
     const loaded: Disposable[] = [];
-    const stream = { stream: shouldStream(info, opts.streamWeights) };
+    const stream = { stream: shouldStream(info, opts.streamWeights), verify: opts.verify };
     try {
       const textEncoder = await loadNetwork(dir, 'text_encoder', stream);
       loaded.push(textEncoder);
@@ -177,6 +191,7 @@ export class TextToVideo {
         schedule: sched ? { numTimesteps: sched.num_timesteps, betaStart: sched.beta_start, betaEnd: sched.beta_end } : undefined,
       }, info);
       t2v.backend = backend;
+      t2v.dir = dir;
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
@@ -209,6 +224,12 @@ export class TextToVideo {
     }
     const t = this.encodeText(text);
     const data = await t.data() as Float32Array;
+    try {
+      assertFinite(data, `the text features of ${text === '' ? 'the empty text' : 'the prompt'} are NaN/Inf: ${this.corruptHint('text encoder')}`);
+    } catch (err) {
+      t.dispose();
+      throw err;
+    }
     this.textCache.set(text, { data, shape: t.shape });
     if (this.textCache.size > TEXT_CACHE_SIZE) this.textCache.delete(this.textCache.keys().next().value as string);
     return t;
@@ -227,6 +248,8 @@ export class TextToVideo {
       if ((got !== null && (got.length !== shape.length || got.some((d, i) => d !== shape[i]))) || data.length !== count) {
         throw new Error(`noise has shape [${got ?? [data.length]}], expected [${shape}] (1, channels, frames, height/8, width/8)`);
       }
+      const bad = (data as Float32Array).findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`noise holds NaN/Inf (value ${data[bad]} at index ${bad}); give finite float32 noise`);
       return { data: data as Float32Array, seed: null };
     }
     const seed = o.seed ?? randomSeed();
@@ -323,7 +346,7 @@ export class TextToVideo {
         if (!pending) return;
         const p = pending;
         pending = null;
-        await p.ready;
+        if (!Number.isFinite((await p.ready as Float32Array)[0])) throw new NonFiniteError(this.latentsBroke(p.step, timesteps.length));
         if (o.onStep) await o.onStep(p.step, p.t, this.preview(p.x0 as tf.Tensor5D));
         for (const u of [p.x0, p.probe]) {
           held.splice(held.indexOf(u), 1);
@@ -354,6 +377,7 @@ export class TextToVideo {
       const upstreamLayout = tf.tidy(() => x.transpose([0, 4, 1, 2, 3]));
       held.push(upstreamLayout);
       const latents = await upstreamLayout.data() as Float32Array;
+      assertFinite(latents, this.latentsBroke(timesteps.length, timesteps.length));
       const video = await this.decodeFrames(x, s.decodeChunk, o.signal);
       const t3 = performance.now();
       return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
@@ -377,6 +401,10 @@ export class TextToVideo {
         }
       },
       frame: async (i = 0) => {
+        const frames = x0.shape[1];
+        if (!Number.isInteger(i) || i < 0 || i >= frames) {
+          throw new RangeError(`preview.frame(i): i must be an integer in 0..${frames - 1}, got ${String(i)}`);
+        }
         const one = tf.slice(x0, [0, i, 0, 0, 0], [1, 1, -1, -1, -1]) as tf.Tensor5D;
         try {
           const v = await this.decodeFrames(one, 1);
@@ -386,6 +414,16 @@ export class TextToVideo {
         }
       },
     };
+  }
+
+  /** What to suspect when values become NaN/Inf. */
+  private corruptHint(network: string): string {
+    return `the ${network}'s weights may be corrupt (run \`t2v verify ${this.dir ?? 'MODEL_DIR'}\`); nothing was written`;
+  }
+
+  private latentsBroke(step: number, steps: number): string {
+    return `the latents became NaN/Inf at step ${step} of ${steps}: the UNet's weights may be corrupt (run \`t2v verify `
+      + `${this.dir ?? 'MODEL_DIR'}\`) or the guidance or noise is out of range; nothing was written`;
   }
 
   /** Frees every network's weights. */
