@@ -72,7 +72,10 @@ export function register(program: Command): void {
       let summary: ConvertSummary;
       let notes: string[] = [];
       try {
-        const common = { dtype: opts.dtype as StorageDType, force: opts.force, onProgress: progress.onProgress };
+        const common = {
+          dtype: opts.dtype as StorageDType, force: opts.force, onProgress: progress.onProgress,
+          onStale: (removed: string[]) => console.error(`t2v: note: removed ${removed.join(', ')} (left by an interrupted conversion)`),
+        };
         if (layout === 'diffusers') {
           const s = await convertDiffusers(source, out, { ...common, variant: opts.variant });
           summary = s;
