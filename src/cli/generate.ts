@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
@@ -8,7 +8,8 @@ import { readNpy, type NpyArray } from '../io/npy.js';
 import { ddimTimesteps } from '../pipeline/ddim.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings } from '../pipeline/options.js';
 import { TextToVideo } from '../pipeline/text2video.js';
-import { atomicWrite, checkWritable } from '../pipeline/video.js';
+import { checkWritable } from '../pipeline/video.js';
+import { checkOutputPaths, saveOutputs } from '../pipeline/outputs.js';
 import type { VideoResult } from '../pipeline/result.js';
 import { backendOption } from './info.js';
 
@@ -116,6 +117,8 @@ export function register(program: Command): void {
         }
       }
       // fail before minutes of sampling, not after
+      checkOutputPaths({ out: opts.out, latents: opts.saveLatents, contactSheet: opts.contactSheet },
+        { out: '--out', latents: '--save-latents', contactSheet: '--contact-sheet' });
       checkWritable(opts.out);
       if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
       if (opts.contactSheet) {
@@ -148,14 +151,8 @@ export function register(program: Command): void {
         process.removeListener('SIGINT', onSigint);
         t2v.dispose();
       }
-      if (opts.saveLatents) result.saveLatents(opts.saveLatents);
-      const written = await result.save(opts.out);
-      if (opts.contactSheet) {
-        const sheet = result.contactSheet();
-        await atomicWrite(opts.contactSheet, (tmp) => writeFileSync(tmp, sheet));
-        written.push(opts.contactSheet);
-      }
-      console.log(formatSummary(result, written.slice(0, written.length - (opts.contactSheet ? 1 : 0)), backend.name));
+      const written = await saveOutputs(result, { out: opts.out, latents: opts.saveLatents, contactSheet: opts.contactSheet });
+      console.log(formatSummary(result, written, backend.name));
       if (opts.saveLatents) console.log(`  latents: ${opts.saveLatents}`);
       if (opts.contactSheet) console.log(`  contact sheet: ${opts.contactSheet}`);
     });

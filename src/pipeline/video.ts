@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ffmpegArgs, findFfmpeg, runFfmpeg } from './ffmpeg.js';
+import { onInterrupt } from './interrupt.js';
 import { encodeGif, encodePng, frameView, type Frames } from './images.js';
 
 export type OutputKind = 'mp4' | 'webm' | 'gif' | 'png' | 'pngs';
@@ -17,17 +18,23 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
 }
 
-/** Writes through a temporary file in the same directory, renamed when complete; nothing is left on failure. */
+/**
+ * Writes through a temporary file in the same directory, renamed when complete; nothing is left on failure, nor
+ * when SIGINT or SIGTERM arrives meanwhile.
+ */
 export async function atomicWrite(path: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
   const dir = dirname(path);
   if (!existsSync(dir)) throw new Error(`cannot write ${path}: directory ${dir} does not exist`);
   const tmp = tempName(path);
+  const off = onInterrupt(() => rmSync(tmp, { force: true }));
   try {
     await write(tmp);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  } finally {
+    off();
   }
 }
 
