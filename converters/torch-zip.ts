@@ -20,6 +20,8 @@ export const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 28;
 const MAX_CENTRAL_DIRECTORY = 256 * 2 ** 20;
 const MAX_PICKLE = 512 * 2 ** 20;
 const CHUNK = 2 ** 30;
+/** A storage that no single tensor read covers gets a read of its own for its CRC-32 up to this size. */
+const VIEW_CRC_BYTES = 256 * 2 ** 20;
 
 export function fileError(file: string, msg: string): Error {
   return new Error(`${file}: ${msg}`);
@@ -388,18 +390,20 @@ async function readTorchZip(fh: FileHandle, path: string, maxElements: number): 
     return start;
   };
   // Each storage's CRC-32 is checked once: on the bytes of a tensor read that covers its whole entry (torch.save's
-  // usual case, so no extra pass), otherwise by reading the entry once before the first view of it is used.
+  // usual case, so no extra pass); a storage only views cover is read once for its CRC when it is at most
+  // VIEW_CRC_BYTES (larger ones stay lazy: a view of a few bytes must not read gigabytes).
   const checked = new Map<string, Promise<void>>();
   const verify = (storage: StorageRef, byteOffset: number, bytes: Uint8Array): Promise<void> => {
     const e = entries.get(`${prefix}data/${storage.key}`)!;
+    const whole = byteOffset === 0 && bytes.byteLength === e.size;
     let done = checked.get(storage.key);
-    if (!done) {
-      done = byteOffset === 0 && bytes.byteLength === e.size
+    if (!done && (whole || e.size <= VIEW_CRC_BYTES)) {
+      done = whole
         ? Promise.resolve().then(() => checkCrc(path, e, crc32(bytes)))
         : locate(storage).then((start) => entryCrc(fh, path, start, e.size)).then((crc) => checkCrc(path, e, crc));
       checked.set(storage.key, done);
     }
-    return done;
+    return done ?? Promise.resolve();
   };
   return lazyCheckpoint(fh, path, flattenStateDict(root, fail), maxElements, locate, verify);
 }
