@@ -7,8 +7,9 @@ import { readModelFolder } from '../io/model-folder.js';
 import { readNpy, type NpyArray } from '../io/npy.js';
 import { ddimTimesteps } from '../pipeline/ddim.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings } from '../pipeline/options.js';
-import { TextToVideo } from '../pipeline/text2video.js';
-import { checkWritable } from '../pipeline/video.js';
+import { BATCH_IDENTICAL, TextToVideo } from '../pipeline/text2video.js';
+import { checkFormatLimits, checkWritable } from '../pipeline/video.js';
+import { checkModelFits } from '../pipeline/memory.js';
 import { checkOutputPaths, saveOutputs } from '../pipeline/outputs.js';
 import type { VideoResult } from '../pipeline/result.js';
 import { backendOption } from './info.js';
@@ -120,6 +121,7 @@ export function register(program: Command): void {
       checkOutputPaths({ out: opts.out, latents: opts.saveLatents, contactSheet: opts.contactSheet },
         { out: '--out', latents: '--save-latents', contactSheet: '--contact-sheet' });
       checkWritable(opts.out);
+      checkFormatLimits(opts.out, s.width, s.height);
       if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
       if (opts.contactSheet) {
         if (!/\.png$/i.test(opts.contactSheet)) throw new Error(`--contact-sheet must name a .png file, got ${opts.contactSheet}`);
@@ -127,6 +129,7 @@ export function register(program: Command): void {
       }
 
       const backend = await selectBackend(opts.backend);
+      await checkModelFits(opts.model, { ...s, batchGuidance: opts.batchGuidance ?? BATCH_IDENTICAL.has(backend.name) }, backend.name);
       const t2v = await TextToVideo.load(opts.model, { streamWeights: opts.streamWeights });
       const controller = new AbortController();
       const onSigint = () => controller.abort(new Error('interrupted'));

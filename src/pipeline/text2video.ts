@@ -7,6 +7,9 @@ import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
 import { VideoResult } from './result.js';
 import { CLIPTokenizer } from './tokenizer.js';
+import { backendLimits, checkMemory } from './memory.js';
+import type { UNetConfig } from '../layers/unet/config.js';
+import type { VAEConfig } from '../layers/vae/config.js';
 
 /** What the pipeline needs of each network (the classes in src/layers satisfy these). */
 export interface TokenizerLike {
@@ -117,7 +120,7 @@ function aborted(signal?: AbortSignal): void {
 }
 
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
-const BATCH_IDENTICAL = new Set(['cpu', 'wasm', 'webgpu']);
+export const BATCH_IDENTICAL: ReadonlySet<string> = new Set(['cpu', 'wasm', 'webgpu']);
 
 /** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
 const TEXT_CACHE_SIZE = 8;
@@ -148,6 +151,8 @@ export class TextToVideo {
   backend: BackendChoice | null = null;
   /** The model folder `load` read (null when built from components); named in error messages. */
   dir: string | null = null;
+  /** Bytes of weights resident in the backend (wasm's heap holds them beside the activations). */
+  residentWeightBytes = 0;
   private disposed = false;
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
@@ -192,6 +197,7 @@ export class TextToVideo {
       }, info);
       t2v.backend = backend;
       t2v.dir = dir;
+      if (!stream.stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
@@ -316,6 +322,7 @@ export class TextToVideo {
         throw new Error(`${k} must be a multiple of ${multiple} for this model (its UNet halves the ${s[k] / 8}-pixel latents ${Math.log2(multiple / 8)} times), got ${s[k]}`);
       }
     }
+    this.checkFits(s, o.batchGuidance);
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];
@@ -414,6 +421,15 @@ export class TextToVideo {
         }
       },
     };
+  }
+
+  /** Refuses, with the estimate, a size whose activations cannot fit the backend (networks without configs: no check). */
+  private checkFits(s: { frames: number; height: number; width: number; decodeChunk: number }, batchGuidance?: boolean): void {
+    const unet = (this.components.unet as { config?: UNetConfig }).config;
+    const vae = (this.components.vae as { config?: VAEConfig }).config;
+    if (!unet?.dimMult || !vae?.ch_mult) return;
+    const batch = (batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend())) ? 2 : 1;
+    checkMemory(unet, vae, { ...s, batch }, backendLimits(tf.getBackend(), this.residentWeightBytes));
   }
 
   /** What to suspect when values become NaN/Inf. */
