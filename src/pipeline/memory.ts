@@ -12,7 +12,7 @@ import { join } from 'node:path';
  * size, so a size that cannot fit is refused in a second with the numbers, instead of growing memory for minutes.
  * It counts float32 activations the way the networks make them: the UNet's skip tensors plus its largest working
  * set (a ResBlock's four full-size tensors, or an attention's score matrix), and the VAE decoder's largest level for
- * one decode chunk. It is a lower bound of the real peak (tfjs keeps some temporaries longer), good to a factor of ~2.
+ * one decode chunk. It is a lower bound of the real peak (tfjs keeps some temporaries longer).
  */
 export interface MemoryEstimate {
   /** Peak bytes of the UNet call (all levels' skips plus the largest working set). */
