@@ -4,14 +4,14 @@
  * OpenCLIP names (converters/diffusers-keys.ts), and t2v.json filled from what the folder's configs say.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { NetworkKind } from '../src/layers/network.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
 import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles, type WeightsChoice } from './diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey, type MappedKey } from './diffusers-keys.js';
-import { ConvertError, checkNetwork, writeAtomically, writeNetwork, type NetworkSummary, type ProgressEvent } from './modelscope.js';
+import { ConvertError, checkNetwork, copyFresh, writeAtomically, writeNetwork, type NetworkSummary, type ProgressEvent } from './modelscope.js';
 import { NETWORK_NAMES } from './networks.js';
 import { openCheckpoint } from './open.js';
 import type { StorageDType } from './tfjs-writer.js';
@@ -26,6 +26,8 @@ export interface DiffusersConvertOptions {
   force?: boolean;
   groupBytes?: number;
   onProgress?: (e: ProgressEvent) => void;
+  /** Told the temporary folders of an earlier, interrupted conversion into the same place, which were removed. */
+  onStale?: (removed: string[]) => void;
   /** Extra facts for t2v.json's `source` (the hub id and revision, from `t2v download`). */
   source?: Json;
 }
@@ -335,7 +337,7 @@ export async function convertDiffusers(srcDir: string, outDir: string, opts: Dif
     }
     await mkdir(join(tmp, 'tokenizer'), { recursive: true });
     for (const f of [...CONFIG_FILES, ...OPTIONAL_FILES].filter((p) => p.startsWith('tokenizer/'))) {
-      if (existsSync(join(srcDir, f))) await copyFile(join(srcDir, f), join(tmp, f));
+      if (existsSync(join(srcDir, f))) await copyFresh(join(srcDir, f), join(tmp, f));
     }
     const model: ModelInfo = {
       format: MODEL_FORMAT,
@@ -358,7 +360,7 @@ export async function convertDiffusers(srcDir: string, outDir: string, opts: Dif
       out: outDir, dtype, networks, bytes: networks.reduce((a, n) => a + n.bytes, 0), seconds: (performance.now() - t0) / 1000,
       notes: schedulerNotes(configs.scheduler),
     };
-  });
+  }, opts.onStale);
 }
 
 function strings(v: unknown): string[] {

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Module } from '../src/layers/module.js';
 import type { NetworkKind } from '../src/layers/network.js';
@@ -49,6 +50,8 @@ export interface ConvertOptions {
   force?: boolean;
   groupBytes?: number;
   onProgress?: (e: ProgressEvent) => void;
+  /** Told the temporary folders of an earlier, interrupted conversion into the same place, which were removed. */
+  onStale?: (removed: string[]) => void;
 }
 
 export interface ConvertSummary {
@@ -308,13 +311,47 @@ async function copyTokenizer(tok: { kind: 'gz' | 'hf'; path: string }, outDir: s
   const dir = join(outDir, 'tokenizer');
   await mkdir(dir, { recursive: true });
   if (tok.kind === 'gz') {
-    await copyFile(tok.path, join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
+    await copyFresh(tok.path, join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
     return 'tokenizer/bpe_simple_vocab_16e6.txt.gz';
   }
   for (const f of ['vocab.json', 'merges.txt', 'special_tokens_map.json', 'tokenizer_config.json']) {
-    if (existsSync(join(tok.path, f))) await copyFile(join(tok.path, f), join(dir, f));
+    if (existsSync(join(tok.path, f))) await copyFresh(join(tok.path, f), join(dir, f));
   }
   return 'tokenizer';
+}
+
+/** Copies a small file as a new one (the usual 0666 & ~umask mode, not the source's: a read-only source stays writable here). */
+export async function copyFresh(from: string, to: string): Promise<void> {
+  await writeFile(to, await readFile(from));
+}
+
+const PARTIAL = '.partial-';
+
+/**
+ * Removes what a killed conversion into `target` left beside it (`.<name>.partial-<pid>-<random>[.old]`) when its
+ * process is gone; returns the paths removed. A folder of a conversion still running is left alone.
+ */
+export async function removeStalePartials(target: string): Promise<string[]> {
+  const dir = dirname(target);
+  const prefix = `.${basename(target)}${PARTIAL}`;
+  const removed: string[] = [];
+  for (const f of existsSync(dir) ? await readdir(dir) : []) {
+    if (!f.startsWith(prefix)) continue;
+    const pid = Number(/^(\d+)-/.exec(f.slice(prefix.length))?.[1]);
+    if (pid === process.pid || (Number.isInteger(pid) && pid > 0 && alive(pid))) continue;
+    await rm(join(dir, f), { recursive: true, force: true });
+    removed.push(join(dir, f));
+  }
+  return removed;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Refuses an existing file, or a non-empty folder unless `force`. */
@@ -324,12 +361,20 @@ function checkOutput(out: string, force: boolean): void {
   if (readdirSync(out).length > 0 && !force) throw new ConvertError(`${out} exists and is not empty (use --force to replace it)`);
 }
 
-/** A temporary folder beside `out`, renamed to `out` when `work` succeeds and removed when it fails. */
-export async function writeAtomically<T>(out: string, force: boolean, work: (tmp: string) => Promise<T>): Promise<T> {
+/**
+ * A temporary folder beside `out` (`.<name>.partial-<pid>-<random>`, created with the usual mode, not mkdtemp's 0700),
+ * renamed to `out` when `work` succeeds and removed when it fails or on SIGINT/SIGTERM. What an earlier, killed run
+ * left there is removed first (`onStale` hears of it).
+ */
+export async function writeAtomically<T>(out: string, force: boolean, work: (tmp: string) => Promise<T>,
+  onStale?: (removed: string[]) => void): Promise<T> {
   const target = resolve(out);
   checkOutput(out, force);
   await mkdir(dirname(target), { recursive: true });
-  const tmp = await mkdtemp(join(dirname(target), `.${basename(target)}.partial-`));
+  const stale = await removeStalePartials(target);
+  if (stale.length > 0) onStale?.(stale);
+  const tmp = join(dirname(target), `.${basename(target)}${PARTIAL}${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(tmp);
   const onSignal = (sig: NodeJS.Signals) => {
     rmSync(tmp, { recursive: true, force: true });
     process.kill(process.pid, sig);
@@ -410,5 +455,5 @@ export async function convertModelScope(srcDir: string, outDir: string, opts: Co
     };
     await writeFile(join(tmp, 't2v.json'), JSON.stringify(info, null, 1));
     return { out: outDir, dtype, networks, bytes: networks.reduce((a, n) => a + n.bytes, 0), seconds: (performance.now() - t0) / 1000 };
-  });
+  }, opts.onStale);
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toFloat16 } from './float16.js';
@@ -19,6 +20,8 @@ export interface ManifestEntry {
 export interface ManifestGroup {
   paths: string[];
   weights: ManifestEntry[];
+  /** Hex sha256 of each file in `paths` (our addition to tfjs's format; tfjs ignores it). Absent in folders converted before checksums. */
+  sha256?: string[];
 }
 
 /** What `<net>/model.json` holds: tfjs's weights manifest, under our own format name. */
@@ -62,12 +65,16 @@ export class WeightsWriter {
     if (this.pending.entries.length === 0) return;
     const file = `group${this.groups.length + 1}-shard1of1.bin`;
     const fh = await open(join(this.dir, file), 'w');
+    const hash = createHash('sha256');
     try {
-      for (const c of this.pending.chunks) await fh.write(c);
+      for (const c of this.pending.chunks) {
+        hash.update(c);
+        await fh.write(c);
+      }
     } finally {
       await fh.close();
     }
-    this.groups.push({ paths: [file], weights: this.pending.entries });
+    this.groups.push({ paths: [file], weights: this.pending.entries, sha256: [hash.digest('hex')] });
     this.bytesWritten += this.pending.bytes;
     this.pending = { entries: [], chunks: [], bytes: 0 };
   }

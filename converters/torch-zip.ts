@@ -7,6 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { inflateRawSync } from 'node:zlib';
 import type { Checkpoint, SourceDType, TensorEntry } from './checkpoint.js';
+import { crc32 } from './crc32.js';
 import { DTYPE_BYTES, PyDict, PyGlobal, STORAGE_DTYPES, StorageRef, TensorRef, unpickle } from './pickle.js';
 
 export interface ReaderOptions {
@@ -19,6 +20,8 @@ export const DEFAULT_MAX_TENSOR_ELEMENTS = 2 ** 28;
 const MAX_CENTRAL_DIRECTORY = 256 * 2 ** 20;
 const MAX_PICKLE = 512 * 2 ** 20;
 const CHUNK = 2 ** 30;
+/** A storage that no single tensor read covers gets a read of its own for its CRC-32 up to this size. */
+const VIEW_CRC_BYTES = 256 * 2 ** 20;
 
 export function fileError(file: string, msg: string): Error {
   return new Error(`${file}: ${msg}`);
@@ -151,6 +154,8 @@ export interface ZipEntry {
   compressedSize: number;
   size: number;
   localHeaderOffset: number;
+  /** CRC-32 of the uncompressed data, from the central directory. */
+  crc32: number;
 }
 
 function u64(view: DataView, at: number, fail: (msg: string) => never): number {
@@ -203,6 +208,7 @@ export async function readZipDirectory(fh: FileHandle, file: string, fileSize: n
     if (p + 46 > cdSize || v.getUint32(p, true) !== 0x02014b50) fail(`bad central directory entry ${i}`);
     const flags = v.getUint16(p + 8, true);
     const method = v.getUint16(p + 10, true);
+    const crc = v.getUint32(p + 16, true);
     let compressedSize = v.getUint32(p + 20, true);
     let size = v.getUint32(p + 24, true);
     const nameLen = v.getUint16(p + 28, true);
@@ -234,7 +240,7 @@ export async function readZipDirectory(fh: FileHandle, file: string, fileSize: n
     }
     if (localHeaderOffset + 30 + compressedSize > cdOffset) fail(`entry '${name}' lies outside the file's data`);
     if (entries.has(name)) fail(`duplicate entry '${name}'`);
-    entries.set(name, { name, method, compressedSize, size, localHeaderOffset });
+    entries.set(name, { name, method, compressedSize, size, localHeaderOffset, crc32: crc });
     p = end;
   }
   return entries;
@@ -249,11 +255,28 @@ async function dataStart(fh: FileHandle, file: string, e: ZipEntry, limit: numbe
   return start;
 }
 
+/** Throws when `crc` is not the directory's CRC-32 of the entry. */
+export function checkCrc(file: string, e: ZipEntry, crc: number): void {
+  if (crc !== e.crc32) {
+    const hex = (x: number) => x.toString(16).padStart(8, '0');
+    throw fileError(file, `corrupt zip: CRC-32 of '${e.name}' is ${hex(crc)}, the zip directory says ${hex(e.crc32)} (the file is damaged; download it again)`);
+  }
+}
+
+/** CRC-32 of an entry's stored bytes, read in chunks (for a storage that no single tensor read covers). */
+async function entryCrc(fh: FileHandle, file: string, start: number, size: number): Promise<number> {
+  let crc = 0;
+  const step = 16 * 2 ** 20;
+  for (let off = 0; off < size; off += step) crc = crc32(await readExact(fh, file, start + off, Math.min(step, size - off)), crc);
+  return crc;
+}
+
 async function readEntry(fh: FileHandle, file: string, e: ZipEntry, limit: number, maxBytes: number): Promise<Uint8Array> {
   if (e.size > maxBytes || e.compressedSize > maxBytes) throw fileError(file, `'${e.name}' is implausibly large (${e.size} bytes)`);
   const raw = await readExact(fh, file, await dataStart(fh, file, e, limit), e.compressedSize);
   if (e.method === 0) {
     if (e.size !== e.compressedSize) throw fileError(file, `corrupt zip: sizes of stored entry '${e.name}' disagree`);
+    checkCrc(file, e, crc32(raw));
     return raw;
   }
   if (e.method !== 8) throw fileError(file, `'${e.name}' uses unsupported zip compression method ${e.method}`);
@@ -264,7 +287,9 @@ async function readEntry(fh: FileHandle, file: string, e: ZipEntry, limit: numbe
     throw fileError(file, `corrupt zip: cannot inflate '${e.name}' (${(err as Error).message})`);
   }
   if (out.length !== e.size) throw fileError(file, `corrupt zip: '${e.name}' inflates to ${out.length} bytes, not ${e.size}`);
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.length);
+  checkCrc(file, e, crc32(bytes));
+  return bytes;
 }
 
 // ---- state_dict --------------------------------------------------------------------------------------------
@@ -356,14 +381,31 @@ async function readTorchZip(fh: FileHandle, path: string, maxElements: number): 
   };
   const root = unpickle(pkl, { source: path, persistentLoad });
   const starts = new Map<string, Promise<number>>();
-  return lazyCheckpoint(fh, path, flattenStateDict(root, fail), maxElements, (storage) => {
+  const locate = (storage: StorageRef): Promise<number> => {
     let start = starts.get(storage.key);
     if (!start) {
       start = dataStart(fh, path, entries.get(`${prefix}data/${storage.key}`)!, cdLimit);
       starts.set(storage.key, start);
     }
     return start;
-  });
+  };
+  // Each storage's CRC-32 is checked once: on the bytes of a tensor read that covers its whole entry (torch.save's
+  // usual case, so no extra pass); a storage only views cover is read once for its CRC when it is at most
+  // VIEW_CRC_BYTES (larger ones stay lazy: a view of a few bytes must not read gigabytes).
+  const checked = new Map<string, Promise<void>>();
+  const verify = (storage: StorageRef, byteOffset: number, bytes: Uint8Array): Promise<void> => {
+    const e = entries.get(`${prefix}data/${storage.key}`)!;
+    const whole = byteOffset === 0 && bytes.byteLength === e.size;
+    let done = checked.get(storage.key);
+    if (!done && (whole || e.size <= VIEW_CRC_BYTES)) {
+      done = whole
+        ? Promise.resolve().then(() => checkCrc(path, e, crc32(bytes)))
+        : locate(storage).then((start) => entryCrc(fh, path, start, e.size)).then((crc) => checkCrc(path, e, crc));
+      checked.set(storage.key, done);
+    }
+    return done ?? Promise.resolve();
+  };
+  return lazyCheckpoint(fh, path, flattenStateDict(root, fail), maxElements, locate, verify);
 }
 
 /**
@@ -397,6 +439,7 @@ export function storageFromPid(
 export function lazyCheckpoint(
   fh: FileHandle, path: string, tensors: Map<string, TensorRef>, maxElements: number,
   locate: (storage: StorageRef) => Promise<number>,
+  verify?: (storage: StorageRef, byteOffset: number, bytes: Uint8Array) => Promise<void>,
 ): Checkpoint {
   const fail = (msg: string): never => {
     throw fileError(path, msg);
@@ -418,6 +461,7 @@ export function lazyCheckpoint(
           if (numel === 0) return new Float32Array(0);
           const size = DTYPE_BYTES[dtype];
           const bytes = await readExact(fh, path, (await locate(t.storage)) + first * size, (last - first + 1) * size);
+          await verify?.(t.storage, first * size, bytes);
           return gatherView(decodeToFloat32(bytes, dtype), t.shape, t.stride, numel);
         } catch (err) {
           throw asFileError(path, err);

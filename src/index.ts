@@ -6,12 +6,14 @@
 //   await video.save('panda.mp4');
 //   t2v.dispose();
 
-export { TextToVideo } from './pipeline/text2video.js';
+export { TextToVideo, NonFiniteError } from './pipeline/text2video.js';
 export type {
   GenerateOptions, LoadOptions, StepPreview, TextToVideoComponents, TokenizerLike, TextEncoderLike, UNetLike, VaeLike,
 } from './pipeline/text2video.js';
 export { VideoResult, type StageTimings } from './pipeline/result.js';
-export { UPSTREAM_DEFAULTS, DEFAULT_DECODE_CHUNK, validateSettings, type GenerationDefaults } from './pipeline/options.js';
+export {
+  UPSTREAM_DEFAULTS, DEFAULT_DECODE_CHUNK, MAX_GUIDANCE, MAX_SIDE, validateSettings, type GenerationDefaults,
+} from './pipeline/options.js';
 
 // Sampling and noise
 export {
@@ -22,7 +24,13 @@ export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
 
 // Images and video files
 export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';
-export { writeVideo, outputKind, frameFileName, atomicWrite, type OutputKind, type WriteOptions } from './pipeline/video.js';
+export {
+  writeVideo, outputKind, frameFileName, atomicWrite, checkFormatLimits, FORMAT_LIMITS, type OutputKind, type WriteOptions,
+} from './pipeline/video.js';
+export { saveOutputs, checkOutputPaths, type OutputPaths } from './pipeline/outputs.js';
+export {
+  estimateMemory, checkMemory, checkModelFits, backendLimits, type MemoryEstimate, type MemorySettings, type BackendLimits,
+} from './pipeline/memory.js';
 export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './pipeline/ffmpeg.js';
 
 // Text
@@ -40,6 +48,8 @@ export { inferVAEConfig, vaeSpec, vaeScaleFactor, type VAEConfig } from './layer
 
 // Model folders, conversion, checkpoints
 export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo } from './io/model-folder.js';
+export { verifyModel, type VerifyReport, type VerifiedShard } from './io/verify.js';
+export { ConfigError } from './io/validate.js';
 export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';

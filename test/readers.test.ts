@@ -3,6 +3,7 @@ import { closeSync, mkdtempSync, openSync, writeSync, readFileSync, readdirSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { crc32 } from '../converters/crc32.js';
 import { openCheckpoint } from '../converters/open.js';
 import { PyDict, StorageRef, unpickle } from '../converters/pickle.js';
 import { readNpy } from '../src/io/npy.js';
@@ -245,11 +246,14 @@ function writeSparseZip64(path: string, bigNumel: number, tail: Float32Array, sm
   const fd = openSync(path, 'w');
   const central: Buffer[] = [];
   let pos = 0;
-  const entry = (name: string, size: number, write: (dataStart: number) => void): void => {
+  // crc: the entry's CRC-32 (the reader checks it for entries it reads whole; the 4 GiB storage only views cover is
+  // never read whole, so its field stays 0)
+  const entry = (name: string, size: number, crc: number, write: (dataStart: number) => void): void => {
     const nb = Buffer.from(name);
     const local = Buffer.alloc(30 + nb.length + 20);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(45, 4);
+    local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(0xffffffff, 18);
     local.writeUInt32LE(0xffffffff, 22);
     local.writeUInt16LE(nb.length, 26);
@@ -265,6 +269,7 @@ function writeSparseZip64(path: string, bigNumel: number, tail: Float32Array, sm
     c.writeUInt32LE(0x02014b50, 0);
     c.writeUInt16LE(45, 4);
     c.writeUInt16LE(45, 6);
+    c.writeUInt32LE(crc, 16);
     c.writeUInt32LE(0xffffffff, 20);
     c.writeUInt32LE(0xffffffff, 24);
     c.writeUInt16LE(nb.length, 28);
@@ -283,9 +288,9 @@ function writeSparseZip64(path: string, bigNumel: number, tail: Float32Array, sm
     { name: 'tail', key: '0', numel: bigNumel, offset: bigNumel - tail.length, shape: [tail.length] },
     { name: 'small', key: '1', numel: small.length, offset: 0, shape: [2, small.length / 2] },
   ]);
-  entry('archive/data.pkl', pkl.length, (at) => writeSync(fd, pkl, 0, pkl.length, at));
-  entry('archive/data/0', bigNumel * 4, (at) => writeSync(fd, Buffer.from(tail.buffer), 0, tail.byteLength, at + (bigNumel - tail.length) * 4));
-  entry('archive/data/1', small.byteLength, (at) => writeSync(fd, Buffer.from(small.buffer), 0, small.byteLength, at));
+  entry('archive/data.pkl', pkl.length, crc32(pkl), (at) => writeSync(fd, pkl, 0, pkl.length, at));
+  entry('archive/data/0', bigNumel * 4, 0, (at) => writeSync(fd, Buffer.from(tail.buffer), 0, tail.byteLength, at + (bigNumel - tail.length) * 4));
+  entry('archive/data/1', small.byteLength, crc32(new Uint8Array(small.buffer)), (at) => writeSync(fd, Buffer.from(small.buffer), 0, small.byteLength, at));
   const cd = Buffer.concat(central);
   const cdAt = pos;
   writeSync(fd, cd, 0, cd.length, pos);

@@ -77,7 +77,10 @@ export const command: CommandModule<object, Options & { source: string; out: str
     let summary: ConvertSummary;
     let notes: string[] = [];
     try {
-      const common = { dtype: opts.dtype as StorageDType, force: opts.force, onProgress: progress.onProgress };
+      const common = {
+        dtype: opts.dtype as StorageDType, force: opts.force, onProgress: progress.onProgress,
+        onStale: (removed: string[]) => console.error(`t2v: note: removed ${removed.join(', ')} (left by an interrupted conversion)`),
+      };
       if (layout === 'diffusers') {
         const s = await convertDiffusers(source, out, { ...common, variant: opts.variant });
         summary = s;

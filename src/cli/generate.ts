@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { CommandModule } from 'yargs';
@@ -8,8 +8,10 @@ import { readNpy, type NpyArray } from '../io/npy.js';
 import { ddimTimesteps } from '../pipeline/ddim.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from '../pipeline/options.js';
 import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
-import { TextToVideo } from '../pipeline/text2video.js';
-import { atomicWrite, checkWritable } from '../pipeline/video.js';
+import { BATCH_IDENTICAL, TextToVideo } from '../pipeline/text2video.js';
+import { checkFormatLimits, checkWritable } from '../pipeline/video.js';
+import { checkModelFits } from '../pipeline/memory.js';
+import { checkOutputPaths, saveOutputs } from '../pipeline/outputs.js';
 import type { VideoResult } from '../pipeline/result.js';
 import { conversionBars } from './convert.js';
 import { byteBar } from './download.js';
@@ -142,7 +144,10 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       }
     }
     // fail before minutes of sampling, not after
+    checkOutputPaths({ out: opts.out, latents: opts.saveLatents, contactSheet: opts.contactSheet },
+      { out: '--out', latents: '--save-latents', contactSheet: '--contact-sheet' });
     checkWritable(opts.out);
+    checkFormatLimits(opts.out, s.width, s.height);
     if (opts.saveLatents) checkDirWritable(opts.saveLatents, '--save-latents');
     if (opts.contactSheet) {
       if (!/\.png$/i.test(opts.contactSheet)) throw new Error(`--contact-sheet must name a .png file, got ${opts.contactSheet}`);
@@ -150,6 +155,7 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
     }
 
     const backend = await selectBackend(opts.backend);
+    await checkModelFits(modelDir, { ...s, batchGuidance: opts.batchGuidance ?? BATCH_IDENTICAL.has(backend.name) }, backend.name);
     const t2v = await TextToVideo.load(modelDir, { streamWeights: opts.streamWeights });
     const controller = new AbortController();
     const onSigint = () => controller.abort(new Error('interrupted'));
@@ -174,14 +180,8 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       process.removeListener('SIGINT', onSigint);
       t2v.dispose();
     }
-    if (opts.saveLatents) result.saveLatents(opts.saveLatents);
-    const written = await result.save(opts.out);
-    if (opts.contactSheet) {
-      const sheet = result.contactSheet();
-      await atomicWrite(opts.contactSheet, (tmp) => writeFileSync(tmp, sheet));
-      written.push(opts.contactSheet);
-    }
-    console.log(formatSummary(result, written.slice(0, written.length - (opts.contactSheet ? 1 : 0)), backend.name));
+    const written = await saveOutputs(result, { out: opts.out, latents: opts.saveLatents, contactSheet: opts.contactSheet });
+    console.log(formatSummary(result, written, backend.name));
     if (opts.saveLatents) console.log(`  latents: ${opts.saveLatents}`);
     if (opts.contactSheet) console.log(`  contact sheet: ${opts.contactSheet}`);
   },

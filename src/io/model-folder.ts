@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { open, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -5,7 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { HostWeight, Module } from '../layers/module.js';
 import type { NetworkKind } from '../layers/network.js';
 import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
-import type { ManifestEntry, WeightsFile } from '../../converters/tfjs-writer.js';
+import type { ManifestEntry, ManifestGroup, WeightsFile } from '../../converters/tfjs-writer.js';
+import { checkModelInfo, checkNetworkConfig, insideFolder } from './validate.js';
 
 export const MODEL_FORMAT = 't2v-model';
 export const MODEL_VERSION = 1;
@@ -71,17 +73,18 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
   if (typeof info.version !== 'number' || info.version > MODEL_VERSION) {
     throw new ModelFolderError(`${dir}: model folder version ${String(info.version)} is newer than this t2v reads (${MODEL_VERSION}); convert it again`);
   }
+  checkModelInfo(join(dir, 't2v.json'), info);
   const networks = NETWORK_KINDS.filter((k) => existsSync(join(dir, k, 'config.json')) && existsSync(join(dir, k, 'model.json')));
-  const tok = typeof info.tokenizer === 'string' ? join(dir, info.tokenizer) : null;
+  const tok = typeof info.tokenizer === 'string' ? insideFolder(dir, info.tokenizer, join(dir, 't2v.json')) : null;
   return { dir, info: info as unknown as ModelInfo, networks, tokenizer: tok !== null && existsSync(tok) ? tok : null };
 }
 
-/** Reads a whole file into a fresh ArrayBuffer (Node's small-file Buffers share a pool). */
-async function readShard(path: string, expected: number): Promise<ArrayBuffer> {
+/** Reads a whole file into a fresh ArrayBuffer (Node's small-file Buffers share a pool); checks its sha256 when given. */
+async function readShard(path: string, expected: number, sha256?: string): Promise<ArrayBuffer> {
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
-    if (size !== expected) throw new Error(`${path}: ${size} bytes, the manifest says ${expected}`);
+    if (expected >= 0 && size !== expected) throw new Error(`${path}: ${size} bytes, the manifest says ${expected}`);
     const buf = new ArrayBuffer(size);
     const view = new Uint8Array(buf);
     let off = 0;
@@ -89,6 +92,10 @@ async function readShard(path: string, expected: number): Promise<ArrayBuffer> {
       const { bytesRead } = await fh.read(view, off, size - off, off);
       if (bytesRead === 0) throw new Error(`${path}: unexpected end of file`);
       off += bytesRead;
+    }
+    if (sha256 !== undefined) {
+      const got = createHash('sha256').update(view).digest('hex');
+      if (got !== sha256) throw new Error(`${path}: sha256 ${got} differs from the manifest's ${sha256}: the file is damaged; convert the model again`);
     }
     return buf;
   } finally {
@@ -101,9 +108,41 @@ function entryBytes(e: ManifestEntry): number {
   return e.quantization?.dtype === 'float16' ? 2 * n : 4 * n;
 }
 
-/** Reads `<net>/config.json` of a converted model (the network's Config object). */
-export async function readNetworkConfig(netDir: string): Promise<unknown> {
-  return JSON.parse(await readFile(join(netDir, 'config.json'), 'utf8')) as unknown;
+/** Reads `<net>/config.json` of a converted model (the network's Config object), checked by type and range. */
+export async function readNetworkConfig(netDir: string, kind: NetworkKind): Promise<unknown> {
+  const file = join(netDir, 'config.json');
+  let config: unknown;
+  try {
+    config = JSON.parse(await readFile(file, 'utf8')) as unknown;
+  } catch (err) {
+    throw new ModelFolderError(`${file}: ${err instanceof SyntaxError ? `not valid JSON (${err.message})` : (err as Error).message}`);
+  }
+  checkNetworkConfig(file, kind, config);
+  return config;
+}
+
+/** The sha256 of each of a group's files, or undefined; a malformed list is an error. */
+function groupHashes(group: ManifestGroup, file: string): (string | undefined)[] {
+  const h = group.sha256;
+  if (h === undefined) return group.paths.map(() => undefined);
+  if (!Array.isArray(h) || h.length !== group.paths.length || !h.every((x) => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x))) {
+    throw new ModelFolderError(`${file}: a weights group's sha256 list is malformed`);
+  }
+  return h;
+}
+
+/** The manifest's groups, checked: paths inside `netDir`, sha256 lists well formed. */
+export function manifestGroups(weights: WeightsFile, netDir: string): ManifestGroup[] {
+  const file = join(netDir, 'model.json');
+  if (!Array.isArray(weights.weightsManifest)) notAModel(netDir, 'model.json has no weightsManifest');
+  for (const g of weights.weightsManifest) {
+    if (typeof g !== 'object' || g === null || !Array.isArray(g.paths) || !Array.isArray(g.weights)) {
+      throw new ModelFolderError(`${file}: a weights group has no paths or weights list`);
+    }
+    for (const p of g.paths) insideFolder(netDir, p, file);
+    groupHashes(g, file);
+  }
+  return weights.weightsManifest;
 }
 
 /**
@@ -111,21 +150,25 @@ export async function readNetworkConfig(netDir: string): Promise<unknown> {
  * below it) and loads its weights group by group: one shard file read, decoded to tensors, and dropped at a time.
  */
 export async function loadNetwork<M extends Module = Module>(dir: string, kind: NetworkKind,
-  opts: { stream?: boolean } = {}): Promise<M> {
+  opts: { stream?: boolean; verify?: boolean } = {}): Promise<M> {
   const netDir = existsSync(join(dir, kind, 'model.json')) ? join(dir, kind) : dir;
   const name = NETWORK_NAMES[kind];
   if (!existsSync(join(netDir, 'model.json')) || !existsSync(join(netDir, 'config.json'))) {
     notAModel(dir, `no ${kind}/config.json and ${kind}/model.json`);
   }
-  const config = await readNetworkConfig(netDir);
+  const config = await readNetworkConfig(netDir, kind);
   const weights = (await readJson(join(netDir, 'model.json'), netDir)) as unknown as WeightsFile;
-  if (!Array.isArray(weights.weightsManifest)) notAModel(netDir, 'model.json has no weightsManifest');
+  const groups = manifestGroups(weights, netDir);
   const module = networkSpec(kind).build(config) as M;
   const declared = module.paramSpecs();
   const loaded = new Map<string, tf.Tensor>();
   const host = new Map<string, HostWeight>();
   try {
-    for (const group of weights.weightsManifest) {
+    for (const group of groups) {
+      const hashes = groupHashes(group, join(netDir, 'model.json'));
+      if (opts.verify && hashes.includes(undefined)) {
+        throw new Error(`${join(netDir, 'model.json')}: the manifest has no sha256 of its shards (converted before checksums); convert the model again to verify it`);
+      }
       for (const e of group.weights) {
         if (!declared.has(e.name)) throw new Error(`${netDir}: the ${name} has no weight ${e.name} (config.json and model.json disagree)`);
         const q = e.quantization?.dtype;
@@ -135,7 +178,9 @@ export async function loadNetwork<M extends Module = Module>(dir: string, kind: 
       }
       const expected = group.weights.reduce((a, e) => a + entryBytes(e), 0);
       const parts: ArrayBuffer[] = [];
-      for (const p of group.paths) parts.push(await readShard(join(netDir, p), group.paths.length === 1 ? expected : -1));
+      for (const [i, p] of group.paths.entries()) {
+        parts.push(await readShard(join(netDir, p), group.paths.length === 1 ? expected : -1, opts.verify ? hashes[i] : undefined));
+      }
       const data = parts.length === 1 ? parts[0] : concat(parts);
       if (opts.stream) {
         hostWeights(data, group.weights, host);

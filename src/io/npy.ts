@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
 
 /** A NumPy array as read from or written to a `.npy` file (C order; float32, float64, int32, int64, uint8). */
 export interface NpyArray {
@@ -62,6 +62,11 @@ export function encodeNpy(arr: NpyArray): Uint8Array {
 /** Writes to a temporary name and renames, so no half-written file is left behind. */
 export function writeNpy(path: string, arr: NpyArray): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, encodeNpy(arr));
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, encodeNpy(arr));
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }

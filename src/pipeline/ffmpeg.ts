@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, join } from 'node:path';
+import { onInterrupt } from './interrupt.js';
 
 export interface FfmpegLocation {
   path: string;
@@ -84,15 +85,28 @@ export function ffmpegArgs(codec: VideoCodec, width: number, height: number, fps
     '-f', 'webm', out];
 }
 
-/** Pipes frames (rgb24, frame after frame) into ffmpeg; rejects with ffmpeg's last error line. */
+/**
+ * Pipes frames (rgb24, frame after frame) into ffmpeg; rejects with ffmpeg's last error line. SIGINT or SIGTERM
+ * meanwhile kills ffmpeg (it would otherwise finish a truncated file after we are gone).
+ */
 export function runFfmpeg(ffmpeg: string, args: string[], frames: Iterable<Uint8Array>): Promise<void> {
   return new Promise((resolve, reject) => {
     const proc = spawn(ffmpeg, args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    let interrupted = false;
+    const off = onInterrupt(() => {
+      interrupted = true;
+      proc.kill('SIGKILL');
+    });
     let stderr = '';
     proc.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    proc.on('error', (err) => reject(new Error(`cannot run ffmpeg (${ffmpeg}): ${err.message}`)));
+    proc.on('error', (err) => {
+      off();
+      reject(new Error(`cannot run ffmpeg (${ffmpeg}): ${err.message}`));
+    });
     proc.on('close', (code) => {
-      if (code === 0) resolve();
+      off();
+      if (interrupted) reject(new Error('interrupted while ffmpeg was encoding'));
+      else if (code === 0) resolve();
       else {
         const last = stderr.trim().split('\n').filter(Boolean).pop() ?? `exit code ${code}`;
         reject(new Error(`ffmpeg failed: ${last}`));

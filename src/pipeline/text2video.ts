@@ -7,6 +7,9 @@ import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
 import { VideoResult } from './result.js';
 import { CLIPTokenizer } from './tokenizer.js';
+import { backendLimits, checkMemory } from './memory.js';
+import type { UNetConfig } from '../layers/unet/config.js';
+import type { VAEConfig } from '../layers/vae/config.js';
 
 /** What the pipeline needs of each network (the classes in src/layers satisfy these). */
 export interface TokenizerLike {
@@ -91,6 +94,8 @@ export interface LoadOptions {
   streamWeights?: boolean;
   /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES; src/backend.ts). */
   tensorCores?: boolean;
+  /** Check each weight shard against the sha256 in its manifest while loading (as `t2v verify`); default off. */
+  verify?: boolean;
 }
 
 /** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
@@ -118,12 +123,22 @@ function aborted(signal?: AbortSignal): void {
 }
 
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
-const BATCH_IDENTICAL = new Set(['cpu', 'wasm', 'webgpu']);
+export const BATCH_IDENTICAL: ReadonlySet<string> = new Set(['cpu', 'wasm', 'webgpu']);
 
 /** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
 const TEXT_CACHE_SIZE = 8;
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
+
+/** Throws `message` (with the count) when `data` holds NaN or Inf: garbage in, not a black video out. */
+function assertFinite(data: Float32Array, message: string): void {
+  let bad = 0;
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) bad++;
+  if (bad > 0) throw new NonFiniteError(message.replace('NaN/Inf', `NaN/Inf (${bad} of ${data.length} values)`));
+}
+
+/** Values that became NaN or Inf during a generation. */
+export class NonFiniteError extends Error {}
 
 /**
  * ModelScope text-to-video, as upstream's TextToVideoSynthesis.forward: OpenCLIP text features of the prompt and of
@@ -137,6 +152,10 @@ export class TextToVideo {
   readonly latentChannels: number;
   /** The backend `load` selected (null when built from components). */
   backend: BackendChoice | null = null;
+  /** The model folder `load` read (null when built from components); named in error messages. */
+  dir: string | null = null;
+  /** Bytes of weights resident in the backend (wasm's heap holds them beside the activations). */
+  residentWeightBytes = 0;
   private disposed = false;
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
@@ -164,7 +183,7 @@ export class TextToVideo {
     }
     const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
     const loaded: Disposable[] = [];
-    const stream = { stream: shouldStream(info, opts.streamWeights) };
+    const stream = { stream: shouldStream(info, opts.streamWeights), verify: opts.verify };
     try {
       const textEncoder = await loadNetwork(dir, 'text_encoder', stream);
       loaded.push(textEncoder);
@@ -182,6 +201,8 @@ export class TextToVideo {
         schedule: sched ? { numTimesteps: sched.num_timesteps, betaStart: sched.beta_start, betaEnd: sched.beta_end } : undefined,
       }, info);
       t2v.backend = backend;
+      t2v.dir = dir;
+      if (!stream.stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
@@ -214,6 +235,12 @@ export class TextToVideo {
     }
     const t = this.encodeText(text);
     const data = await t.data() as Float32Array;
+    try {
+      assertFinite(data, `the text features of ${text === '' ? 'the empty text' : 'the prompt'} are NaN/Inf: ${this.corruptHint('text encoder')}`);
+    } catch (err) {
+      t.dispose();
+      throw err;
+    }
     this.textCache.set(text, { data, shape: t.shape });
     if (this.textCache.size > TEXT_CACHE_SIZE) this.textCache.delete(this.textCache.keys().next().value as string);
     return t;
@@ -232,6 +259,8 @@ export class TextToVideo {
       if ((got !== null && (got.length !== shape.length || got.some((d, i) => d !== shape[i]))) || data.length !== count) {
         throw new Error(`noise has shape [${got ?? [data.length]}], expected [${shape}] (1, channels, frames, height/8, width/8)`);
       }
+      const bad = (data as Float32Array).findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new Error(`noise holds NaN/Inf (value ${data[bad]} at index ${bad}); give finite float32 noise`);
       return { data: data as Float32Array, seed: null };
     }
     const seed = o.seed ?? randomSeed();
@@ -298,6 +327,7 @@ export class TextToVideo {
         throw new Error(`${k} must be a multiple of ${multiple} for this model (its UNet halves the ${s[k] / 8}-pixel latents ${Math.log2(multiple / 8)} times), got ${s[k]}`);
       }
     }
+    this.checkFits(s, o.batchGuidance);
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];
@@ -328,7 +358,7 @@ export class TextToVideo {
         if (!pending) return;
         const p = pending;
         pending = null;
-        await p.ready;
+        if (!Number.isFinite((await p.ready as Float32Array)[0])) throw new NonFiniteError(this.latentsBroke(p.step, timesteps.length));
         if (o.onStep) await o.onStep(p.step, p.t, this.preview(p.x0 as tf.Tensor5D));
         for (const u of [p.x0, p.probe]) {
           held.splice(held.indexOf(u), 1);
@@ -359,6 +389,7 @@ export class TextToVideo {
       const upstreamLayout = tf.tidy(() => x.transpose([0, 4, 1, 2, 3]));
       held.push(upstreamLayout);
       const latents = await upstreamLayout.data() as Float32Array;
+      assertFinite(latents, this.latentsBroke(timesteps.length, timesteps.length));
       const video = await this.decodeFrames(x, s.decodeChunk, o.signal);
       const t3 = performance.now();
       return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
@@ -382,6 +413,10 @@ export class TextToVideo {
         }
       },
       frame: async (i = 0) => {
+        const frames = x0.shape[1];
+        if (!Number.isInteger(i) || i < 0 || i >= frames) {
+          throw new RangeError(`preview.frame(i): i must be an integer in 0..${frames - 1}, got ${String(i)}`);
+        }
         const one = tf.slice(x0, [0, i, 0, 0, 0], [1, 1, -1, -1, -1]) as tf.Tensor5D;
         try {
           const v = await this.decodeFrames(one, 1);
@@ -391,6 +426,25 @@ export class TextToVideo {
         }
       },
     };
+  }
+
+  /** Refuses, with the estimate, a size whose activations cannot fit the backend (networks without configs: no check). */
+  private checkFits(s: { frames: number; height: number; width: number; decodeChunk: number }, batchGuidance?: boolean): void {
+    const unet = (this.components.unet as { config?: UNetConfig }).config;
+    const vae = (this.components.vae as { config?: VAEConfig }).config;
+    if (!unet?.dimMult || !vae?.ch_mult) return;
+    const batch = (batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend())) ? 2 : 1;
+    checkMemory(unet, vae, { ...s, batch }, backendLimits(tf.getBackend(), this.residentWeightBytes));
+  }
+
+  /** What to suspect when values become NaN/Inf. */
+  private corruptHint(network: string): string {
+    return `the ${network}'s weights may be corrupt (run \`t2v verify ${this.dir ?? 'MODEL_DIR'}\`); nothing was written`;
+  }
+
+  private latentsBroke(step: number, steps: number): string {
+    return `the latents became NaN/Inf at step ${step} of ${steps}: the UNet's weights may be corrupt (run \`t2v verify `
+      + `${this.dir ?? 'MODEL_DIR'}\`) or the guidance or noise is out of range; nothing was written`;
   }
 
   /** Frees every network's weights. */

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { ffmpegArgs, findFfmpeg, runFfmpeg } from './ffmpeg.js';
+import { onInterrupt } from './interrupt.js';
 import { encodeGif, encodePng, frameView, type Frames } from './images.js';
 
 export type OutputKind = 'mp4' | 'webm' | 'gif' | 'png' | 'pngs';
@@ -17,17 +18,44 @@ function tempName(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
 }
 
-/** Writes through a temporary file in the same directory, renamed when complete; nothing is left on failure. */
+/**
+ * Writes through a temporary file in the same directory, renamed when complete; nothing is left on failure, nor
+ * when SIGINT or SIGTERM arrives meanwhile.
+ */
 export async function atomicWrite(path: string, write: (tmp: string) => Promise<void> | void): Promise<void> {
   const dir = dirname(path);
   if (!existsSync(dir)) throw new Error(`cannot write ${path}: directory ${dir} does not exist`);
   const tmp = tempName(path);
+  const off = onInterrupt(() => rmSync(tmp, { force: true }));
   try {
     await write(tmp);
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  } finally {
+    off();
+  }
+}
+
+/**
+ * The largest frames each format takes: H.264 at its highest level (6.2: 139264 macroblocks a frame, a side at most
+ * sqrt(8 * 139264) macroblocks), VP9's 16-bit frame sizes, GIF's 16-bit screen sizes, PNG's 31-bit ones.
+ */
+export const FORMAT_LIMITS: Record<OutputKind, { side: number; pixels: number; name: string }> = {
+  mp4: { side: 16880, pixels: 139264 * 256, name: 'H.264 (.mp4)' },
+  webm: { side: 65536, pixels: Infinity, name: 'VP9 (.webm)' },
+  gif: { side: 65535, pixels: Infinity, name: 'GIF' },
+  png: { side: 2 ** 31 - 1, pixels: Infinity, name: 'PNG' },
+  pngs: { side: 2 ** 31 - 1, pixels: Infinity, name: 'PNG' },
+};
+
+/** Throws when frames of width x height cannot be written to `path`'s format. */
+export function checkFormatLimits(path: string, width: number, height: number): void {
+  const l = FORMAT_LIMITS[outputKind(path)];
+  if (width > l.side || height > l.side || width * height > l.pixels) {
+    throw new Error(`${path}: ${l.name} takes frames of at most ${l.side} pixels a side${Number.isFinite(l.pixels) ? ` and ${l.pixels} pixels` : ''}, `
+      + `not ${width}x${height}`);
   }
 }
 
@@ -46,6 +74,7 @@ export interface WriteOptions {
 export async function writeVideo(path: string, v: Frames, opts: WriteOptions): Promise<string[]> {
   const kind = outputKind(path);
   if (!(opts.fps > 0)) throw new Error(`fps must be positive, got ${opts.fps}`);
+  checkFormatLimits(path, v.width, v.height);
   switch (kind) {
     case 'pngs': {
       mkdirSync(path, { recursive: true });
