@@ -184,3 +184,13 @@ test('schedulers: one scheduler serves interleaved runs, each with its own histo
     runs.forEach((run) => run.dispose());
   }
 });
+
+test('schedulers: a schedule that names no spacing (the ms-1.7b release) gets diffusers from_config timesteps', () => {
+  for (const [id, make] of [['dpm-solverpp-25-default', dpmSolverMultistep], ['euler-20-default', eulerDiscrete],
+    ['unipc-20-default', uniPCMultistep]] as const) {
+    const meta = JSON.parse(readFileSync(join(DIR, id, 'case.json'), 'utf8')) as Case;
+    const run = make(MODELSCOPE_SCHEDULE, {}).start(meta.case.steps);
+    assert.deepEqual(run.timesteps, meta.timesteps, id);
+    run.dispose();
+  }
+});

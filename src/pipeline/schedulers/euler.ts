@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule, SamplingRun, Scheduler, SchedulerOptions, StepOutput } from './scheduler.js';
-import { eulerSchedule, f32, type TrainingTables, trainingTables } from './sigmas.js';
+import { eulerSchedule, f32, spacing, type TrainingTables, trainingTables } from './sigmas.js';
 import { StepOrder } from './step-order.js';
 
 /**
@@ -27,7 +27,7 @@ class EulerRun implements SamplingRun {
     ({ timesteps: this.timesteps, sigmas: this.sigmas } = eulerSchedule(schedule, tables, steps, karras));
     this.order = new StepOrder('euler', this.timesteps.length);
     const max_sigma = this.sigmas.reduce((a, b) => Math.max(a, b), 0);
-    this.initNoiseSigma = schedule.timestepSpacing === 'leading' ? inputScale(max_sigma) : max_sigma;
+    this.initNoiseSigma = spacing(schedule) === 'leading' ? inputScale(max_sigma) : max_sigma;
   }
 
   scaleModelInput(x: tf.Tensor, i: number): tf.Tensor {

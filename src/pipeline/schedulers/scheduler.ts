@@ -13,13 +13,17 @@ export interface NoiseSchedule {
   betaSchedule: 'scaled_linear' | 'linear';
   predictionType: 'epsilon' | 'v_prediction';
   stepsOffset: number;
-  timestepSpacing: 'leading' | 'linspace' | 'trailing';
+  /**
+   * Absent where the model's config does not say (the ms-1.7b release's does not): each scheduler then takes its own
+   * default, as diffusers' `from_config` does: DDIM 'leading', DPM-Solver++, Euler and UniPC 'linspace'.
+   */
+  timestepSpacing?: 'leading' | 'linspace' | 'trailing';
 }
 
 /** The ModelScope release as the diffusers folder damo-vilab/text-to-video-ms-1.7b states it. */
 export const MODELSCOPE_SCHEDULE: NoiseSchedule = {
   numTrainTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012, betaSchedule: 'scaled_linear',
-  predictionType: 'epsilon', stepsOffset: 1, timestepSpacing: 'leading',
+  predictionType: 'epsilon', stepsOffset: 1,
 };
 
 export const SCHEDULER_NAMES = ['ddim', 'dpm-solver++', 'euler', 'unipc'] as const;

@@ -158,6 +158,11 @@ export interface InferenceSchedule {
   sigmas: Float32Array;
 }
 
+/** The timestep spacing of DPMSolverMultistep, EulerDiscrete and UniPCMultistep: 'linspace' where the config is silent. */
+export function spacing(schedule: NoiseSchedule): NonNullable<NoiseSchedule['timestepSpacing']> {
+  return schedule.timestepSpacing ?? 'linspace';
+}
+
 function checkSteps(name: string, schedule: NoiseSchedule, steps: number): void {
   if (!Number.isInteger(steps) || steps < 1 || steps > schedule.numTrainTimesteps) {
     throw new Error(`${name}: steps must be an integer in 1..${schedule.numTrainTimesteps}, got ${steps}`);
@@ -167,20 +172,20 @@ function checkSteps(name: string, schedule: NoiseSchedule, steps: number): void 
 /** Integer timesteps by spacing, as DPMSolverMultistepScheduler and UniPCMultistepScheduler space them. */
 function multistepTimesteps(schedule: NoiseSchedule, num_inference_steps: number): number[] {
   const T = schedule.numTrainTimesteps;
-  if (schedule.timestepSpacing === 'linspace') {
+  if (spacing(schedule) === 'linspace') {
     return Array.from(npLinspace(0, T - 1, num_inference_steps + 1), roundHalfEven).reverse().slice(0, -1);
   }
-  if (schedule.timestepSpacing === 'leading') {
+  if (spacing(schedule) === 'leading') {
     const step_ratio = Math.floor(T / (num_inference_steps + 1));
     const ts: number[] = [];
     for (let i = num_inference_steps; i >= 1; i--) ts.push(i * step_ratio + schedule.stepsOffset);
     return ts;
   }
-  if (schedule.timestepSpacing === 'trailing') {
+  if (spacing(schedule) === 'trailing') {
     const step_ratio = T / num_inference_steps;
     return Array.from(npArange(T, 0, -step_ratio), (t) => roundHalfEven(t) - 1);
   }
-  throw new Error(`timestep spacing "${String(schedule.timestepSpacing)}" is not supported (linspace, leading, trailing)`);
+  throw new Error(`timestep spacing "${String(spacing(schedule))}" is not supported (linspace, leading, trailing)`);
 }
 
 /** DPMSolverMultistepScheduler.set_timesteps (and UniPCMultistepScheduler's, the same for these options). */
@@ -207,16 +212,16 @@ export function eulerSchedule(
   checkSteps('euler', schedule, steps);
   const T = schedule.numTrainTimesteps;
   let timesteps: number[];
-  if (schedule.timestepSpacing === 'linspace') {
+  if (spacing(schedule) === 'linspace') {
     timesteps = Array.from(npLinspace(0, T - 1, steps), f32).reverse();
-  } else if (schedule.timestepSpacing === 'leading') {
+  } else if (spacing(schedule) === 'leading') {
     const step_ratio = Math.floor(T / steps);
     timesteps = [];
     for (let i = steps - 1; i >= 0; i--) timesteps.push(f32(i * step_ratio + schedule.stepsOffset));
-  } else if (schedule.timestepSpacing === 'trailing') {
+  } else if (spacing(schedule) === 'trailing') {
     timesteps = Array.from(npArange(T, 0, -T / steps), (t) => f32(roundHalfEven(t) - 1));
   } else {
-    throw new Error(`timestep spacing "${String(schedule.timestepSpacing)}" is not supported (linspace, leading, trailing)`);
+    throw new Error(`timestep spacing "${String(spacing(schedule))}" is not supported (linspace, leading, trailing)`);
   }
   let sigmas: ArrayLike<number> = timesteps.map((t) => interpArange(t, tables.sigmas));
   if (karras) {
