@@ -71,7 +71,8 @@ async function readPngFolder(dir: string, limit?: number): Promise<Frames> {
 function readVideoFile(path: string, limit?: number): Promise<Frames> {
   const ffmpeg = findFfmpeg().path;
   const args = ['-hide_banner', '-nostdin', '-i', path, '-map', '0:v:0', ...(limit !== undefined ? ['-frames:v', String(limit)] : []),
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+    '-vsync', '0', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  // -vsync 0 (passthrough): each decoded frame once, none duplicated to a constant output rate (a GIF's delays)
   return new Promise((resolve, reject) => {
     const proc = spawn(ffmpeg, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const chunks: Buffer[] = [];
