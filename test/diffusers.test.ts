@@ -201,8 +201,9 @@ test('t2v.json facts from the folder: DDIM config, VAE scale, default size from 
   assert.deepEqual(unetJsonFromDiffusers(c.unet), { unet_head_dim: 8, unet_res_blocks: 1, unet_context_dim: 1024 });
   // the released scheduler steps exactly as ModelScope's DDIM; other settings are named
   assert.deepEqual(schedulerNotes(c.scheduler), []);
-  assert.deepEqual(schedulerNotes({ ...c.scheduler, steps_offset: 0, timestep_spacing: 'trailing' }), [
-    'scheduler steps_offset 0 (t2v\'s DDIM runs as 1)', 'scheduler timestep_spacing "trailing" (t2v\'s DDIM runs as "leading")']);
+  // steps_offset and timestep_spacing are followed (noiseScheduleFromInfo), so they need no note
+  assert.deepEqual(schedulerNotes({ ...c.scheduler, steps_offset: 0, timestep_spacing: 'trailing' }), []);
+  assert.deepEqual(schedulerNotes({ ...c.scheduler, clip_sample: true }), ['scheduler clip_sample true (t2v\'s DDIM runs as false)']);
 });
 
 // Both layouts of the same model must convert to identical weights and configs, in every file form.
