@@ -260,7 +260,8 @@ export function diffusersModelInfo(c: DiffusersConfigs): Pick<ModelInfo, 'scale_
       // DDIM's step rule as diffusers' DDIMScheduler reads its config (see docs/diffusers.md)
       class_name: typeof s._class_name === 'string' ? s._class_name : 'DDIMScheduler',
       steps_offset: num(s.steps_offset, 0),
-      timestep_spacing: typeof s.timestep_spacing === 'string' ? s.timestep_spacing : 'leading',
+      // only where the config states it: without it diffusers gives each scheduler its own default
+      ...(typeof s.timestep_spacing === 'string' ? { timestep_spacing: s.timestep_spacing } : {}),
       set_alpha_to_one: s.set_alpha_to_one === undefined ? true : Boolean(s.set_alpha_to_one),
       clip_sample: s.clip_sample === undefined ? true : Boolean(s.clip_sample),
       clip_sample_range: num(s.clip_sample_range, 1),

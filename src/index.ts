@@ -21,7 +21,7 @@ export {
 export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
 export {
   createScheduler, noiseScheduleFromInfo, SCHEDULERS, ddimScheduler, MODELSCOPE_SCHEDULE, SCHEDULER_NAMES,
-  type SchedulerFactory, type NoiseSchedule, type Scheduler, type SamplingRun, type SchedulerName, type SchedulerOptions,
+  type SchedulerFactory, type ModelNoiseSchedule, type NoiseSchedule, type Scheduler, type SamplingRun, type SchedulerName, type SchedulerOptions,
   type StepOutput,
 } from './pipeline/schedulers/index.js';
 export { ddimScheduleTimesteps, ddimStepCoefficients, scheduleTables, type DdimStepCoefficients } from './pipeline/schedulers/ddim.js';

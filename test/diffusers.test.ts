@@ -192,7 +192,7 @@ test('t2v.json facts from the folder: DDIM config, VAE scale, default size from 
   assert.equal(s.beta_schedule, 'linear_sd');
   assert.equal(s.mean_type, 'eps');
   assert.equal(s.steps_offset, 1);
-  assert.equal(s.timestep_spacing, 'leading');
+  assert.equal(s.timestep_spacing, undefined, 'not stated by the config: each scheduler takes its diffusers default');
   assert.equal(s.set_alpha_to_one, false);
   assert.equal(s.clip_sample, false);
   // zeroscope_v2_576w-like: a 576x320 sample size

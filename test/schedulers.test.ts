@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DDIMScheduler } from '../src/pipeline/ddim.js';
 import { NoiseGenerator } from '../src/pipeline/noise.js';
 import { ddimScheduleTimesteps, ddimScheduler } from '../src/pipeline/schedulers/ddim.js';
-import { createScheduler, noiseScheduleFromInfo } from '../src/pipeline/schedulers/index.js';
+import { createScheduler, noiseScheduleFromInfo, SCHEDULERS } from '../src/pipeline/schedulers/index.js';
 import { MODELSCOPE_SCHEDULE, type NoiseSchedule, type SchedulerName } from '../src/pipeline/schedulers/scheduler.js';
 import { strengthStart, timestepsToRun } from '../src/pipeline/video2video.js';
 
@@ -121,14 +121,32 @@ test('schedulers: createScheduler by name, one line for an unknown name', () => 
     /^Error: unknown scheduler "pndm": use one of ddim, dpm-solver\+\+, euler, unipc$/);
 });
 
+test('schedulers: a config without timestep_spacing gives each scheduler its diffusers default (leading for ddim, else linspace)', () => {
+  const seen: NoiseSchedule[] = [];
+  const saved = SCHEDULERS.euler;
+  SCHEDULERS.euler = (schedule) => { seen.push(schedule); return ddimScheduler(schedule); };
+  try {
+    const unstated = noiseScheduleFromInfo(undefined);
+    createScheduler('euler', unstated, {});
+    createScheduler('euler', { ...MODELSCOPE_SCHEDULE, timestepSpacing: 'trailing' }, {});
+    assert.deepEqual(seen, [{ ...MODELSCOPE_SCHEDULE, timestepSpacing: 'linspace' }, { ...MODELSCOPE_SCHEDULE, timestepSpacing: 'trailing' }]);
+    assert.deepEqual(createScheduler('ddim', unstated, {}).schedule, MODELSCOPE_SCHEDULE);
+  } finally {
+    if (saved) SCHEDULERS.euler = saved;
+    else delete SCHEDULERS.euler;
+  }
+});
+
 test('schedulers: noiseScheduleFromInfo (ModelScope folders: the release values; diffusers folders: their spacing)', () => {
   const ms = { num_timesteps: 1000, beta_schedule: 'linear_sd', beta_start: 0.00085, beta_end: 0.012, mean_type: 'eps', var_type: 'fixed_small' };
-  assert.deepEqual(noiseScheduleFromInfo(ms), MODELSCOPE_SCHEDULE);
-  assert.deepEqual(noiseScheduleFromInfo(undefined), MODELSCOPE_SCHEDULE);
+  assert.deepEqual(noiseScheduleFromInfo(ms), { ...MODELSCOPE_SCHEDULE, timestepSpacingStated: false });
+  assert.deepEqual(noiseScheduleFromInfo(undefined), { ...MODELSCOPE_SCHEDULE, timestepSpacingStated: false });
+  assert.deepEqual(noiseScheduleFromInfo({ ...ms, steps_offset: 1 } as never), { ...MODELSCOPE_SCHEDULE, timestepSpacingStated: false },
+    'a diffusers config without timestep_spacing');
   assert.deepEqual(noiseScheduleFromInfo({ ...ms, steps_offset: 0, timestep_spacing: 'trailing' } as never),
     { ...MODELSCOPE_SCHEDULE, stepsOffset: 0, timestepSpacing: 'trailing' });
   assert.deepEqual(noiseScheduleFromInfo({ ...ms, mean_type: 'v', steps_offset: 1 } as never),
-    { ...MODELSCOPE_SCHEDULE, predictionType: 'v_prediction' });
+    { ...MODELSCOPE_SCHEDULE, predictionType: 'v_prediction', timestepSpacingStated: false });
   assert.throws(() => noiseScheduleFromInfo({ ...ms, beta_schedule: 'cosine' }), /beta_schedule "cosine" is not supported/);
   assert.throws(() => noiseScheduleFromInfo({ ...ms, mean_type: 'x0' }), /mean_type "x0" is not supported/);
   assert.throws(() => noiseScheduleFromInfo({ ...ms, steps_offset: 1, timestep_spacing: 'karras' } as never), /timestep_spacing "karras"/);

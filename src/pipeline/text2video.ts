@@ -7,8 +7,8 @@ import type { Frames } from './images.js';
 import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
 import { VideoResult } from './result.js';
-import { createScheduler, noiseScheduleFromInfo } from './schedulers/index.js';
-import type { NoiseSchedule, Scheduler, SchedulerName } from './schedulers/scheduler.js';
+import { createScheduler, noiseScheduleFromInfo, type ModelNoiseSchedule } from './schedulers/index.js';
+import type { Scheduler, SchedulerName } from './schedulers/scheduler.js';
 import { CLIPTokenizer } from './tokenizer.js';
 import { readVideoInput, type VideoInput } from './video-input.js';
 import { checkStrength, encodeVideo, strengthStart } from './video2video.js';
@@ -44,7 +44,7 @@ export interface TextToVideoComponents {
   latentChannels?: number;
   defaults?: Partial<GenerationDefaults>;
   /** The model's noise schedule (default: the ModelScope release's). */
-  schedule?: NoiseSchedule;
+  schedule?: ModelNoiseSchedule;
 }
 
 /** Given to `onStep` while a step's x0 estimate is alive; its methods must be called before the callback returns. */
@@ -153,7 +153,7 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
  */
 export class TextToVideo {
   /** The model's noise schedule, which every scheduler is built from. */
-  readonly schedule: NoiseSchedule;
+  readonly schedule: ModelNoiseSchedule;
   readonly defaults: GenerationDefaults;
   readonly scaleFactor: number;
   readonly latentChannels: number;
