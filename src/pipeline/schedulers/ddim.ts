@@ -1,22 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { ddimTimesteps, type DiffusionTables } from '../ddim.js';
+import { ddimTimesteps, linspace, type DiffusionTables } from '../ddim.js';
 import { NoiseGenerator } from '../noise.js';
 import { MODELSCOPE_SCHEDULE, type NoiseSchedule, type SamplingRun, type Scheduler, type SchedulerOptions } from './scheduler.js';
 
 const f32 = Math.fround;
-
-/** torch.linspace on CPU in float64 (the first half counts up from start, the second half down from end). */
-function linspace(start: number, end: number, n: number): Float64Array {
-  const out = new Float64Array(n);
-  if (n === 1) {
-    out[0] = start;
-    return out;
-  }
-  const step = (end - start) / (n - 1);
-  const half = Math.floor(n / 2);
-  for (let i = 0; i < n; i++) out[i] = i < half ? start + step * i : end - step * (n - i - 1);
-  return out;
-}
 
 /** GaussianDiffusion's float64 tables for a schedule ('scaled_linear' is upstream's 'linear_sd'). */
 export function scheduleTables(s: NoiseSchedule): DiffusionTables {
