@@ -43,8 +43,8 @@ export interface DiffusersSummary {
 }
 
 /**
- * Where the folder's DDIMScheduler settings step differently from ModelScope's DDIM, which t2v's sampler runs
- * (timesteps 1 + arange(0, T, T // steps), the last step towards alphas_cumprod[0], eps, no clipping).
+ * Where the folder's DDIMScheduler settings step differently from t2v's DDIM (the folder's steps_offset and
+ * timestep_spacing, the last step towards alphas_cumprod[0], eps, no clipping).
  */
 export function schedulerNotes(s: Json): string[] {
   const notes: string[] = [];
@@ -53,8 +53,7 @@ export function schedulerNotes(s: Json): string[] {
   const differs = (key: string, value: unknown, want: unknown) => {
     if (value !== undefined && value !== want) notes.push(`scheduler ${key} ${JSON.stringify(value)} (t2v's DDIM runs as ${JSON.stringify(want)})`);
   };
-  differs('steps_offset', s.steps_offset ?? 0, 1);
-  differs('timestep_spacing', s.timestep_spacing ?? 'leading', 'leading');
+  // steps_offset and timestep_spacing are followed (src/pipeline/schedulers: noiseScheduleFromInfo)
   differs('set_alpha_to_one', s.set_alpha_to_one ?? true, false);
   differs('clip_sample', s.clip_sample ?? true, false);
   differs('thresholding', s.thresholding, false);
@@ -263,7 +262,8 @@ export function diffusersModelInfo(c: DiffusersConfigs): Pick<ModelInfo, 'scale_
       // DDIM's step rule as diffusers' DDIMScheduler reads its config (see docs/diffusers.md)
       class_name: typeof s._class_name === 'string' ? s._class_name : 'DDIMScheduler',
       steps_offset: num(s.steps_offset, 0),
-      timestep_spacing: typeof s.timestep_spacing === 'string' ? s.timestep_spacing : 'leading',
+      // only where the config states it: without it diffusers gives each scheduler its own default
+      ...(typeof s.timestep_spacing === 'string' ? { timestep_spacing: s.timestep_spacing } : {}),
       set_alpha_to_one: s.set_alpha_to_one === undefined ? true : Boolean(s.set_alpha_to_one),
       clip_sample: s.clip_sample === undefined ? true : Boolean(s.clip_sample),
       clip_sample_range: num(s.clip_sample_range, 1),

@@ -7,6 +7,7 @@ import { command as info } from './cli/info.js';
 import { command as convert } from './cli/convert.js';
 import { command as generate } from './cli/generate.js';
 import { command as download } from './cli/download.js';
+import { command as verify } from './cli/verify.js';
 import { usageMessage } from './cli/usage-errors.js';
 
 // yargs' CommonJS build: its ESM build wraps help text in the middle of words (cliui without wrap-ansi)
@@ -14,7 +15,7 @@ const yargs = createRequire(import.meta.url)('yargs') as (args?: readonly string
 
 /** Every `t2v` command; adding one is one line here. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const COMMANDS: CommandModule<any, any>[] = [info, convert, generate, download];
+export const COMMANDS: CommandModule<any, any>[] = [info, convert, generate, download, verify];
 
 /** yargs-parser settings: a repeated option keeps its last value (as commander did); `a.b` stays one name. */
 export const PARSER = { 'duplicate-arguments-array': false, 'dot-notation': false } as const;

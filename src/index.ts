@@ -21,6 +21,16 @@ export {
   type DdimCoefficients, type DiffusionTables, type ScheduleConfig,
 } from './pipeline/ddim.js';
 export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
+export {
+  createScheduler, noiseScheduleFromInfo, SCHEDULERS, ddimScheduler, MODELSCOPE_SCHEDULE, SCHEDULER_NAMES,
+  type SchedulerFactory, type NoiseSchedule, type Scheduler, type SamplingRun, type SchedulerName, type SchedulerOptions,
+  type StepOutput,
+} from './pipeline/schedulers/index.js';
+export { ddimScheduleTimesteps, ddimStepCoefficients, scheduleTables, type DdimStepCoefficients } from './pipeline/schedulers/ddim.js';
+
+// Video-to-video
+export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './pipeline/video-input.js';
+export { encodeVideo, strengthStart, timestepsToRun, checkStrength, type VaeEncoderLike } from './pipeline/video2video.js';
 
 // Images and video files
 export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';

@@ -192,7 +192,7 @@ test('t2v.json facts from the folder: DDIM config, VAE scale, default size from 
   assert.equal(s.beta_schedule, 'linear_sd');
   assert.equal(s.mean_type, 'eps');
   assert.equal(s.steps_offset, 1);
-  assert.equal(s.timestep_spacing, 'leading');
+  assert.equal(s.timestep_spacing, undefined, 'not stated by the config: each scheduler takes its diffusers default');
   assert.equal(s.set_alpha_to_one, false);
   assert.equal(s.clip_sample, false);
   // zeroscope_v2_576w-like: a 576x320 sample size
@@ -201,8 +201,9 @@ test('t2v.json facts from the folder: DDIM config, VAE scale, default size from 
   assert.deepEqual(unetJsonFromDiffusers(c.unet), { unet_head_dim: 8, unet_res_blocks: 1, unet_context_dim: 1024 });
   // the released scheduler steps exactly as ModelScope's DDIM; other settings are named
   assert.deepEqual(schedulerNotes(c.scheduler), []);
-  assert.deepEqual(schedulerNotes({ ...c.scheduler, steps_offset: 0, timestep_spacing: 'trailing' }), [
-    'scheduler steps_offset 0 (t2v\'s DDIM runs as 1)', 'scheduler timestep_spacing "trailing" (t2v\'s DDIM runs as "leading")']);
+  // steps_offset and timestep_spacing are followed (noiseScheduleFromInfo), so they need no note
+  assert.deepEqual(schedulerNotes({ ...c.scheduler, steps_offset: 0, timestep_spacing: 'trailing' }), []);
+  assert.deepEqual(schedulerNotes({ ...c.scheduler, clip_sample: true }), ['scheduler clip_sample true (t2v\'s DDIM runs as false)']);
 });
 
 // Both layouts of the same model must convert to identical weights and configs, in every file form.

@@ -5,7 +5,9 @@ import type { CommandModule } from 'yargs';
 import { selectBackend } from '../backend.js';
 import { readModelFolder } from '../io/model-folder.js';
 import { readNpy, type NpyArray } from '../io/npy.js';
-import { ddimTimesteps } from '../pipeline/ddim.js';
+import { createScheduler, noiseScheduleFromInfo, SCHEDULER_NAMES, type SchedulerName } from '../pipeline/schedulers/index.js';
+import { readVideoInput } from '../pipeline/video-input.js';
+import { checkStrength, timestepsToRun } from '../pipeline/video2video.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from '../pipeline/options.js';
 import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
 import { BATCH_IDENTICAL, TextToVideo } from '../pipeline/text2video.js';
@@ -36,6 +38,11 @@ interface Options {
   batchGuidance?: boolean;
   streamWeights?: boolean;
   progress?: boolean;
+  scheduler?: string;
+  karrasSigmas?: boolean;
+  eta?: string;
+  video?: string;
+  strength?: string;
 }
 
 function int(name: string, v: string | undefined): number | undefined {
@@ -93,16 +100,54 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       'batch-guidance': { type: 'boolean', describe: 'conditional and unconditional UNet passes as one batch of two (default on cpu, wasm and webgpu); --no-batch-guidance: two UNet calls per step, as upstream' },
       'stream-weights': { type: 'boolean', describe: 'keep weights in host memory, upload each on use (default on wasm for models over 1.5 GB); --no-stream-weights: all resident in the backend' },
       progress: { type: 'boolean', default: true, describe: 'progress bar (--no-progress: none)' },
+      scheduler: str(`sampler: ${SCHEDULER_NAMES.join('|')} (default ddim)`),
+      'karras-sigmas': { type: 'boolean', describe: 'Karras sigmas (dpm-solver++, euler, unipc)' },
+      eta: str('DDIM eta >= 0 (default 0; above 0 each step adds seeded noise)'),
+      video: str('video-to-video from .mp4/.webm/.gif or a folder of PNG frames (resized to --width/--height when given)'),
+      strength: str('video-to-video strength in (0, 1] (default 0.6): the share of the steps that run'),
       ...backendOption,
     }),
   handler: async (opts) => {
     const { prompt } = opts;
+    const scheduler = (opts.scheduler ?? 'ddim') as SchedulerName;
+    if (!(SCHEDULER_NAMES as readonly string[]).includes(scheduler)) {
+      throw new Error(`--scheduler must be one of ${SCHEDULER_NAMES.join(', ')}, got "${opts.scheduler}"`);
+    }
+    const eta = num('eta', opts.eta);
+    if (eta !== undefined && eta < 0) throw new Error(`--eta must be >= 0, got ${opts.eta}`);
+    if (eta !== undefined && eta !== 0 && scheduler !== 'ddim') throw new Error(`--eta is for --scheduler ddim, not ${scheduler}`);
+    if (opts.karrasSigmas && scheduler === 'ddim') throw new Error('--karras-sigmas is for --scheduler dpm-solver++, euler or unipc, not ddim');
+    const strength = num('strength', opts.strength);
+    if (strength !== undefined && !opts.video) throw new Error('--strength needs --video');
+    if (strength !== undefined) {
+      try {
+        checkStrength(strength);
+      } catch {
+        throw new Error(`--strength must be in (0, 1], got ${opts.strength}`);
+      }
+    }
+    const size = { frames: int('frames', opts.frames), height: int('height', opts.height), width: int('width', opts.width) };
+    if (opts.video && (size.height === undefined) !== (size.width === undefined)) {
+      throw new Error('--video: give both --width and --height to resize the video, or neither to keep its size');
+    }
+    if (opts.video && size.frames !== undefined && (!Number.isInteger(size.frames) || size.frames < 1)) {
+      throw new Error(`--frames must be an integer >= 1, got ${opts.frames}`);
+    }
+    for (const k of ['height', 'width'] as const) {
+      const v = size[k];
+      if (opts.video && v !== undefined && (v < 8 || v % 8 !== 0)) throw new Error(`--${k} must be a positive multiple of 8, got ${v}`);
+    }
+    // the video is read (and resized) before the model loads, so a bad input fails at once
+    const video = opts.video ? await readVideoInput(opts.video, size) : undefined;
+    if (video && (video.width % 8 !== 0 || video.height % 8 !== 0)) {
+      throw new Error(`--video ${opts.video} is ${video.width}x${video.height}, not a multiple of 8: give --width and --height to resize it`);
+    }
     const settings = (d: GenerationDefaults) => ({
       steps: int('steps', opts.steps) ?? d.steps,
       guidance: num('guidance', opts.guidance) ?? d.guidance,
-      frames: int('frames', opts.frames) ?? d.frames,
-      height: int('height', opts.height) ?? d.height,
-      width: int('width', opts.width) ?? d.width,
+      frames: video?.frames ?? size.frames ?? d.frames,
+      height: video?.height ?? size.height ?? d.height,
+      width: video?.width ?? size.width ?? d.width,
       fps: num('fps', opts.fps) ?? d.fps,
       decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
     });
@@ -127,6 +172,11 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
     const folder = await readModelFolder(modelDir);
     const s = settings({ ...UPSTREAM_DEFAULTS, ...folder.info.defaults });
     validateSettings(s, folder.info.scheduler?.num_timesteps ?? 1000);
+    const schedulerOpts = { ...(eta !== undefined ? { eta } : {}), ...(opts.karrasSigmas ? { karrasSigmas: true } : {}) };
+    // the steps the progress bar counts: the run's timesteps (from the strength's start with --video)
+    const plan = createScheduler(scheduler, noiseScheduleFromInfo(folder.info.scheduler), { ...schedulerOpts, seed: 0 }).start(s.steps);
+    const total = timestepsToRun(plan.timesteps, s.steps, video ? strength ?? 0.6 : undefined).length;
+    plan.dispose();
     const seed = int('seed', opts.seed);
     if (seed !== undefined && (seed < 0 || !Number.isSafeInteger(seed))) throw new Error(`--seed must be a non-negative integer, got ${opts.seed}`);
     if (seed !== undefined && opts.noise) throw new Error('give --seed or --noise, not both');
@@ -160,7 +210,6 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
     const controller = new AbortController();
     const onSigint = () => controller.abort(new Error('interrupted'));
     process.once('SIGINT', onSigint);
-    const total = ddimTimesteps(s.steps, folder.info.scheduler?.num_timesteps ?? 1000).length;
     const bar = opts.progress !== false && process.stderr.isTTY
       ? new cliProgress.SingleBar({
         format: 'denoising [{bar}] {value}/{total} steps | t={timestep} | {duration_formatted} elapsed | ETA {eta_formatted}',
@@ -172,7 +221,7 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       bar?.start(total, 0, { timestep: '-' });
       result = await t2v.generate({
         prompt, negativePrompt: opts.negative, ...s, seed, noise, signal: controller.signal,
-        batchGuidance: opts.batchGuidance,
+        batchGuidance: opts.batchGuidance, scheduler, ...schedulerOpts, video, strength,
         onStep: (step, timestep) => { bar?.update(step, { timestep }); },
       });
     } finally {

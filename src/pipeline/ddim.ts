@@ -10,7 +10,7 @@ export interface ScheduleConfig {
 export const DEFAULT_SCHEDULE: ScheduleConfig = { numTimesteps: 1000, betaStart: 0.00085, betaEnd: 0.012 };
 
 /** torch.linspace on CPU in float64: the first half counts up from start, the second half down from end. */
-function linspace(start: number, end: number, n: number): Float64Array {
+export function linspace(start: number, end: number, n: number): Float64Array {
   const out = new Float64Array(n);
   if (n === 1) {
     out[0] = start;

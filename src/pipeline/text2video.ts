@@ -2,14 +2,19 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend.js';
 import { loadNetwork, readModelFolder, type ModelInfo } from '../io/model-folder.js';
 import type { NpyArray } from '../io/npy.js';
-import { DDIMScheduler, DEFAULT_SCHEDULE, guide, type ScheduleConfig } from './ddim.js';
+import { guide } from './ddim.js';
+import type { Frames } from './images.js';
 import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
 import { VideoResult } from './result.js';
+import { createScheduler, noiseScheduleFromInfo } from './schedulers/index.js';
+import type { NoiseSchedule, Scheduler, SchedulerName } from './schedulers/scheduler.js';
 import { CLIPTokenizer } from './tokenizer.js';
 import { backendLimits, checkMemory } from './memory.js';
 import type { UNetConfig } from '../layers/unet/config.js';
 import type { VAEConfig } from '../layers/vae/config.js';
+import { readVideoInput, type VideoInput } from './video-input.js';
+import { checkStrength, encodeVideo, strengthStart } from './video2video.js';
 
 /** What the pipeline needs of each network (the classes in src/layers satisfy these). */
 export interface TokenizerLike {
@@ -25,6 +30,8 @@ export interface UNetLike {
 }
 export interface VaeLike {
   decode(z: tf.Tensor4D): tf.Tensor4D;
+  /** Images [n, H, W, 3] in [-1, 1] -> the posterior's mean [n, H/8, W/8, c] (video-to-video only). */
+  encode?(x: tf.Tensor4D): tf.Tensor4D;
 }
 interface Disposable {
   disposeWeights?(): number;
@@ -39,7 +46,8 @@ export interface TextToVideoComponents {
   scaleFactor?: number;
   latentChannels?: number;
   defaults?: Partial<GenerationDefaults>;
-  schedule?: ScheduleConfig;
+  /** The model's noise schedule (default: the ModelScope release's). */
+  schedule?: NoiseSchedule;
 }
 
 /** Given to `onStep` while a step's x0 estimate is alive; its methods must be called before the callback returns. */
@@ -61,9 +69,25 @@ export interface GenerateOptions {
   width?: number;
   /** Seed of the documented noise generator (src/pipeline/noise.ts); a random one when neither seed nor noise. */
   seed?: number;
-  /** Initial noise, float32 [1, 4, frames, height/8, width/8] (upstream layout b c f h w). */
+  /**
+   * Initial noise, float32 [1, 4, frames, height/8, width/8] (upstream layout b c f h w); with `video`, the noise
+   * added to the video's latents.
+   */
   noise?: Float32Array | NpyArray;
-  /** Called after each DDIM step (1-based step, the timestep), once the step is done, while the next one runs. */
+  /** 'ddim' (default), 'dpm-solver++', 'euler', 'unipc', or a Scheduler object built by the caller. */
+  scheduler?: SchedulerName | Scheduler;
+  /** Karras sigmas for the schedulers that have them (dpm-solver++, euler, unipc). */
+  karrasSigmas?: boolean;
+  /** DDIM's eta (default 0); above 0 each step adds noise from the seeded generator (seed + 1). */
+  eta?: number;
+  /**
+   * Video-to-video: the video to start from (frames, or a path: .mp4/.webm/.gif or a folder of PNG frames). Its
+   * frames are resized to width/height when given (else its size is used); `frames` keeps the first N (default all).
+   */
+  video?: VideoInput;
+  /** Video-to-video: how much of the schedule to run, in (0, 1] (default 0.6, diffusers' default). */
+  strength?: number;
+  /** Called after each step (1-based step, the timestep), once the step is done, while the next one runs. */
   onStep?: (step: number, timestep: number, preview: StepPreview) => void | Promise<void>;
   signal?: AbortSignal;
   /** Frames per VAE call (default 4): bounds peak memory of the decode. */
@@ -146,7 +170,8 @@ export class NonFiniteError extends Error {}
  * decoded frame by frame by the VAE, then x * 0.5 + 0.5, clamp to [0, 1], (x * 255) truncated to uint8.
  */
 export class TextToVideo {
-  readonly scheduler: DDIMScheduler;
+  /** The model's noise schedule, which every scheduler is built from. */
+  readonly schedule: NoiseSchedule;
   readonly defaults: GenerationDefaults;
   readonly scaleFactor: number;
   readonly latentChannels: number;
@@ -160,7 +185,7 @@ export class TextToVideo {
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
   constructor(readonly components: TextToVideoComponents, readonly info: ModelInfo | null = null) {
-    this.scheduler = new DDIMScheduler(components.schedule ?? DEFAULT_SCHEDULE);
+    this.schedule = components.schedule ?? noiseScheduleFromInfo(undefined);
     this.defaults = { ...UPSTREAM_DEFAULTS, ...components.defaults };
     this.scaleFactor = components.scaleFactor ?? 0.18215;
     this.latentChannels = components.latentChannels ?? 4;
@@ -198,7 +223,7 @@ export class TextToVideo {
         vae: vae as unknown as VaeLike & Disposable,
         scaleFactor: info.scale_factor,
         defaults: info.defaults,
-        schedule: sched ? { numTimesteps: sched.num_timesteps, betaStart: sched.beta_start, betaEnd: sched.beta_end } : undefined,
+        schedule: noiseScheduleFromInfo(sched),
       }, info);
       t2v.backend = backend;
       t2v.dir = dir;
@@ -312,42 +337,90 @@ export class TextToVideo {
     return { data: out ?? new Uint8Array(0), height, width };
   }
 
+  /** The scheduler a generation samples with: the one given, or one by name from the model's schedule. */
+  private schedulerFor(o: GenerateOptions, seed: number): Scheduler {
+    const name = o.scheduler ?? 'ddim';
+    if (typeof name === 'object') {
+      if (o.eta !== undefined || o.karrasSigmas !== undefined) {
+        throw new Error('eta and karrasSigmas go with a scheduler name; a Scheduler object carries its own options');
+      }
+      return name;
+    }
+    if (o.eta !== undefined && o.eta !== 0 && name !== 'ddim') throw new Error(`eta is an option of ddim, not of ${name}`);
+    if (o.karrasSigmas && name === 'ddim') throw new Error('karras sigmas are for dpm-solver++, euler and unipc, not ddim');
+    return createScheduler(name, this.schedule, {
+      ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(o.karrasSigmas !== undefined ? { karrasSigmas: o.karrasSigmas } : {}), seed,
+    });
+  }
+
+  /** Video-to-video's input frames, read and checked against the model's size multiple. */
+  private async videoFrames(o: GenerateOptions, multiple: number): Promise<Frames> {
+    if (!this.components.vae.encode) throw new Error('video-to-video needs the VAE encoder, which this model\'s VAE does not have');
+    const v = await readVideoInput(o.video as VideoInput, { frames: o.frames, width: o.width, height: o.height });
+    if (v.width % multiple !== 0 || v.height % multiple !== 0) {
+      throw new Error(`the video is ${v.width}x${v.height}: this model needs a width and height that are multiples of ${multiple}; `
+        + 'give width and height (--width, --height) to resize it');
+    }
+    return v;
+  }
+
   async generate(o: GenerateOptions): Promise<VideoResult> {
     if (this.disposed) throw new Error('this TextToVideo was disposed');
     if (typeof o.prompt !== 'string') throw new Error('prompt must be a string');
     const d = this.defaults;
+    const multiple = 8 * this.latentMultiple();
+    if (o.video === undefined && o.strength !== undefined) throw new Error('strength is for video-to-video: give a video too');
+    const strength = o.strength ?? 0.6;
+    if (o.video !== undefined) checkStrength(strength);
+    const video = o.video !== undefined ? await this.videoFrames(o, multiple) : null;
     const s = {
-      height: o.height ?? d.height, width: o.width ?? d.width, frames: o.frames ?? d.frames, steps: o.steps ?? d.steps,
+      height: o.height ?? video?.height ?? d.height, width: o.width ?? video?.width ?? d.width,
+      frames: o.frames ?? video?.frames ?? d.frames, steps: o.steps ?? d.steps,
       guidance: o.guidance ?? d.guidance, decodeChunk: o.decodeChunk ?? DEFAULT_DECODE_CHUNK, fps: o.fps ?? d.fps,
     };
-    validateSettings(s, this.scheduler.config.numTimesteps);
-    const multiple = 8 * this.latentMultiple();
+    validateSettings(s, this.schedule.numTrainTimesteps);
     for (const k of ['height', 'width'] as const) {
       if (s[k] % multiple !== 0) {
         throw new Error(`${k} must be a multiple of ${multiple} for this model (its UNet halves the ${s[k] / 8}-pixel latents ${Math.log2(multiple / 8)} times), got ${s[k]}`);
       }
     }
     this.checkFits(s, o.batchGuidance);
+    const first = video ? strengthStart(s.steps, strength) : 0;
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];
     const noise = this.initialNoise(o, shape);
+    // DDIM's eta noise: NoiseGenerator(seed + 1), so that it is not the initial noise again
+    const scheduler = this.schedulerFor(o, ((noise.seed ?? o.seed ?? randomSeed()) + 1) % 2 ** 53);
     aborted(o.signal);
 
     const t0 = performance.now();
     const held: tf.Tensor[] = [];
     const reads: Promise<unknown>[] = []; // in flight; awaited before `held` is disposed, even after an error
+    const run = scheduler.start(s.steps);
     try {
       const cond = await this.textFeatures(o.prompt);
       held.push(cond);
       const uncond = await this.textFeatures(o.negativePrompt ?? '');
       held.push(uncond);
       const t1 = performance.now();
+      const timesteps = run.timesteps.slice(first);
+      if (timesteps.length === 0) throw new Error(`no steps to run (${s.steps} steps from step ${first})`);
 
       // channels-last inside: [1, c, f, h, w] -> [1, f, h, w, c]
-      let x = tf.tidy(() => tf.tensor5d(noise.data, shape as [number, number, number, number, number]).transpose([0, 2, 3, 4, 1])) as tf.Tensor5D;
-      held.push(x);
-      const timesteps = this.scheduler.timesteps(s.steps);
+      const n = tf.tidy(() => tf.tensor5d(noise.data, shape as [number, number, number, number, number]).transpose([0, 2, 3, 4, 1])) as tf.Tensor5D;
+      held.push(n);
+      let x: tf.Tensor5D;
+      if (video) {
+        const init = await encodeVideo(this.components.vae as Required<VaeLike>, video, this.scaleFactor, s.decodeChunk);
+        x = tf.tidy(() => run.addNoise(init, n, first)) as tf.Tensor5D;
+        init.dispose();
+      } else {
+        x = run.initNoiseSigma === 1 ? n.clone() : tf.tidy(() => tf.mul(n, tf.scalar(Math.fround(run.initNoiseSigma)))) as tf.Tensor5D;
+      }
+      held.splice(held.indexOf(n), 1, x);
+      n.dispose();
+
       const batch = o.batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend());
       const context = batch ? tf.concat([cond, uncond], 0) as tf.Tensor3D : null;
       if (context) held.push(context);
@@ -365,19 +438,31 @@ export class TextToVideo {
           u.dispose();
         }
       };
-      for (let i = 0; i < timesteps.length; i++) {
+      for (let k = 0; k < timesteps.length; k++) {
         aborted(o.signal);
-        const t = timesteps[i];
-        const out = this.guidedOutput(x, t, cond, uncond, context, s.guidance);
-        const [prev, x0] = this.scheduler.step(x, out, t, s.steps);
-        out.dispose();
+        const i = first + k;
+        const t = timesteps[k];
+        const input = run.scaleModelInput(x, i) as tf.Tensor5D;
+        let out: tf.Tensor;
+        try {
+          out = this.guidedOutput(input, t, cond, uncond, context, s.guidance);
+        } finally {
+          input.dispose();
+        }
+        let step: { prev: tf.Tensor; x0: tf.Tensor };
+        try {
+          step = run.step(out, i, x);
+        } finally {
+          out.dispose();
+        }
+        const { prev, x0 } = step;
         held.splice(held.indexOf(x), 1, prev);
         x.dispose();
         x = prev as tf.Tensor5D;
         // one element of the new latents, read to know when this step is done
         const probe = tf.tidy(() => tf.slice(prev, [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]));
         held.push(x0, probe);
-        const next = { step: i + 1, t, x0, probe, ready: probe.data() };
+        const next = { step: k + 1, t, x0, probe, ready: probe.data() };
         reads.push(next.ready.catch(() => undefined));
         await settle();
         pending = next;
@@ -390,15 +475,16 @@ export class TextToVideo {
       held.push(upstreamLayout);
       const latents = await upstreamLayout.data() as Float32Array;
       assertFinite(latents, this.latentsBroke(timesteps.length, timesteps.length));
-      const video = await this.decodeFrames(x, s.decodeChunk, o.signal);
+      const frames = await this.decodeFrames(x, s.decodeChunk, o.signal);
       const t3 = performance.now();
-      return new VideoResult(video.data, s.frames, video.height, video.width, latents, shape, s.fps, noise.seed, timesteps,
+      return new VideoResult(frames.data, s.frames, frames.height, frames.width, latents, shape, s.fps, noise.seed, timesteps,
         { text: t1 - t0, denoise: t2 - t1, decode: t3 - t2, total: t3 - t0 });
     } catch (err) {
       throw explainOutOfMemory(err, 'generating');
     } finally {
       await Promise.all(reads);
       for (const t of held) t.dispose();
+      run.dispose();
     }
   }
 
