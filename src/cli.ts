@@ -14,7 +14,6 @@ import { usageMessage } from './cli/usage-errors.js';
 const yargs = createRequire(import.meta.url)('yargs') as (args?: readonly string[]) => Argv;
 
 /** Every `t2v` command; adding one is one line here. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const COMMANDS: CommandModule<any, any>[] = [info, convert, generate, download, verify];
 
 /** yargs-parser settings: a repeated option keeps its last value (as commander did); `a.b` stays one name. */

@@ -156,9 +156,13 @@ export async function resolveModel(model: string | undefined, opts: ResolveModel
       ...opts, to: dir, variant: DEFAULT_VARIANT, force: true, deleteSource: true, log: undefined,
     });
   } catch (err) {
-    const offline = err instanceof HubError ? /^cannot reach \S+(?: \([A-Z_]+\))?/.exec(err.message) : null;
+    if (!(err instanceof HubError)) throw err;
+    // owner/name may also be a mistyped folder: say both
+    const folder = model !== undefined ? `${model} is no folder here; as a hub id: ` : '';
+    if (/: not found on /.test(err.message)) throw new HubError(`${folder}${err.message.replace(/ listing its files;/, ';')}`);
+    const offline = /^cannot reach \S+(?: \([A-Z_]+\))?/.exec(err.message);
     if (!offline) throw err;
-    throw new HubError(`${offline[0]} to download ${repo} (needed once, then kept in ${dir}): connect to the internet `
+    throw new HubError(`${folder}${offline[0]} to download ${repo} (needed once, then kept in ${dir}): connect to the internet `
       + `(or set HF_ENDPOINT to a reachable mirror), or pass --model with a converted folder (t2v convert, t2v download)`);
   }
   return dir;

@@ -64,6 +64,10 @@ export { convertModelScope, convertNetworkFile, type ConvertOptions, type Conver
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';
 export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub.js';
+export {
+  resolveModel, fetchModel, cacheRoot, cachedModelDir, isHubId, DEFAULT_MODEL, DEFAULT_VARIANT,
+  type FetchModelOptions, type FetchModelResult, type ResolveModelOptions,
+} from './hub-model.js';
 export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 
 // Backends and arrays

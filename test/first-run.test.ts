@@ -90,3 +90,14 @@ test('generate without --model, offline and nothing cached: one line saying what
   assert.ok(!existsSync(join(work, 'd.gif')));
   assert.ok(!existsSync(join(cache, 'damo-vilab--text-to-video-ms-1.7b')), 'no half-made model folder');
 });
+
+test('generate --model owner/name that is neither a folder nor on the hub: one line that says both', async () => {
+  process.env.T2V_CACHE = join(work, 'cache-typo');
+  process.env.HF_ENDPOINT = hub.endpoint;
+  const r = await runCli(['generate', 'p', '--model', 'weights/no-such-model', ...small, '--out', join(work, 'e.gif')]);
+  assert.equal(r.code, 1);
+  const errors = r.stderr.split('\n').filter((l) => l.startsWith('t2v:'));
+  assert.equal(errors.length, 1, r.stderr);
+  assert.match(errors[0], /^t2v: weights\/no-such-model is no folder here; as a hub id: weights\/no-such-model: not found on http:\/\/127\.0\.0\.1:\d+ \(revision main\); check the model id/);
+  assert.ok(!existsSync(join(work, 'e.gif')));
+});

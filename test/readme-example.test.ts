@@ -62,3 +62,28 @@ test('README example: runs on a CPU-only machine with backend auto, no tfjs-node
     assert.equal(`${p.width}x${p.height}`, '32x32');
     assert.equal(p.nb_read_frames, '4');
   });
+
+/** Words of a shell line: plain words and "double-quoted" strings (all the README's commands use). */
+const words = (line: string) => [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+
+test('README quick start: its offline commands run as written on a fresh checkout (the tiny test model)', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Quick start'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(block, 'a ```sh block in the quick start');
+  const lines = block.trim().split('\n');
+  assert.equal(lines.length, 2);
+  const dir = join(work, 'quick');
+  for (const line of lines) {
+    const args = words(line);
+    assert.deepEqual(args.slice(0, 2), ['npx', 't2v']);
+    // the same command with its outputs in a scratch folder instead of weights/ and the current directory
+    const argv = args.slice(2).map((a) => (a === 'weights/tiny' ? join(dir, 'tiny') : a === 'tiny.gif' ? join(dir, 'tiny.gif') : a));
+    const env: NodeJS.ProcessEnv = { ...process.env, HF_ENDPOINT: 'http://127.0.0.1:9' };   // offline: nothing may be fetched
+    delete env.T2V_BACKEND;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'bin', 't2v-dev.ts'), ...argv], { cwd: ROOT, encoding: 'utf8', env });
+    assert.equal(r.status, 0, `${line}\n${r.stderr}`);
+  }
+  assert.ok(existsSync(join(dir, 'tiny.gif')));
+  assert.equal(readFileSync(join(dir, 'tiny.gif')).subarray(0, 6).toString('latin1'), 'GIF89a');
+});

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import cliProgress from 'cli-progress';
 import { ConvertError } from '../../converters/modelscope.js';
 import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
-import { fetchModel } from '../hub-model.js';
+import { fetchModel, type FetchModelOptions } from '../hub-model.js';
 import { conversionBars } from './convert.js';
 
 interface Options {
@@ -43,6 +43,18 @@ export function byteBar(enabled: boolean): { update(done: number, total: number,
   };
 }
 
+/** The download's byte bar, then a bar per network while it is converted: the callbacks fetchModel takes. */
+export function hubProgress(enabled: boolean): Required<Pick<FetchModelOptions, 'onDownload' | 'onDownloadEnd' | 'onConvert'>> & { stop(): void } {
+  const download = byteBar(enabled);
+  let convert: ReturnType<typeof conversionBars> | null = null;
+  return {
+    onDownload: (p) => download.update(p.done, p.total, p.file),
+    onDownloadEnd: () => { download.stop(); convert = conversionBars(enabled, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params'); },
+    onConvert: (e) => convert?.onProgress?.(e),
+    stop: () => { download.stop(); convert?.stop(); },
+  };
+}
+
 export const command: CommandModule<object, Options & { 'hub-id': string }> = {
   command: 'download <hub-id>',
   describe: 'download a diffusers-layout model from the Hugging Face hub (damo-vilab/text-to-video-ms-1.7b, '
@@ -66,23 +78,17 @@ export const command: CommandModule<object, Options & { 'hub-id': string }> = {
       throw new ConvertError(`unknown --dtype ${opts.dtype}; valid: ${STORAGE_DTYPES.join(', ')}`);
     }
     const out = opts.to ?? defaultOutDir(repo);
-    const tty = opts.progress !== false && process.stderr.isTTY === true;
-    const bar = byteBar(tty);
-    let bars: ReturnType<typeof conversionBars> | null = null;
+    const progress = hubProgress(opts.progress !== false && process.stderr.isTTY === true);
     try {
       const r = await fetchModel(repo, {
         to: out, cache: opts.cache, revision: opts.revision, variant: opts.variant, dtype: opts.dtype as StorageDType,
-        force: opts.force, deleteSource: opts.deleteSource, backend: opts.backend,
-        onDownload: (p) => bar.update(p.done, p.total, p.file),
-        onDownloadEnd: () => { bar.stop(); bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params'); },
-        onConvert: (e) => bars?.onProgress?.(e),
+        force: opts.force, deleteSource: opts.deleteSource, backend: opts.backend, ...progress,
         log: (line) => console.log(line),
         note: (line) => console.error(`t2v: note: ${line}`),
       });
       if (r.cached) console.log(`${repo}@${opts.revision ?? 'main'} is already converted in ${out} (--force converts it again)`);
     } finally {
-      bar.stop();
-      (bars as ReturnType<typeof conversionBars> | null)?.stop();
+      progress.stop();
     }
   },
 };

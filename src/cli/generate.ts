@@ -15,8 +15,7 @@ import { checkFormatLimits, checkWritable } from '../pipeline/video.js';
 import { checkModelFits } from '../pipeline/memory.js';
 import { checkOutputPaths, saveOutputs } from '../pipeline/outputs.js';
 import type { VideoResult } from '../pipeline/result.js';
-import { conversionBars } from './convert.js';
-import { byteBar } from './download.js';
+import { hubProgress } from './download.js';
 import { backendOption } from './info.js';
 
 interface Options {
@@ -151,9 +150,7 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
       fps: num('fps', opts.fps) ?? d.fps,
       decodeChunk: int('decode-chunk', opts.decodeChunk) ?? DEFAULT_DECODE_CHUNK,
     });
-    const tty = opts.progress !== false && process.stderr.isTTY === true;
-    const download = byteBar(tty);
-    let bars: ReturnType<typeof conversionBars> | null = null;
+    const progress = hubProgress(opts.progress !== false && process.stderr.isTTY === true);
     let modelDir: string;
     try {
       modelDir = await resolveModel(opts.model, {
@@ -161,13 +158,10 @@ export const command: CommandModule<object, Options & { prompt: string }> = {
         beforeFetch: () => { validateSettings(settings(UPSTREAM_DEFAULTS), 1000); checkWritable(opts.out); },
         log: (line) => console.error(line),
         note: (line) => console.error(`t2v: note: ${line}`),
-        onDownload: (p) => download.update(p.done, p.total, p.file),
-        onDownloadEnd: () => { download.stop(); bars = conversionBars(tty, 'convert  {name} [{bar}] {percentage}% | {value}/{total} M params'); },
-        onConvert: (e) => bars?.onProgress?.(e),
+        ...progress,
       });
     } finally {
-      download.stop();
-      (bars as ReturnType<typeof conversionBars> | null)?.stop();
+      progress.stop();
     }
     const folder = await readModelFolder(modelDir);
     const s = settings({ ...UPSTREAM_DEFAULTS, ...folder.info.defaults });

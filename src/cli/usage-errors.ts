@@ -12,7 +12,6 @@ function positionals(command: string): string[] {
  * Rewrites yargs' own usage errors (English: the CLI sets its locale) into the one-line form of the rest of the
  * CLI, naming the argument or option: `missing required argument 'out'`, `unknown option '--bogus'`.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export function usageMessage(message: string, argv: readonly string[], commands: readonly CommandModule<any, any>[]): string {
   const names = commands.map((c) => String(c.command).split(' ')[0]);
   const first = argv.find((a) => !a.startsWith('-'));

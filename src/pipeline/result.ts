@@ -74,4 +74,26 @@ export class VideoResult {
   contactSheetDataUrl(columns?: number): string {
     return dataUrl('image/png', this.contactSheet(columns));
   }
+
+  /**
+   * The video as an `<img>` of the animated GIF in a data URL, for a notebook or any HTML page. `width`: display
+   * width in CSS pixels (default the video's own, at least 256; enlarged without smoothing).
+   */
+  toHtml(opts: { width?: number; fps?: number } = {}): string {
+    const width = Math.round(opts.width ?? Math.max(256, this.width));
+    const alt = `${this.numFrames} frames ${this.width}x${this.height}${this.seed !== null ? `, seed ${this.seed}` : ''}`;
+    return `<img src="${this.toGifDataUrl(opts.fps ?? this.fps)}" width="${width}" alt="${alt}" title="${alt}" style="image-rendering: pixelated">`;
+  }
+
+  /**
+   * The MIME bundle a Jupyter kernel shows: `text/html` (toHtml) and `text/plain`. In tslab:
+   * `tslab.display.html(video.toHtml())`; Deno's kernel calls `[Symbol.for('Jupyter.display')]` itself.
+   */
+  displayBundle(opts: { width?: number; fps?: number } = {}): { 'text/html': string; 'text/plain': string } {
+    return { 'text/html': this.toHtml(opts), 'text/plain': `VideoResult: ${this.numFrames} frames ${this.width}x${this.height} at ${this.fps} fps` };
+  }
+
+  [Symbol.for('Jupyter.display')](): { 'text/html': string; 'text/plain': string } {
+    return this.displayBundle();
+  }
 }
