@@ -72,6 +72,12 @@ const message = (err: unknown) => (err instanceof Error ? err.message : String(e
 export async function startWorker(o: WorkerOptions): Promise<T2VWorker> {
   const concurrency = o.concurrency ?? 1;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error(`--concurrency must be an integer >= 1, got ${o.concurrency}`);
+  for (const [k, v] of Object.entries({ 'lock-duration': o.lockDuration, 'stalled-interval': o.stalledInterval })) {
+    if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new Error(`--${k} must be a positive integer (ms), got ${v}`);
+  }
+  if (o.maxStalledCount !== undefined && !(Number.isInteger(o.maxStalledCount) && o.maxStalledCount >= 0)) {
+    throw new Error(`maxStalledCount must be an integer >= 0, got ${o.maxStalledCount}`);
+  }
   const results = resolve(o.results ?? 'results');
   if (existsSync(results) && !statSync(results).isDirectory()) throw new Error(`--results ${results} is not a directory`);
   const dir = resolveModelDir(o.model);
@@ -88,10 +94,10 @@ export async function startWorker(o: WorkerOptions): Promise<T2VWorker> {
   let worker: Worker<T2VJobData, JobResult>;
   const processor = (job: Job<T2VJobData, JobResult>, _token?: string, signal?: AbortSignal) =>
     runJob(job, { model, redis, results, signal, emit, cancel: (id) => worker.cancelJob(id, 'cancelled') });
-  worker = new Worker<T2VJobData, JobResult>(QUEUE_NAME, processor, {
-    connection: redis, concurrency, autorun: false,
-    lockDuration: o.lockDuration, stalledInterval: o.stalledInterval, maxStalledCount: o.maxStalledCount,
-  });
+  // BullMQ takes an undefined option as given, not as its default
+  const timing = Object.fromEntries(Object.entries({ lockDuration: o.lockDuration, stalledInterval: o.stalledInterval,
+    maxStalledCount: o.maxStalledCount }).filter(([, v]) => v !== undefined));
+  worker = new Worker<T2VJobData, JobResult>(QUEUE_NAME, processor, { connection: redis, concurrency, autorun: false, ...timing });
   worker.on('error', () => { /* connection errors: ioredis reconnects, jobs are retried */ });
   worker.on('failed', (job, err) => {
     if (!job?.id) return;

@@ -1,0 +1,12 @@
+// `t2v worker` (or another queue command) in its own process, as the queue tests spawn it: the yargs module alone,
+// since src/cli.ts does not carry it yet.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { command as worker } from '../src/cli/worker.js';
+
+await yargs(hideBin(process.argv)).command(worker).strict().demandCommand(1)
+  .fail((msg, err) => {
+    console.error(`t2v: ${err?.message ?? msg}`);
+    process.exit(1);
+  })
+  .parseAsync();
