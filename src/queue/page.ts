@@ -28,7 +28,7 @@ export const PAGE_HTML = `<!doctype html>
   .state { font-weight: 600; }
   .state.completed { color: #1e7b34; } .state.failed { color: #b3261e; } .state.active { color: #3056d3; }
   progress { width: 120px; }
-  video, img.result { max-width: 160px; max-height: 160px; border-radius: 4px; background: #000; display: block; }
+  video, img.result { width: 128px; max-height: 160px; object-fit: contain; image-rendering: pixelated; border-radius: 4px; background: #000; display: block; }
 </style>
 </head>
 <body>

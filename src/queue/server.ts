@@ -86,6 +86,7 @@ export async function startServer(o: ServeOptions): Promise<T2VServer> {
   if (o.token !== undefined && o.token.length < 8) throw new Error('the token must be at least 8 characters');
   const results = resolve(o.results ?? 'results');
   const queue = await T2VQueue.open(o.redis);
+  await queue.queueEvents(); // listening from the start: the first client's events are not missed
   const loopback = LOOPBACK.has(host);
   const streams = new Set<ServerResponse>();
 
