@@ -82,9 +82,11 @@ export class T2VQueue {
     });
     const attempts = o.attempts ?? 3;
     if (!Number.isInteger(attempts) || attempts < 1) throw new Error(`attempts must be an integer >= 1, got ${o.attempts}`);
+    if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= 1)) throw new Error(`priority must be an integer >= 1, got ${o.priority}`);
     const opts: JobsOptions = {
-      attempts, backoff: { type: 'exponential', delay: o.backoffMs ?? 5000 }, priority: o.priority,
+      attempts, backoff: { type: 'exponential', delay: o.backoffMs ?? 5000 },
       removeOnComplete: { age: 7 * 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600, count: 10000 },
+      ...(o.priority !== undefined ? { priority: o.priority } : {}),
     };
     const added = await this.queue.addBulk(data.map((d) => ({ name: 'generate', data: d, opts })));
     return added.map((j) => j.id as string);

@@ -13,6 +13,8 @@ export interface JobResult {
   frames: number;
   width: number;
   height: number;
+  /** ms spent writing the video (0 when an earlier run had written it). */
+  saveMs: number;
 }
 
 /** Job ids become file names: BullMQ's are decimal; custom ones must keep to these characters. */
@@ -60,10 +62,12 @@ function publish(tmp: string, final: string): boolean {
  * writes the video to the path it is given (VideoResult.save). Returns the result that is on disk.
  */
 export async function writeResult(dir: string, id: string, format: VideoFormat, save: (tmp: string) => Promise<unknown>,
-  meta: Omit<JobResult, 'path' | 'format'>): Promise<JobResult> {
+  meta: Omit<JobResult, 'path' | 'format' | 'saveMs'>): Promise<JobResult> {
   mkdirSync(dir, { recursive: true });
   const video = resultVideoPath(dir, id, format);
+  let saveMs = 0;
   if (!existsSync(video)) {
+    const t0 = performance.now();
     const tmp = tmpName(dir, id, format);
     try {
       await save(tmp);
@@ -72,8 +76,9 @@ export async function writeResult(dir: string, id: string, format: VideoFormat, 
       throw err;
     }
     publish(tmp, video);
+    saveMs = performance.now() - t0;
   }
-  const result: JobResult = { path: video, format, ...meta };
+  const result: JobResult = { path: video, format, ...meta, saveMs };
   const tmp = tmpName(dir, id, 'json');
   writeFileSync(tmp, `${JSON.stringify(result, null, 2)}\n`);
   if (!publish(tmp, resultJsonPath(dir, id))) return readResult(dir, id) ?? result;

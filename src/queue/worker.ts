@@ -90,14 +90,12 @@ export async function startWorker(o: WorkerOptions): Promise<T2VWorker> {
     throw err;
   }
   const emit = (e: WorkerEvent) => o.onEvent?.(e);
-  // eslint-disable-next-line prefer-const
-  let worker: Worker<T2VJobData, JobResult>;
-  const processor = (job: Job<T2VJobData, JobResult>, _token?: string, signal?: AbortSignal) =>
-    runJob(job, { model, redis, results, signal, emit, cancel: (id) => worker.cancelJob(id, 'cancelled') });
   // BullMQ takes an undefined option as given, not as its default
   const timing = Object.fromEntries(Object.entries({ lockDuration: o.lockDuration, stalledInterval: o.stalledInterval,
     maxStalledCount: o.maxStalledCount }).filter(([, v]) => v !== undefined));
-  worker = new Worker<T2VJobData, JobResult>(QUEUE_NAME, processor, { connection: redis, concurrency, autorun: false, ...timing });
+  const worker: Worker<T2VJobData, JobResult> = new Worker<T2VJobData, JobResult>(QUEUE_NAME,
+    (job, _token, signal) => runJob(job, { model, redis, results, signal, emit, cancel: (id) => worker.cancelJob(id, 'cancelled') }),
+    { connection: redis, concurrency, autorun: false, ...timing });
   worker.on('error', () => { /* connection errors: ioredis reconnects, jobs are retried */ });
   worker.on('failed', (job, err) => {
     if (!job?.id) return;
