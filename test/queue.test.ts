@@ -11,7 +11,7 @@ import { convertTiny, hasRedis, spawnWorker, startRedis, type RedisServer, type 
 
 // Three `t2v worker` processes on a real Redis share 30 jobs of the tiny test model (wasm, 32x32, 2 frames, 2 steps,
 // mp4/webm/gif); one is killed with SIGKILL in the middle of a long job, which another worker then runs again.
-// Locks are short here (3 s, stalled check every 1 s) so that recovery takes seconds, not the default minute.
+// Locks are short here (5 s, stalled check every 1 s) so that recovery takes seconds, not the default minute.
 
 const skip = (!hasRedis && 'needs redis-server (apt-get install redis-server)') || (!hasClipVocab && 'needs the CLIP vocabulary beside the checkout')
   || (!ffprobePath() && 'needs ffprobe');
@@ -33,7 +33,7 @@ before(async () => {
   [redis, model] = await Promise.all([startRedis(), convertTiny(join(work, 'model'))]);
   q = await T2VQueue.open(redis.url);
   workers = [0, 1, 2].map(() => spawnWorker(['--redis', redis.url, '--model', model, '--backend', 'wasm', '--results', results,
-    '--lock-duration', '3000', '--stalled-interval', '1000', '--verbose']));
+    '--lock-duration', '5000', '--stalled-interval', '1000', '--verbose']));
   await Promise.all(workers.map((w) => w.waitFor(/^worker ready/)));
 });
 
