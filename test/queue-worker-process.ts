@@ -2,9 +2,11 @@
 // since src/cli.ts does not carry it yet.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { command as enqueue } from '../src/cli/enqueue.js';
+import { command as serve } from '../src/cli/serve.js';
 import { command as worker } from '../src/cli/worker.js';
 
-await yargs(hideBin(process.argv)).command(worker).strict().demandCommand(1)
+await yargs(hideBin(process.argv)).scriptName('t2v').command(worker).command(enqueue).command(serve).strict().demandCommand(1)
   .fail((msg, err) => {
     console.error(`t2v: ${err?.message ?? msg}`);
     process.exit(1);
