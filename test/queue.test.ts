@@ -11,7 +11,7 @@ import { convertTiny, hasRedis, spawnWorker, startRedis, type RedisServer, type 
 
 // Three `t2v worker` processes on a real Redis share 30 jobs of the tiny test model (wasm, 32x32, 2 frames, 2 steps,
 // mp4/webm/gif); one is killed with SIGKILL in the middle of a long job, which another worker then runs again.
-// Locks are short here (5 s, stalled check every 1 s) so that recovery takes seconds, not the default minute.
+// Locks are short here (10 s, stalled check every 1 s) so that recovery takes seconds, not the default minute.
 
 const skip = (!hasRedis && 'needs redis-server (apt-get install redis-server)') || (!hasClipVocab && 'needs the CLIP vocabulary beside the checkout')
   || (!ffprobePath() && 'needs ffprobe');
@@ -33,7 +33,7 @@ before(async () => {
   [redis, model] = await Promise.all([startRedis(), convertTiny(join(work, 'model'))]);
   q = await T2VQueue.open(redis.url);
   workers = [0, 1, 2].map(() => spawnWorker(['--redis', redis.url, '--model', model, '--backend', 'wasm', '--results', results,
-    '--lock-duration', '5000', '--stalled-interval', '1000', '--verbose']));
+    '--lock-duration', '10000', '--stalled-interval', '1000', '--verbose']));
   await Promise.all(workers.map((w) => w.waitFor(/^worker ready/)));
 });
 
@@ -57,7 +57,10 @@ test('queue: 30 jobs over 3 worker processes, one killed with SIGKILL mid-job: e
   const events = await q.queueEvents();
   const completions = new Map<string, number>();
   events.on('completed', ({ jobId }) => completions.set(jobId, (completions.get(jobId) ?? 0) + 1));
+  const stalled = new Set<string>();
+  events.on('stalled', ({ jobId }) => stalled.add(jobId));
 
+  const tStart = performance.now();
   // the long one first, so that a worker is on it when the others arrive
   const [longId] = await q.add([{ prompt: 'a long job', ...SMALL, steps: 60, format: 'mp4', seed: 7 }], { backoffMs: 500 });
   const shortJobs = Array.from({ length: 29 }, (_, i) => ({ prompt: `prompt number ${i}`, ...SMALL, format: FORMATS[i % 3], ...(i % 2 ? { seed: i } : {}) }));
@@ -67,11 +70,13 @@ test('queue: 30 jobs over 3 worker processes, one killed with SIGKILL mid-job: e
 
   // kill the worker that runs the long job once it is a few steps in
   const victim = await Promise.any(workers.map((w) => w.waitFor(new RegExp(`^job ${longId} step 5/`)).then(() => w)));
+  const tKill = performance.now();
   victim.proc.kill('SIGKILL');
   assert.equal((await victim.exited).signal, 'SIGKILL');
   assert.ok(!victim.lines.some((l) => l.startsWith(`job ${longId} completed`)), 'the long job was not finished when its worker was killed');
 
   const outcome = await done;
+  if (process.env.T2V_QUEUE_DEBUG) console.log(`# killed at ${(tKill / 1000).toFixed(1)} s, all done ${((performance.now() - tKill) / 1000).toFixed(1)} s later; started at ${(tStart / 1000).toFixed(1)} s`);
   const failures = [...outcome].filter(([, r]) => r instanceof Error);
   assert.deepEqual(failures, [], 'no job failed');
   assert.equal(outcome.size, 30);
@@ -80,14 +85,23 @@ test('queue: 30 jobs over 3 worker processes, one killed with SIGKILL mid-job: e
   await new Promise((r) => setTimeout(r, 300)); // the last events' delivery
   assert.deepEqual([...completions.keys()].sort(), [...ids].sort());
   assert.ok([...completions.values()].every((n) => n === 1), `completion counts ${JSON.stringify([...completions])}`);
+  // A worker finishes each job once, unless BullMQ took the job for stalled and gave it to another (the victim's long
+  // job; on a loaded machine also a job whose worker was slow to renew its lock): then the result file is still
+  // written once (above and below) and BullMQ completes the job once.
   const allLines = workers.flatMap((w) => w.lines);
   const completedLines = count(allLines, /^job (\S+) completed/);
   assert.deepEqual([...completedLines.keys()].sort(), [...ids].sort());
-  assert.ok([...completedLines.values()].every((n) => n === 1));
-  // the long job ran twice: started by the victim, then by a survivor after the stall was noticed
+  const twice = [...completedLines].filter(([, n]) => n !== 1).map(([id]) => id);
+  assert.deepEqual(twice.filter((id) => !stalled.has(id)), [], `finished more than once without a stall: ${twice}`);
+  if (twice.length > 0) {
+    console.log(`# jobs run again after a false stall (machine load): ${twice.join(', ')}`);
+    if (process.env.T2V_QUEUE_DEBUG) for (const [i, w] of workers.entries()) console.log(`# worker ${i}${w === victim ? ' (victim)' : ''}: ${w.lines.filter((l) => twice.some((id) => l.startsWith(`job ${id} `)) || l.startsWith(`job ${longId} `)).join(' | ')}`);
+  }
+  // the long job ran again: started by the victim, then by a survivor after the stall was noticed
+  assert.ok(stalled.has(longId), 'BullMQ saw the long job stall');
   const starts = workers.map((w) => w.lines.filter((l) => l.startsWith(`job ${longId} started`)).length);
   assert.equal(starts[workers.indexOf(victim)], 1);
-  assert.equal(starts.reduce((a, b) => a + b, 0), 2, `long job started ${starts}`);
+  assert.ok(starts.reduce((a, b) => a + b, 0) >= 2, `long job started ${starts}`);
   const survivors = workers.filter((w) => w !== victim);
   assert.ok(survivors.some((w) => w.lines.some((l) => l.startsWith(`job ${longId} completed`))));
 
@@ -138,12 +152,14 @@ test('queue: cancel stops a running job between steps (failed "cancelled", nothi
   const steps = w.lines.filter((l) => l.startsWith(`job ${id} step`)).length;
   assert.ok(steps < 400, `stopped after ${steps} of 500 steps`);
   assert.equal((await q.status(id))?.attemptsMade, 1);
+  assert.equal(await q.redis.exists(`t2v:cancel:${id}`), 0, 'the cancel request is gone once served');
   assert.deepEqual(readdirSync(results).filter((f) => f.startsWith(`${id}.`) || f.startsWith(`.${id}.`)), []);
 
   const later = (await q.queue.add('generate', { prompt: 'never runs', ...SMALL }, { delay: 60000 })).id as string;
   assert.equal((await q.status(later))?.state, 'delayed');
   assert.equal(await q.cancel(later), 'removed');
   assert.equal(await q.status(later), null);
+  assert.equal(await q.redis.exists(`t2v:cancel:${later}`), 0);
   assert.equal(await q.cancel('999999'), 'missing');
 });
 

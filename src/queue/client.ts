@@ -120,6 +120,7 @@ export class T2VQueue {
     if (state !== 'active') {
       try {
         await job.remove();
+        await this.redis.del(cancelKey(id));
         return 'removed';
       } catch {
         // picked up meanwhile (it is locked): the worker sees the request

@@ -85,6 +85,9 @@ export async function startWorker(o: WorkerOptions): Promise<T2VWorker> {
   let model: TextToVideo;
   try {
     model = await TextToVideo.load(dir, { backend: o.backend ?? 'auto', streamWeights: o.streamWeights });
+    // A first call of the text tower sets up the backend's kernels; on wasm and cpu that blocks the event loop (and
+    // with it the renewal of the job's lock) for seconds, so it happens here and not inside the first job.
+    model.encodeText('').dispose();
   } catch (err) {
     redis.disconnect();
     throw err;
@@ -134,7 +137,12 @@ async function runJob(job: Job<T2VJobData, JobResult>, c: JobContext): Promise<J
     throw new UnrecoverableError(`bad job data: ${message(err)}`);
   }
   c.emit({ kind: 'started', id, attempt: job.attemptsMade + 1 });
-  if (await c.redis.exists(cancelKey(id))) throw new UnrecoverableError('cancelled');
+  // the request is deleted once seen: ids start again at 1 on a queue that was emptied
+  const cancelled = async () => {
+    await c.redis.del(cancelKey(id));
+    return new UnrecoverableError('cancelled');
+  };
+  if (await c.redis.exists(cancelKey(id))) throw await cancelled();
   const earlier = readResult(c.results, id);
   if (earlier) {
     c.emit({ kind: 'reused', id, result: earlier });
@@ -163,7 +171,7 @@ async function runJob(job: Job<T2VJobData, JobResult>, c: JobContext): Promise<J
     video = await c.model.generate(opts);
   } catch (err) {
     if (stepError !== null) throw stepError; // Redis went away: transient
-    if (c.signal?.aborted) throw new UnrecoverableError('cancelled');
+    if (c.signal?.aborted) throw await cancelled();
     throw new UnrecoverableError(err instanceof JobDataError ? `bad job data: ${message(err)}` : message(err));
   }
   const result = await writeResult(c.results, id, format, (tmp) => video.save(tmp), {
