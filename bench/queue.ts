@@ -1,7 +1,7 @@
 // Jobs per minute on the tiny test model through the `t2v` queue with 1, 2 and 3 worker processes, against the same
 // jobs generated in a plain loop in one process; the difference per job is the queue's overhead.
 //
-//   node --import tsx bench/queue.ts [JOBS=30]
+//   node --import tsx bench/queue.ts [JOBS=30] [STEPS=2] [WORKERS=1,2,3]
 //
 // Needs redis-server on PATH (started here on a free loopback port) and ../shared's CLIP vocabulary.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +12,8 @@ import { TextToVideo } from '../src/pipeline/text2video.js';
 import { convertTiny, spawnWorker, startRedis } from '../test/queue-helpers.js';
 
 const JOBS = Number(process.argv[2] ?? 30);
-const JOB = { frames: 2, height: 32, width: 32, steps: 2, format: 'mp4' as const };
+const JOB = { frames: 2, height: 32, width: 32, steps: Number(process.argv[3] ?? 2), format: 'mp4' as const };
+const WORKERS = (process.argv[4] ?? '1,2,3').split(',').map(Number);
 const prompts = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag} prompt ${i}: a cat on a skateboard`);
 
 const loadBefore = loadavg()[0];
@@ -40,7 +41,7 @@ const direct = await (async () => {
 
 interface Row { workers: number; wallMs: number; procMs: number; genMs: number; saveMs: number }
 const rows: Row[] = [];
-for (const n of [1, 2, 3]) {
+for (const n of WORKERS) {
   const redis = await startRedis();
   const q = await T2VQueue.open(redis.url);
   const results = join(work, `results-${n}`);

@@ -151,29 +151,41 @@ async function runJob(job: Job<T2VJobData, JobResult>, c: JobContext): Promise<J
   const format = data.format ?? 'mp4';
   const seed = data.seed ?? seedFromJobId(id);
   const steps = c.model.scheduler.timesteps(data.steps ?? c.model.defaults.steps).length;
+  // Progress and the cancel check go to Redis in order but off the sampling loop: a step never waits for a round
+  // trip. A failure there (Redis gone) ends the job at the next step as a transient error.
   let stepError: unknown = null;
-  const opts: GenerateWithScheduler = {
-    prompt: data.prompt, negativePrompt: data.negativePrompt, steps: data.steps, guidance: data.guidance, frames: data.frames,
-    height: data.height, width: data.width, seed, scheduler: data.scheduler, signal: c.signal,
-    onStep: async (step) => {
+  let reports: Promise<void> = Promise.resolve();
+  const report = (step: number) => {
+    reports = reports.then(async () => {
+      if (stepError !== null) return;
       try {
         await job.updateProgress({ step, steps } satisfies JobProgress);
         c.emit({ kind: 'step', id, step, steps });
         if (await c.redis.exists(cancelKey(id))) c.cancel(id);
       } catch (err) {
         stepError = err;
-        throw err;
       }
+    });
+  };
+  const opts: GenerateWithScheduler = {
+    prompt: data.prompt, negativePrompt: data.negativePrompt, steps: data.steps, guidance: data.guidance, frames: data.frames,
+    height: data.height, width: data.width, seed, scheduler: data.scheduler, signal: c.signal,
+    onStep: (step) => {
+      if (stepError !== null) throw stepError;
+      report(step);
     },
   };
   let video;
   try {
     video = await c.model.generate(opts);
   } catch (err) {
+    await reports;
     if (stepError !== null) throw stepError; // Redis went away: transient
     if (c.signal?.aborted) throw await cancelled();
     throw new UnrecoverableError(err instanceof JobDataError ? `bad job data: ${message(err)}` : message(err));
   }
+  await reports;
+  if (stepError !== null) throw stepError;
   const result = await writeResult(c.results, id, format, (tmp) => video.save(tmp), {
     seed, timings: video.timings, frames: video.numFrames, width: video.width, height: video.height,
   });
