@@ -98,3 +98,16 @@ test('enqueue: prompts file (blank lines and # comments skipped), flags to job d
   // nothing listens on port 1: one line that names the URL
   await assert.rejects(run(['enqueue', 'x', '--redis', 'redis://127.0.0.1:1']), /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
 });
+
+test('worker: bad options end in one line before any model is loaded', async () => {
+  const { startWorker } = await import('../src/queue/worker.js');
+  const file = join(work, 'a-file');
+  writeFileSync(file, '');
+  const base = { redis: 'redis://127.0.0.1:1', model: work, results: join(work, 'r') };
+  await assert.rejects(startWorker({ ...base, concurrency: 0 }), /--concurrency must be an integer >= 1, got 0/);
+  await assert.rejects(startWorker({ ...base, lockDuration: -5 }), /--lock-duration must be a positive integer \(ms\), got -5/);
+  await assert.rejects(startWorker({ ...base, results: file }), /--results .*a-file is not a directory/);
+  await assert.rejects(startWorker({ ...base, model: join(work, 'no-model') }), /--model .*no-model: no such folder$/);
+  await assert.rejects(startWorker({ ...base, model: 'someone/no-such-model' }), /run `t2v download someone\/no-such-model` first/);
+  await assert.rejects(startWorker(base), /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+});

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Job, Queue, QueueEvents, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { cancelKey, connectRedis, QUEUE_NAME } from './connection.js';
-import { validateJobData, type T2VJobData } from './job-data.js';
+import { JobDataError, validateJobData, type T2VJobData } from './job-data.js';
 import type { JobResult } from './results.js';
 import type { JobProgress } from './worker.js';
 
@@ -77,12 +77,12 @@ export class T2VQueue {
       try {
         return validateJobData(j);
       } catch (err) {
-        throw new Error(jobs.length > 1 ? `job ${i + 1}: ${(err as Error).message}` : (err as Error).message);
+        throw new JobDataError(jobs.length > 1 ? `job ${i + 1}: ${(err as Error).message}` : (err as Error).message);
       }
     });
     const attempts = o.attempts ?? 3;
-    if (!Number.isInteger(attempts) || attempts < 1) throw new Error(`attempts must be an integer >= 1, got ${o.attempts}`);
-    if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= 1)) throw new Error(`priority must be an integer >= 1, got ${o.priority}`);
+    if (!Number.isInteger(attempts) || attempts < 1) throw new JobDataError(`attempts must be an integer >= 1, got ${o.attempts}`);
+    if (o.priority !== undefined && !(Number.isInteger(o.priority) && o.priority >= 1)) throw new JobDataError(`priority must be an integer >= 1, got ${o.priority}`);
     const opts: JobsOptions = {
       attempts, backoff: { type: 'exponential', delay: o.backoffMs ?? 5000 },
       removeOnComplete: { age: 7 * 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600, count: 10000 },

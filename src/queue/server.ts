@@ -183,13 +183,8 @@ export async function startServer(o: ServeOptions): Promise<T2VServer> {
     if (path === '/jobs') {
       if (method === 'POST') {
         const body = await readJson(req);
-        let ids: string[];
-        try {
-          ids = await queue.add([body], o.submit);
-        } catch (err) {
-          throw new HttpError(400, (err as Error).message);
-        }
-        send(res, 201, { id: ids[0] });
+        const [id] = await queue.add([body], o.submit); // bad data: JobDataError, answered 400
+        send(res, 201, { id });
         return;
       }
       if (method !== 'GET') throw new HttpError(405, `${method} /jobs is not allowed`);

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -80,6 +80,11 @@ export async function startWorker(o: WorkerOptions): Promise<T2VWorker> {
   }
   const results = resolve(o.results ?? 'results');
   if (existsSync(results) && !statSync(results).isDirectory()) throw new Error(`--results ${results} is not a directory`);
+  try {
+    mkdirSync(results, { recursive: true });
+  } catch (err) {
+    throw new Error(`--results ${results}: cannot create it (${message(err)})`);
+  }
   const dir = resolveModelDir(o.model);
   const redis = await connectRedis(o.redis);
   let model: TextToVideo;
