@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,7 +149,7 @@ test('serve: POST /jobs, GET /jobs/:id, progress over server-sent events, GET /j
   assert.equal((await http('GET', `/jobs/${long}/video`)).status, 409);
 });
 
-test('serve: the page in headless Chromium submits a job, shows its progress and plays the result', { skip: skip || (!(await import('node:fs')).existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`), timeout: 90000 }, async () => {
+test('serve: the page in headless Chromium submits a job, shows its progress and plays the result', { skip: skip || (!existsSync(CHROMIUM) && `needs ${CHROMIUM} (apt-get install chromium)`), timeout: 90000 }, async () => {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM, headless: true,
