@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend.js';
-import { loadNetwork, readModelFolder, type ModelInfo } from '../io/model-folder.js';
+import type { FetchSourceOptions } from '../io/fetch-source.js';
+import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
+import { openSource, type ModelSource } from '../io/source.js';
 import type { NpyArray } from '../io/npy.js';
 import { DDIMScheduler, DEFAULT_SCHEDULE, guide, type ScheduleConfig } from './ddim.js';
 import { randomSeed, seededNoise } from './noise.js';
@@ -88,6 +90,19 @@ export interface LoadOptions {
   streamWeights?: boolean;
   /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES; src/backend.ts). */
   tensorCores?: boolean;
+  /** Told as weight shards arrive: bytes of all three networks so far, of their total (the three manifests' sum). */
+  onProgress?: (p: LoadProgress) => void;
+  /** URL loading: the Cache Storage bucket shards are kept in (default `t2v-models`), or false for none. */
+  cache?: FetchSourceOptions['cache'];
+  /** URL loading: cancels the downloads. */
+  signal?: AbortSignal;
+}
+
+/** What `LoadOptions.onProgress` is told. */
+export interface LoadProgress extends ShardProgress {
+  /** Over the whole model. */
+  modelLoadedBytes: number;
+  modelTotalBytes: number;
 }
 
 /** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
@@ -114,13 +129,24 @@ function aborted(signal?: AbortSignal): void {
   }
 }
 
+/** A converted folder's tokenizer: the merge list (gzipped or not), or a folder with vocab.json + merges.txt. */
+async function loadTokenizer(source: ModelSource, path: string): Promise<CLIPTokenizer> {
+  if (/\.(gz|txt)$/.test(path)) return CLIPTokenizer.fromMergesBytes(new Uint8Array(await source.readBytes(path, -1)), source.describe(path));
+  const vocab = await source.readText(`${path}/vocab.json`);
+  const merges = await source.readText(`${path}/merges.txt`);
+  if (vocab !== null && merges !== null) return CLIPTokenizer.fromHuggingFace(vocab, merges);
+  const gz = `${path}/bpe_simple_vocab_16e6.txt.gz`;
+  return CLIPTokenizer.fromMergesBytes(new Uint8Array(await source.readBytes(gz, -1)), source.describe(gz));
+}
+
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
 const BATCH_IDENTICAL = new Set(['cpu', 'wasm', 'webgpu']);
 
 /** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
 const TEXT_CACHE_SIZE = 8;
 
-const tick = () => new Promise<void>((r) => setImmediate(r));
+// a macrotask, so a page stays responsive between steps (setImmediate in Node)
+const tick = typeof setImmediate === 'function' ? () => new Promise<void>((r) => setImmediate(r)) : () => new Promise<void>((r) => setTimeout(r, 0));
 
 /**
  * ModelScope text-to-video, as upstream's TextToVideoSynthesis.forward: OpenCLIP text features of the prompt and of
@@ -144,10 +170,16 @@ export class TextToVideo {
     this.latentChannels = components.latentChannels ?? 4;
   }
 
-  /** Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<TextToVideo> {
+  /**
+   * Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. `location` is a folder on
+   * disk (Node), an http(s) URL of that folder served as static files (relative to the page in a browser), or a
+   * ModelSource (src/io/source.ts).
+   */
+  static async load(location: string | ModelSource, opts: LoadOptions = {}): Promise<TextToVideo> {
     const backend = opts.backend !== undefined ? await selectBackend(opts.backend, { tensorCores: opts.tensorCores }) : null;
-    const folder = await readModelFolder(dir);
+    const source = openSource(location, { cache: opts.cache, signal: opts.signal });
+    const dir = source.location;
+    const folder = await readModelFolder(source);
     for (const k of ['text_encoder', 'unet', 'vae'] as const) {
       if (!folder.networks.includes(k)) throw new Error(`${dir} is not a complete t2v model: it has no ${k}/; convert the whole model with \`t2v convert\``);
     }
@@ -157,16 +189,28 @@ export class TextToVideo {
     if (sched && (sched.beta_schedule !== 'linear_sd' || sched.mean_type !== 'eps')) {
       throw new Error(`${dir}: scheduler ${sched.beta_schedule}/${sched.mean_type} is not supported (linear_sd/eps only)`);
     }
-    const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
+    const tokenizer = await loadTokenizer(source, folder.tokenizerPath!);
     const loaded: Disposable[] = [];
-    const stream = { stream: shouldStream(info, opts.streamWeights) };
+    // the three manifests were read (and kept by a URL source's cache) by readModelFolder
+    const sizes = new Map<string, number>();
+    for (const k of ['text_encoder', 'unet', 'vae'] as const) {
+      sizes.set(k, manifestBytes(JSON.parse((await source.readText(`${k}/model.json`)) ?? '{"weightsManifest":[]}')));
+    }
+    const modelTotalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+    let before = 0;
+    const load = async (kind: 'text_encoder' | 'unet' | 'vae') => {
+      const m = await loadNetwork(source, kind, {
+        stream: shouldStream(info, opts.streamWeights),
+        onProgress: opts.onProgress && ((p) => opts.onProgress!({ ...p, modelLoadedBytes: before + p.loadedBytes, modelTotalBytes })),
+      });
+      before += sizes.get(kind)!;
+      loaded.push(m);
+      return m;
+    };
     try {
-      const textEncoder = await loadNetwork(dir, 'text_encoder', stream);
-      loaded.push(textEncoder);
-      const unet = await loadNetwork(dir, 'unet', stream);
-      loaded.push(unet);
-      const vae = await loadNetwork(dir, 'vae', stream);
-      loaded.push(vae);
+      const textEncoder = await load('text_encoder');
+      const unet = await load('unet');
+      const vae = await load('vae');
       const t2v = new TextToVideo({
         tokenizer,
         textEncoder: textEncoder as unknown as TextEncoderLike & Disposable,
