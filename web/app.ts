@@ -157,7 +157,7 @@ async function generate(): Promise<void> {
     });
     state.totalMs = performance.now() - t0;
     setStatus('making the video ...');
-    drawRgb(ui.preview, result.frame(result.numFrames - 1), result.width, result.height);
+    drawRgb(ui.preview, result.frame(0), result.width, result.height);
     await show(result);
     state.phase = 'done';
     const tm = result.timings;
