@@ -29,7 +29,7 @@ try {
   const app = readFileSync(join(web.outDir, 'app.js'));
   rows.push(['page bundle (dist/web/app.js, minified)', `${mb(app.length)} (${mb(gzipSync(app).length)} gzipped)`]);
   writeFileSync(join(work, 'entry.ts'), `export { TextToVideo } from ${JSON.stringify(join(ROOT, 'src', 'browser.ts'))};\n`);
-  const lib = await esbuild.build({ entryPoints: [join(work, 'entry.ts')], bundle: true, format: 'esm', platform: 'browser', minify: true, write: false, plugins: [browserTwins], logLevel: 'silent' });
+  const lib = await esbuild.build({ entryPoints: [join(work, 'entry.ts')], bundle: true, format: 'esm', platform: 'browser', minify: true, legalComments: 'none', write: false, plugins: [browserTwins], logLevel: 'silent' });
   const libJs = lib.outputFiles[0].contents;
   rows.push(["library only (import { TextToVideo } from 't2v', minified)", `${mb(libJs.length)} (${mb(gzipSync(libJs).length)} gzipped)`]);
 

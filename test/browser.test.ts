@@ -32,6 +32,7 @@ let browser: Browser;
 let context: BrowserContext;
 const requests = new Map<string, number>();
 let reference: Float32Array;
+let float32Bytes = 0;
 const noise = seededNoise(7, SHAPE);
 
 before(async () => {
@@ -70,6 +71,8 @@ type PageApi = {
   setNoise(v: number[] | null): void;
   latents(): number[] | null;
   latentsShape(): number[] | null;
+  halfWeights(): boolean | null;
+  tensorBytes(): number;
 };
 
 async function openPage(ctx: BrowserContext = context, query = ''): Promise<Page> {
@@ -90,6 +93,8 @@ test('browser: the page generates on WebGPU from given noise; latents equal the 
   const loaded = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.state);
   assert.equal(loaded.error, null);
   assert.equal(loaded.phase, 'ready');
+  assert.equal(await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.halfWeights()), false, 'float32 weights where the device has no shader-f16');
+  float32Bytes = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.tensorBytes());
   assert.ok(shardRequests() >= 3, `every network's shards downloaded (${shardRequests()} requests)`);
   for (const [id, v] of Object.entries({ prompt: SETTINGS.prompt, negative: SETTINGS.negative, width: SETTINGS.width, height: SETTINGS.height,
     frames: SETTINGS.frames, steps: SETTINGS.steps, guidance: SETTINGS.guidance })) await page.fill(`#${id}`, String(v));
@@ -113,6 +118,33 @@ test('browser: the page generates on WebGPU from given noise; latents equal the 
   assert.ok(video.src.startsWith('blob:') || !(await page.isHidden('#gif')), 'the video (webm) or the GIF is shown');
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, 'browser-page.png'), fullPage: true });
+  await page.close();
+});
+
+/** Fills the form with SETTINGS and the noise, generates, and waits for the end. */
+async function generateOn(page: Page): Promise<PageApi['state']> {
+  for (const [id, v] of Object.entries({ prompt: SETTINGS.prompt, negative: SETTINGS.negative, width: SETTINGS.width, height: SETTINGS.height,
+    frames: SETTINGS.frames, steps: SETTINGS.steps, guidance: SETTINGS.guidance })) await page.fill(`#${id}`, String(v));
+  await page.evaluate((n) => (window as unknown as { t2vPage: PageApi }).t2vPage.setNoise(n), Array.from(noise));
+  await page.click('#generate');
+  await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { t2vPage: PageApi }).t2vPage.state.phase), null, { timeout: 540_000 });
+  return page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.state);
+}
+
+test('browser: float16-resident weights (?half=1; SwiftShader has no shader-f16, the unpacking needs none) give the cpu backend\'s latents (1e-4)', { skip, timeout: 600_000 }, async () => {
+  const page = await openPage(context, '?half=1');
+  await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.load());
+  assert.equal(await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.halfWeights()), true);
+  assert.match(await page.textContent('#status') ?? '', /weights float16 on the GPU/);
+  const halfBytes = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.tensorBytes());
+  console.log(`weights on the GPU: ${(halfBytes / 2 ** 20).toFixed(1)} MB float16-resident, ${(float32Bytes / 2 ** 20).toFixed(1)} MB float32`);
+  assert.ok(float32Bytes > 0 && halfBytes < 0.55 * float32Bytes, `float16-resident weights take ${halfBytes} bytes against ${float32Bytes}`);
+  const s = await generateOn(page);
+  assert.equal(s.error, null);
+  const latents = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.latents());
+  const err = relMaxError(latents!, reference);
+  console.log(`browser, float16-resident weights, vs Node cpu: final latents relMaxError ${err.toExponential(2)}; total ${(s.totalMs! / 1000).toFixed(1)} s`);
+  assert.ok(err <= PARITY_TOL, `latents relMaxError ${err}`);
   await page.close();
 });
 

@@ -1,5 +1,6 @@
 // The t2v page: load a converted model from a URL (or a local folder), generate on WebGPU, show each step's x0
 // estimate, play the video, offer it as webm and gif. window.t2vPage is what test/browser.test.ts drives.
+import * as tf from '@tensorflow/tfjs';
 import {
   checkWebGPU, describeGpuError, filesSource, TextToVideo, watchGpuErrors, type LoadProgress, type ModelSource, type VideoResult,
 } from '../src/browser.js';
@@ -33,6 +34,7 @@ let noise: Float32Array | null = null;
 let abort: AbortController | null = null;
 let stopWatching: () => void = () => undefined;
 const urls: string[] = [];
+const params = new URLSearchParams(location.search);
 
 const mb = (n: number) => (n / 2 ** 20).toFixed(1);
 
@@ -76,6 +78,8 @@ async function load(location: string | ModelSource): Promise<void> {
     setStatus(`loading ${name} ...`);
     t2v = await TextToVideo.load(location, {
       backend: 'webgpu', signal: abort.signal,
+      // ?half=1 / ?half=0 forces float16-resident weights on or off (default: on where the device has shader-f16)
+      halfWeights: params.has('half') ? params.get('half') === '1' : undefined,
       onProgress: (p: LoadProgress) => {
         ui.progress.value = p.modelTotalBytes > 0 ? p.modelLoadedBytes / p.modelTotalBytes : 0;
         setStatus(`${p.cached ? 'from the cache' : 'downloading'}: ${p.file} (${mb(p.modelLoadedBytes)} of ${mb(p.modelTotalBytes)} MB)`);
@@ -94,7 +98,7 @@ async function load(location: string | ModelSource): Promise<void> {
     state.phase = 'ready';
     ui.progress.value = 1;
     const details = t2v.backend?.details ?? {};
-    setStatus(`model loaded in ${(state.loadMs / 1000).toFixed(1)} s on ${details.adapter ?? 'WebGPU'}`);
+    setStatus(`model loaded in ${(state.loadMs / 1000).toFixed(1)} s on ${details.adapter ?? 'WebGPU'}, weights ${t2v.halfWeights ? 'float16' : 'float32'} on the GPU`);
   } catch (err) {
     t2v = null;
     showError(abort.signal.aborted ? 'loading cancelled' : message(err));
@@ -270,7 +274,6 @@ void checkWebGPU().then((g) => {
     + `; shader-f16 ${g.f16 ? 'yes' : 'no'}, subgroups ${g.features.includes('subgroups') ? 'yes' : 'no'}`;
 });
 
-const params = new URLSearchParams(location.search);
 if (params.has('model')) ui.url.value = params.get('model')!;
 
 /** For tests and the console. */
@@ -282,4 +285,7 @@ if (params.has('model')) ui.url.value = params.get('model')!;
   setNoise: (values: number[] | null) => { noise = values === null ? null : Float32Array.from(values); },
   latents: () => (result ? Array.from(result.latents) : null),
   latentsShape: () => result?.latentsShape ?? null,
+  halfWeights: () => t2v?.halfWeights ?? null,
+  /** Bytes of every tensor tfjs holds (the weights, between generations). */
+  tensorBytes: () => tf.memory().numBytes,
 };

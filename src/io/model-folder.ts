@@ -4,6 +4,8 @@ import type { NetworkKind } from '../layers/network.js';
 import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
 import type { ManifestEntry, WeightsFile } from '../../converters/tfjs-writer.js';
 import { openSource, type ModelSource } from './source.js';
+import { float16Bits } from '../../converters/float16.js';
+import { registerUnpackHalf } from '../backends/webgpu/unpack-half.js';
 
 export const MODEL_FORMAT = 't2v-model';
 export const MODEL_VERSION = 1;
@@ -136,7 +138,16 @@ export interface LoadNetworkOptions {
   /** Keep the weights in host memory and upload them per use (Module.streamWeights). */
   stream?: boolean;
   onProgress?: (p: ShardProgress) => void;
+  /**
+   * webgpu: keep weights of at least HALF_MIN_VALUES values as float16 on the device (Param.half), unpacked per use;
+   * smaller ones (biases, norms) stay float32. A float16 folder's values are kept exactly; a float32 folder's are
+   * rounded to float16 as the converter would.
+   */
+  half?: boolean;
 }
+
+/** Weights smaller than this stay float32 when `half` is on: a per-use unpack costs a dispatch, they save little. */
+export const HALF_MIN_VALUES = 65536;
 
 /** Bytes of every shard group in a network's manifest. */
 export function manifestBytes(weights: WeightsFile): number {
@@ -168,6 +179,12 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
   const host = new Map<string, HostWeight>();
   const totalBytes = manifestBytes(weights);
   let done = 0;
+  const halves = new Map<string, tf.Tensor>();
+  if (opts.half) {
+    if (tf.getBackend() !== 'webgpu') throw new Error(`float16-resident weights need the webgpu backend (active: ${tf.getBackend()})`);
+    if (opts.stream) throw new Error('float16-resident and streamed weights exclude each other');
+    registerUnpackHalf();
+  }
   try {
     for (const group of weights.weightsManifest) {
       for (const e of group.weights) {
@@ -192,6 +209,10 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
         hostWeights(data, group.weights, host);
         continue;
       }
+      if (opts.half) {
+        halfWeights(data, group.weights, loaded, halves);
+        continue;
+      }
       const tensors = tf.io.decodeWeights(data, group.weights as tf.io.WeightsManifestEntry[]);
       for (const [k, t] of Object.entries(tensors)) {
         upload(t);
@@ -199,9 +220,9 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
       }
     }
     if (opts.stream) module.streamWeights((key) => host.get(key));
-    else module.loadWeights((key) => loaded.get(key));
+    else module.loadWeights((key) => loaded.get(key), (key) => halves.get(key));
   } catch (err) {
-    for (const t of loaded.values()) t.dispose();
+    for (const t of [...loaded.values(), ...halves.values()]) t.dispose();
     const msg = err instanceof Error ? err.message : String(err);
     throw new Error(msg.startsWith(netDir) || msg.startsWith(source.location) ? msg : `${netDir}: ${msg}`);
   }
@@ -215,6 +236,33 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
 function upload(t: tf.Tensor): void {
   const b = tf.backend() as unknown as { uploadToGPU?: (dataId: object) => void };
   if (tf.getBackend() === 'webgpu' && typeof b.uploadToGPU === 'function') b.uploadToGPU(t.dataId);
+}
+
+/** A group's weights as device tensors: large ones float16 (packed pairs, `halves`), the rest float32 (`f32`). */
+function halfWeights(data: ArrayBuffer, entries: readonly ManifestEntry[], f32: Map<string, tf.Tensor>, halves: Map<string, tf.Tensor>): void {
+  let off = 0;
+  for (const e of entries) {
+    const bytes = entryBytes(e);
+    const n = bytes / (e.quantization?.dtype === 'float16' ? 2 : 4);
+    const own = data.slice(off, off + bytes); // aligned, and freed with this entry once uploaded
+    off += bytes;
+    if (n >= HALF_MIN_VALUES && n % 2 === 0) {
+      let bits: Uint16Array;
+      if (e.quantization?.dtype === 'float16') bits = new Uint16Array(own);
+      else {
+        const v = new Float32Array(own);
+        bits = new Uint16Array(n);
+        for (let i = 0; i < n; i++) bits[i] = float16Bits(v[i]);
+      }
+      const t = tf.tensor1d(new Float32Array(bits.buffer, bits.byteOffset, n / 2), 'float32');
+      upload(t);
+      halves.set(e.name, t);
+    } else {
+      const t = tf.io.decodeWeights(own, [{ ...e, name: e.name } as tf.io.WeightsManifestEntry])[e.name];
+      upload(t);
+      f32.set(e.name, t);
+    }
+  }
 }
 
 /** A group's weights as host arrays (views on the group's buffer where aligned): float32, or float16 bits. */

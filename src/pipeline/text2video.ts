@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend.js';
 import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
-import { openSource, type ModelSource } from '../io/source.js';
+import { inBrowser, openSource, type ModelSource } from '../io/source.js';
 import type { NpyArray } from '../io/npy.js';
 import { DDIMScheduler, DEFAULT_SCHEDULE, guide, type ScheduleConfig } from './ddim.js';
 import { randomSeed, seededNoise } from './noise.js';
@@ -96,6 +96,20 @@ export interface LoadOptions {
   cache?: FetchSourceOptions['cache'];
   /** URL loading: cancels the downloads. */
   signal?: AbortSignal;
+  /**
+   * webgpu: keep the large weights in float16 on the device (half the memory: the released model's 7.3 GB become
+   * about 3.7 GB), unpacked to float32 for each use. Default: on in a browser whose device has shader-f16, off
+   * elsewhere (in Node the measured fast paths keep float32 weights; docs/browser.md).
+   */
+  halfWeights?: boolean;
+}
+
+/** Whether to keep weights float16-resident (LoadOptions.halfWeights) on the active backend. */
+export function shouldKeepHalf(asked?: boolean): boolean {
+  if (asked !== undefined) return asked;
+  if (tf.getBackend() !== 'webgpu' || !inBrowser()) return false;
+  const device = (tf.backend() as unknown as { device?: { features?: { has(f: string): boolean } } }).device;
+  return device?.features?.has('shader-f16') === true;
 }
 
 /** What `LoadOptions.onProgress` is told. */
@@ -160,6 +174,8 @@ export class TextToVideo {
   readonly latentChannels: number;
   /** The backend `load` selected (null when built from components). */
   backend: BackendChoice | null = null;
+  /** True when `load` kept the large weights float16 on the device (LoadOptions.halfWeights). */
+  halfWeights = false;
   private disposed = false;
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
@@ -198,9 +214,11 @@ export class TextToVideo {
     }
     const modelTotalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
     let before = 0;
+    const stream = shouldStream(info, opts.streamWeights);
+    const half = !stream && shouldKeepHalf(opts.halfWeights);
     const load = async (kind: 'text_encoder' | 'unet' | 'vae') => {
       const m = await loadNetwork(source, kind, {
-        stream: shouldStream(info, opts.streamWeights),
+        stream, half,
         onProgress: opts.onProgress && ((p) => opts.onProgress!({ ...p, modelLoadedBytes: before + p.loadedBytes, modelTotalBytes })),
       });
       before += sizes.get(kind)!;
@@ -221,6 +239,7 @@ export class TextToVideo {
         schedule: sched ? { numTimesteps: sched.num_timesteps, betaStart: sched.beta_start, betaEnd: sched.beta_end } : undefined,
       }, info);
       t2v.backend = backend;
+      t2v.halfWeights = half;
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
