@@ -47,6 +47,7 @@ export function fetchSource(location: string, opts: FetchSourceOptions = {}): Mo
     return opened;
   };
   const url = (p: string) => new URL(p, base).href;
+  const texts = new Map<string, Promise<string | null>>();
 
   async function get(p: string): Promise<{ res: Response; cached: boolean } | null> {
     const u = url(p);
@@ -79,12 +80,21 @@ export function fetchSource(location: string, opts: FetchSourceOptions = {}): Mo
     location,
     describe: (p) => (p === '' ? base : url(p)),
     async problem() { return null; },
-    async readText(p) {
-      const r = await get(p);
-      if (r === null) return null;
-      const text = await r.res.text();
-      if (!r.cached) await keep(p, text, r.res.headers.get('content-type') ?? 'text/plain');
-      return text;
+    readText(p) {
+      // the loader reads each manifest more than once: one request per small file and source
+      let t = texts.get(p);
+      if (t === undefined) {
+        t = (async () => {
+          const r = await get(p);
+          if (r === null) return null;
+          const text = await r.res.text();
+          if (!r.cached) await keep(p, text, r.res.headers.get('content-type') ?? 'text/plain');
+          return text;
+        })();
+        t.catch(() => texts.delete(p));
+        texts.set(p, t);
+      }
+      return t;
     },
     async readBytes(p, expected, onBytes) {
       const r = await get(p);
