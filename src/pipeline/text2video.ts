@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend.js';
+import { bufferLimitProblem } from '../backends/limits.js';
 import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
 import { inBrowser, openSource, type ModelSource } from '../io/source.js';
@@ -209,9 +210,14 @@ export class TextToVideo {
     const loaded: Disposable[] = [];
     // the three manifests were read (and kept by a URL source's cache) by readModelFolder
     const sizes = new Map<string, number>();
+    let largest = 0; // values of the largest weight: a float32 buffer of its own on the device
     for (const k of ['text_encoder', 'unet', 'vae'] as const) {
-      sizes.set(k, manifestBytes(JSON.parse((await source.readText(`${k}/model.json`)) ?? '{"weightsManifest":[]}')));
+      const manifest = JSON.parse((await source.readText(`${k}/model.json`)) ?? '{"weightsManifest":[]}') as Parameters<typeof manifestBytes>[0];
+      sizes.set(k, manifestBytes(manifest));
+      for (const g of manifest.weightsManifest ?? []) for (const e of g.weights) largest = Math.max(largest, e.shape.reduce((a, b) => a * b, 1));
     }
+    const tooBig = bufferLimitProblem(4 * largest, 'the largest weight of this model', 'use a GPU (or browser) that allows larger storage buffers');
+    if (tooBig) throw new Error(tooBig);
     const modelTotalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
     let before = 0;
     const stream = shouldStream(info, opts.streamWeights);
@@ -355,6 +361,14 @@ export class TextToVideo {
       if (s[k] % multiple !== 0) {
         throw new Error(`${k} must be a multiple of ${multiple} for this model (its UNet halves the ${s[k] / 8}-pixel latents ${Math.log2(multiple / 8)} times), got ${s[k]}`);
       }
+    }
+    const vaeCfg = (this.components.vae as { config?: { ch?: number; ch_mult?: number[] } }).config;
+    if (vaeCfg?.ch !== undefined && vaeCfg.ch_mult !== undefined) {
+      // the decoder's widest full-resolution activation: the upsampling into the last level keeps the level above's width
+      const channels = vaeCfg.ch * Math.max(vaeCfg.ch_mult[0], vaeCfg.ch_mult[1] ?? 0);
+      const tooBig = bufferLimitProblem(4 * Math.min(s.decodeChunk, s.frames) * s.height * s.width * channels,
+        `the VAE decode of ${Math.min(s.decodeChunk, s.frames)} frames at ${s.width}x${s.height}`, 'decode fewer frames at once (decodeChunk), or a smaller size');
+      if (tooBig) throw new Error(tooBig);
     }
     const lh = s.height / 8;
     const lw = s.width / 8;
