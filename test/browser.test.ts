@@ -33,6 +33,7 @@ let context: BrowserContext;
 const requests = new Map<string, number>();
 let reference: Float32Array;
 let float32Bytes = 0;
+let first: Page | null = null; // the first test's page, kept for the second (its shaders are compiled)
 const noise = seededNoise(7, SHAPE);
 
 before(async () => {
@@ -66,7 +67,7 @@ after(async () => {
 
 type PageApi = {
   state: { phase: string; error: string | null; firstFrameMs: number | null; totalMs: number | null; steps: number; loadMs: number | null };
-  load(url?: string): Promise<void>;
+  load(url?: string, half?: boolean): Promise<void>;
   generate(): Promise<void>;
   setNoise(v: number[] | null): void;
   latents(): number[] | null;
@@ -86,6 +87,16 @@ async function openPage(ctx: BrowserContext = context, query = ''): Promise<Page
 const shardRequests = () => [...requests].filter(([p]) => p.endsWith('.bin')).reduce((a, [, n]) => a + n, 0);
 const modelRequests = () => [...requests].filter(([p]) => p.startsWith('/model/')).reduce((a, [, n]) => a + n, 0);
 
+/** Fills the form with SETTINGS and the noise, generates, and waits for the end. */
+async function generateOn(page: Page): Promise<PageApi['state']> {
+  for (const [id, v] of Object.entries({ prompt: SETTINGS.prompt, negative: SETTINGS.negative, width: SETTINGS.width, height: SETTINGS.height,
+    frames: SETTINGS.frames, steps: SETTINGS.steps, guidance: SETTINGS.guidance })) await page.fill(`#${id}`, String(v));
+  await page.evaluate((n) => (window as unknown as { t2vPage: PageApi }).t2vPage.setNoise(n), Array.from(noise));
+  await page.click('#generate');
+  await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { t2vPage: PageApi }).t2vPage.state.phase), null, { timeout: 540_000 });
+  return page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.state);
+}
+
 test('browser: the page generates on WebGPU from given noise; latents equal the Node cpu backend\'s (1e-4); screenshot kept', { skip, timeout: 600_000 }, async () => {
   const page = await openPage();
   assert.match(await page.textContent('#gpu') ?? '', /WebGPU: .*swiftshader/i);
@@ -96,12 +107,7 @@ test('browser: the page generates on WebGPU from given noise; latents equal the 
   assert.equal(await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.halfWeights()), false, 'float32 weights where the device has no shader-f16');
   float32Bytes = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.tensorBytes());
   assert.ok(shardRequests() >= 3, `every network's shards downloaded (${shardRequests()} requests)`);
-  for (const [id, v] of Object.entries({ prompt: SETTINGS.prompt, negative: SETTINGS.negative, width: SETTINGS.width, height: SETTINGS.height,
-    frames: SETTINGS.frames, steps: SETTINGS.steps, guidance: SETTINGS.guidance })) await page.fill(`#${id}`, String(v));
-  await page.evaluate((n) => (window as unknown as { t2vPage: PageApi }).t2vPage.setNoise(n), Array.from(noise));
-  await page.click('#generate');
-  await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { t2vPage: PageApi }).t2vPage.state.phase), null, { timeout: 540_000 });
-  const s = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.state);
+  const s = await generateOn(page);
   assert.equal(s.error, null);
   assert.equal(s.steps, SETTINGS.steps);
   const latents = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.latents());
@@ -118,22 +124,12 @@ test('browser: the page generates on WebGPU from given noise; latents equal the 
   assert.ok(video.src.startsWith('blob:') || !(await page.isHidden('#gif')), 'the video (webm) or the GIF is shown');
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, 'browser-page.png'), fullPage: true });
-  await page.close();
+  first = page;
 });
 
-/** Fills the form with SETTINGS and the noise, generates, and waits for the end. */
-async function generateOn(page: Page): Promise<PageApi['state']> {
-  for (const [id, v] of Object.entries({ prompt: SETTINGS.prompt, negative: SETTINGS.negative, width: SETTINGS.width, height: SETTINGS.height,
-    frames: SETTINGS.frames, steps: SETTINGS.steps, guidance: SETTINGS.guidance })) await page.fill(`#${id}`, String(v));
-  await page.evaluate((n) => (window as unknown as { t2vPage: PageApi }).t2vPage.setNoise(n), Array.from(noise));
-  await page.click('#generate');
-  await page.waitForFunction(() => ['done', 'error'].includes((window as unknown as { t2vPage: PageApi }).t2vPage.state.phase), null, { timeout: 540_000 });
-  return page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.state);
-}
-
-test('browser: float16-resident weights (?half=1; SwiftShader has no shader-f16, the unpacking needs none) give the cpu backend\'s latents (1e-4)', { skip, timeout: 600_000 }, async () => {
-  const page = await openPage(context, '?half=1');
-  await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.load());
+test('browser: float16-resident weights (forced: SwiftShader has no shader-f16, the unpacking needs none) give the cpu backend\'s latents (1e-4)', { skip, timeout: 600_000 }, async () => {
+  const page = first ?? await openPage();
+  await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.load(undefined, true));
   assert.equal(await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.halfWeights()), true);
   assert.match(await page.textContent('#status') ?? '', /weights float16 on the GPU/);
   const halfBytes = await page.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.tensorBytes());

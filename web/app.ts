@@ -62,7 +62,7 @@ function message(err: unknown): string {
   return describeGpuError(err).replace(/^t2v: /, '');
 }
 
-async function load(location: string | ModelSource): Promise<void> {
+async function load(location: string | ModelSource, halfWeights?: boolean): Promise<void> {
   showError(null);
   busy(true);
   state.phase = 'loading';
@@ -79,7 +79,7 @@ async function load(location: string | ModelSource): Promise<void> {
     t2v = await TextToVideo.load(location, {
       backend: 'webgpu', signal: abort.signal,
       // ?half=1 / ?half=0 forces float16-resident weights on or off (default: on where the device has shader-f16)
-      halfWeights: params.has('half') ? params.get('half') === '1' : undefined,
+      halfWeights: halfWeights ?? (params.has('half') ? params.get('half') === '1' : undefined),
       onProgress: (p: LoadProgress) => {
         ui.progress.value = p.modelTotalBytes > 0 ? p.modelLoadedBytes / p.modelTotalBytes : 0;
         setStatus(`${p.cached ? 'from the cache' : 'downloading'}: ${p.file} (${mb(p.modelLoadedBytes)} of ${mb(p.modelTotalBytes)} MB)`);
@@ -279,7 +279,8 @@ if (params.has('model')) ui.url.value = params.get('model')!;
 /** For tests and the console. */
 (window as unknown as { t2vPage: unknown }).t2vPage = {
   state,
-  load: (url?: string) => load(url ?? ui.url.value.trim()),
+  /** Loads a model as the Load button does; `half` forces float16-resident weights on or off. */
+  load: (url?: string, half?: boolean) => load(url ?? ui.url.value.trim(), half),
   generate,
   /** Initial noise for the next generations, float32 [1, 4, frames, h/8, w/8]; null for the seed again. */
   setNoise: (values: number[] | null) => { noise = values === null ? null : Float32Array.from(values); },
