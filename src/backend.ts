@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason } from './backends/dawn.js';
+import { envVar } from './env.js';
 
 export { softwareAdapterReason };
 
@@ -38,9 +39,9 @@ export class BackendError extends Error {}
 
 /** `--backend` value, else `T2V_BACKEND`, else `auto`; an unknown name is an error listing the valid ones. */
 export function resolveBackendRequest(name?: string): BackendRequest {
-  const raw = (name ?? process.env.T2V_BACKEND ?? 'auto').trim().toLowerCase() || 'auto';
+  const raw = (name ?? envVar('T2V_BACKEND') ?? 'auto').trim().toLowerCase() || 'auto';
   if (!(BACKEND_REQUESTS as readonly string[]).includes(raw)) {
-    const from = name === undefined && process.env.T2V_BACKEND !== undefined ? ' (from T2V_BACKEND)' : '';
+    const from = name === undefined && envVar('T2V_BACKEND') !== undefined ? ' (from T2V_BACKEND)' : '';
     throw new BackendError(`unknown backend "${raw}"${from}; valid: ${BACKEND_REQUESTS.join(', ')}`);
   }
   return raw as BackendRequest;

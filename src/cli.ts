@@ -11,13 +11,14 @@ import { command as verify } from './cli/verify.js';
 import { command as worker } from './cli/worker.js';
 import { command as enqueue } from './cli/enqueue.js';
 import { command as serve } from './cli/serve.js';
+import { command as serveWeb } from './cli/serve-web.js';
 import { usageMessage } from './cli/usage-errors.js';
 
 // yargs' CommonJS build: its ESM build wraps help text in the middle of words (cliui without wrap-ansi)
 const yargs = createRequire(import.meta.url)('yargs') as (args?: readonly string[]) => Argv;
 
 /** Every `t2v` command; adding one is one line here. */
-export const COMMANDS: CommandModule<any, any>[] = [info, convert, generate, download, verify, worker, enqueue, serve];
+export const COMMANDS: CommandModule<any, any>[] = [info, convert, generate, download, verify, worker, enqueue, serve, serveWeb];
 
 /** yargs-parser settings: a repeated option keeps its last value (as commander did); `a.b` stays one name. */
 export const PARSER = { 'duplicate-arguments-array': false, 'dot-notation': false } as const;

@@ -1,4 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
+import { envVar } from '../env.js';
+import { loadDawnBinding, type DawnBinding } from './dawn-binding.js';
 import { setTensorCoreAttention } from './webgpu/attention-tc.js';
 import { cacheBindGroups } from './webgpu/bind-groups.js';
 import { pickConfig, routeMatMulsToTensorCores, type RouteStats } from './webgpu/matmul-f16.js';
@@ -23,7 +25,7 @@ export const DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable
 
 /** `T2V_DAWN_FLAGS` (space-separated) when set, else DAWN_FLAGS. */
 export function dawnFlags(): string[] {
-  const env = process.env.T2V_DAWN_FLAGS;
+  const env = envVar('T2V_DAWN_FLAGS');
   return env !== undefined ? env.split(/\s+/).filter(Boolean) : DAWN_FLAGS;
 }
 
@@ -61,7 +63,7 @@ function firstLine(err: unknown): string {
 let opened: Promise<DawnOpen> | null = null;
 
 /** `T2V_DEBUG=1`: let Dawn print its own diagnostics (its Vulkan loader warnings among them). */
-export const dawnDebug = (): boolean => /^(1|true|on|yes)$/i.test(process.env.T2V_DEBUG ?? '');
+export const dawnDebug = (): boolean => /^(1|true|on|yes)$/i.test(envVar('T2V_DEBUG') ?? '');
 
 /**
  * Linux: why Dawn cannot find a GPU, checked before Dawn starts (Dawn itself prints a two-line `Couldn't load
@@ -69,8 +71,8 @@ export const dawnDebug = (): boolean => /^(1|true|on|yes)$/i.test(process.env.T2
  * `load` is dlopen (process.dlopen, whose "did not self-register" means the library itself loaded).
  */
 export function vulkanLoaderMissing(load: (name: string) => void = (name) => process.dlopen({ exports: {} }, name),
-  platform: string = process.platform): string | null {
-  if (platform !== 'linux') return null;
+  platform: string | undefined = globalThis.process?.platform): string | null {
+  if (platform !== 'linux') return null; // a page (no process) or another OS
   try {
     load('libvulkan.so.1');
   } catch (err) {
@@ -93,9 +95,9 @@ export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
     if (!g.navigator?.gpu) {
       const noVulkan = dawnDebug() ? null : vulkanLoaderMissing();
       if (noVulkan !== null) return { ok: false, reason: noVulkan };
-      let webgpu: { create: (flags: string[]) => GPU; globals: object };
+      let webgpu: DawnBinding;
       try {
-        webgpu = await import('webgpu') as unknown as typeof webgpu;
+        webgpu = await loadDawnBinding();
       } catch (err) {
         return { ok: false, reason: `the webgpu package does not load: ${firstLine(err)}` };
       }
@@ -218,7 +220,7 @@ interface UniformMaker {
 }
 /** Switch (T2V_UNIFORM_CACHE=0 starts it off) and counts of the uniform cache below. */
 export const uniformCache = {
-  enabled: !['0', 'off', 'false'].includes((process.env.T2V_UNIFORM_CACHE ?? '').toLowerCase()),
+  enabled: !['0', 'off', 'false'].includes((envVar('T2V_UNIFORM_CACHE') ?? '').toLowerCase()),
   hits: 0,
   misses: 0,
 };
@@ -266,7 +268,7 @@ function cacheUniforms<B extends object>(backend: B): B {
 export const TENSOR_CORES_DEFAULT = true;
 export function tensorCoresWanted(option?: boolean): boolean {
   if (option !== undefined) return option;
-  const env = process.env.T2V_TENSOR_CORES?.trim().toLowerCase();
+  const env = envVar('T2V_TENSOR_CORES')?.trim().toLowerCase();
   if (env === undefined || env === '') return TENSOR_CORES_DEFAULT;
   if (['0', 'off', 'false', 'no'].includes(env)) return false;
   if (['1', 'on', 'true', 'yes'].includes(env)) return true;
@@ -295,7 +297,7 @@ export function setTensorCores(on: boolean): SubgroupMatrixConfig | null {
  * than the fp32 flash kernel on every UNet shape (1024 tokens: 20.8 vs 15.7 ms of GPU time at batch 2).
  */
 function tensorCoreAttentionWanted(): boolean {
-  const env = process.env.T2V_TC_ATTENTION?.trim().toLowerCase();
+  const env = envVar('T2V_TC_ATTENTION')?.trim().toLowerCase();
   return env !== undefined && ['1', 'on', 'true', 'yes'].includes(env);
 }
 

@@ -53,3 +53,6 @@ export function runFused<T extends tf.Tensor>(kernelName: string, inputs: Record
   return tf.engine().runKernel(kernelName, inputs as unknown as tf.NamedTensorMap,
     attrs as unknown as tf.NamedAttrMap) as T;
 }
+
+/** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
+export const UnpackHalf = 'T2VUnpackHalf';

@@ -1,4 +1,3 @@
-import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { NetworkKind } from '../layers/network.js';
 
 /**
@@ -91,18 +90,17 @@ export function checkNetworkConfig(file: string, kind: NetworkKind, config: unkn
 }
 
 /**
- * `rel` (a path from a manifest or t2v.json) resolved inside `dir`; absolute paths and paths that leave the folder
- * (`../../etc/passwd`) are refused.
+ * `rel` (a path from a manifest or t2v.json), checked to name a file inside the folder: absolute paths, URLs and
+ * paths that leave the folder (`../../etc/passwd`) are refused. Plain string rules, so a page checks the same.
  */
-export function insideFolder(dir: string, rel: unknown, file: string): string {
+export function checkInsidePath(rel: unknown, file: string): string {
   if (typeof rel !== 'string' || rel === '' || rel.includes('\0')) throw new ConfigError(`${file}: path ${describe(rel)} is not a file name`);
-  if (isAbsolute(rel) || /^[\\/]|^[A-Za-z]:/.test(rel)) {
+  if (/^[\\/]|^[A-Za-z][A-Za-z0-9+.-]*:/.test(rel)) {
     throw new ConfigError(`${file}: path ${JSON.stringify(rel)} is absolute; a model folder may only name files inside itself`);
   }
-  const full = resolve(dir, rel);
-  const r = relative(resolve(dir), full);
-  if (r === '' || r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r) || rel.split(/[\\/]/).includes('..')) {
+  const parts = rel.split(/[\\/]/);
+  if (parts.includes('..') || parts.every((p) => p === '' || p === '.')) {
     throw new ConfigError(`${file}: path ${JSON.stringify(rel)} leaves the model folder; a model folder may only name files inside itself`);
   }
-  return full;
+  return rel;
 }

@@ -51,7 +51,7 @@ export async function verifyModel(dir: string): Promise<VerifyReport> {
       } catch (err) {
         throw new Error(`${join(netDir, 'model.json')}: not valid JSON (${(err as Error).message})`);
       }
-      groups = manifestGroups(weights, netDir);
+      groups = manifestGroups(weights, join(netDir, 'model.json'));
     } catch (err) {
       report.problems.push((err as Error).message);
       continue;

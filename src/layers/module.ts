@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fromFloat16 } from '../../converters/float16.js';
+import { fusedKernelFor, runFused, UnpackHalf } from '../backends/kernels.js';
 
 /**
  * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
@@ -46,12 +47,22 @@ const inTidy = () => (tf.engine().state as unknown as { activeScope?: unknown })
 export class Param {
   value: tf.Tensor | null = null;
   host: HostWeight | null = null;
+  /**
+   * A float16-resident weight: its half floats packed two to a float32 element ([n/2]) on the device; each use
+   * unpacks a float32 copy inside the caller's tf.tidy (webgpu's UnpackHalf kernel).
+   */
+  half: tf.Tensor | null = null;
   constructor(readonly torchShape: readonly number[], readonly role: ParamRole) {}
 
   get tfShape(): number[] { return tfShape(this.role, this.torchShape); }
 
   get tensor(): tf.Tensor {
     if (this.value !== null) return this.value;
+    if (this.half !== null) {
+      if (!inTidy()) throw new Error('a float16-resident weight was used outside tf.tidy, where nothing would free it');
+      if (!fusedKernelFor(UnpackHalf, [this.half], {})) throw new Error(`float16-resident weights need the webgpu backend (active: ${tf.getBackend()})`);
+      return runFused(UnpackHalf, { x: this.half }, { shape: this.tfShape });
+    }
     if (this.host === null) throw new Error('weights are not loaded');
     if (!inTidy()) throw new Error('a streamed weight was used outside tf.tidy, where nothing would free it');
     if (!(this.host instanceof Uint16Array)) return tf.tensor(this.host, this.tfShape, 'float32');
@@ -136,8 +147,15 @@ export abstract class Module extends tf.layers.Layer {
    * Set every weight from `get(key)`, a tensor already in tfjs layout. Throws naming the first missing key or
    * wrong shape. Tensors are kept (not copied); `disposeWeights` frees them.
    */
-  loadWeights(get: (key: string) => tf.Tensor | undefined): void {
+  loadWeights(get: (key: string) => tf.Tensor | undefined, getHalf?: (key: string) => tf.Tensor | undefined): void {
     for (const [key, p] of this.namedParams()) {
+      const h = getHalf?.(key);
+      if (h !== undefined) {
+        const n = p.torchShape.reduce((a, b) => a * b, 1);
+        if (2 * h.size !== n) throw new Error(`weight ${key} has ${2 * h.size} half values, expected ${n} ([${p.tfShape}])`);
+        p.half = h;
+        continue;
+      }
       const t = get(key);
       if (t === undefined) throw new Error(`missing weight ${key}`);
       const want = p.tfShape;
@@ -173,10 +191,12 @@ export abstract class Module extends tf.layers.Layer {
   override disposeWeights(): number {
     let n = 0;
     for (const [, p] of this.namedParams()) {
-      if (p.value !== null || p.host !== null) n++;
+      if (p.value !== null || p.host !== null || p.half !== null) n++;
       p.value?.dispose();
+      p.half?.dispose();
       p.value = null;
       p.host = null;
+      p.half = null;
     }
     for (const m of this.modules()) {
       for (const c of m.derivedTensors.values()) c.t.dispose();

@@ -1,4 +1,4 @@
-import { deflateSync } from 'node:zlib';
+import { base64, toBuffer, zlibDeflate } from './host-bytes.js';
 import gifenc from 'gifenc';
 
 /** Frames as the pipeline returns them: uint8 RGB, frame-major [frames, height, width, 3]. */
@@ -42,7 +42,7 @@ function chunk(type: string, body: Uint8Array): Uint8Array {
   return out;
 }
 
-/** An 8-bit RGB PNG (no filter, zlib level 6); dependency-free so it works wherever Node runs. */
+/** An 8-bit RGB PNG (no filter, zlib level 6 in Node, stored blocks in a browser); dependency-free. */
 export function encodePng(rgb: Uint8Array, width: number, height: number): Buffer {
   if (rgb.length !== width * height * 3) throw new Error(`PNG data has ${rgb.length} bytes, expected ${width * height * 3}`);
   const ihdr = new Uint8Array(13);
@@ -53,7 +53,7 @@ export function encodePng(rgb: Uint8Array, width: number, height: number): Buffe
   const raw = new Uint8Array(height * (width * 3 + 1));
   for (let y = 0; y < height; y++) raw.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (width * 3 + 1) + 1);
   const sig = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0))]);
+  return toBuffer([sig, chunk('IHDR', ihdr), chunk('IDAT', zlibDeflate(raw)), chunk('IEND', new Uint8Array(0))]);
 }
 
 /** An animated GIF, looping, one palette of up to 256 colours per frame (gifenc's quantizer). */
@@ -74,7 +74,7 @@ export function encodeGif(v: Frames, fps: number): Buffer {
     enc.writeFrame(gifenc.applyPalette(rgba, palette), v.width, v.height, { palette, delay, repeat: 0 });
   }
   enc.finish();
-  return Buffer.from(enc.bytes());
+  return toBuffer([enc.bytes()]);
 }
 
 /** All frames in one image, `columns` per row (default: a near-square grid), with a `gap` of black pixels. */
@@ -96,5 +96,5 @@ export function contactSheet(v: Frames, columns?: number, gap = 2): { rgb: Uint8
 }
 
 export function dataUrl(mime: string, bytes: Uint8Array): string {
-  return `data:${mime};base64,${Buffer.from(bytes).toString('base64')}`;
+  return `data:${mime};base64,${base64(bytes)}`;
 }

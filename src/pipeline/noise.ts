@@ -1,5 +1,3 @@
-import { randomInt } from 'node:crypto';
-
 /**
  * The seeded noise generator behind `--seed`: xoshiro128** (Blackman and Vigna) seeded by SplitMix32 from the seed,
  * and Box-Muller on 53-bit uniforms. It runs in plain JavaScript on the CPU, so a seed gives the same noise on every
@@ -78,5 +76,5 @@ export function seededNoise(seed: number, shape: readonly number[]): Float32Arra
 
 /** A fresh seed when none is given (reported in the result, so the run can be repeated). */
 export function randomSeed(): number {
-  return randomInt(0, 2 ** 32);
+  return globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
 }

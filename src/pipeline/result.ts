@@ -1,6 +1,5 @@
-import { writeNpy } from '../io/npy.js';
 import { contactSheet, dataUrl, encodeGif, encodePng, frameView, type Frames } from './images.js';
-import { writeVideo } from './video.js';
+import { writeNpy, writeVideo } from './result-files.js';
 
 /** Milliseconds spent in each stage of one generation. */
 export interface StageTimings {

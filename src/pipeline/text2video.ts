@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend, type BackendChoice } from '../backend.js';
-import { loadNetwork, readModelFolder, type ModelInfo } from '../io/model-folder.js';
+import { bufferLimitProblem } from '../backends/limits.js';
+import type { FetchSourceOptions } from '../io/fetch-source.js';
+import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
+import { inBrowser, openSource, type ModelSource } from '../io/source.js';
 import type { NpyArray } from '../io/npy.js';
 import { guide } from './ddim.js';
 import type { Frames } from './images.js';
@@ -120,6 +123,33 @@ export interface LoadOptions {
   tensorCores?: boolean;
   /** Check each weight shard against the sha256 in its manifest while loading (as `t2v verify`); default off. */
   verify?: boolean;
+  /** Told as weight shards arrive: bytes of all three networks so far, of their total (the three manifests' sum). */
+  onProgress?: (p: LoadProgress) => void;
+  /** URL loading: the Cache Storage bucket shards are kept in (default `t2v-models`), or false for none. */
+  cache?: FetchSourceOptions['cache'];
+  /** URL loading: cancels the downloads. */
+  signal?: AbortSignal;
+  /**
+   * webgpu: keep the large weights in float16 on the device (half the memory: the released model's 7.3 GB become
+   * about 3.7 GB), unpacked to float32 for each use. Default: on in a browser whose device has shader-f16, off
+   * elsewhere (in Node the measured fast paths keep float32 weights; docs/browser.md).
+   */
+  halfWeights?: boolean;
+}
+
+/** Whether to keep weights float16-resident (LoadOptions.halfWeights) on the active backend. */
+export function shouldKeepHalf(asked?: boolean): boolean {
+  if (asked !== undefined) return asked;
+  if (tf.getBackend() !== 'webgpu' || !inBrowser()) return false;
+  const device = (tf.backend() as unknown as { device?: { features?: { has(f: string): boolean } } }).device;
+  return device?.features?.has('shader-f16') === true;
+}
+
+/** What `LoadOptions.onProgress` is told. */
+export interface LoadProgress extends ShardProgress {
+  /** Over the whole model. */
+  modelLoadedBytes: number;
+  modelTotalBytes: number;
 }
 
 /** Above this many bytes of float32 weights, wasm streams them (the rest of its 4 GB heap is for activations). */
@@ -146,13 +176,24 @@ function aborted(signal?: AbortSignal): void {
   }
 }
 
+/** A converted folder's tokenizer: the merge list (gzipped or not), or a folder with vocab.json + merges.txt. */
+async function loadTokenizer(source: ModelSource, path: string): Promise<CLIPTokenizer> {
+  if (/\.(gz|txt)$/.test(path)) return CLIPTokenizer.fromMergesBytes(new Uint8Array(await source.readBytes(path, -1)), source.describe(path));
+  const vocab = await source.readText(`${path}/vocab.json`);
+  const merges = await source.readText(`${path}/merges.txt`);
+  if (vocab !== null && merges !== null) return CLIPTokenizer.fromHuggingFace(vocab, merges);
+  const gz = `${path}/bpe_simple_vocab_16e6.txt.gz`;
+  return CLIPTokenizer.fromMergesBytes(new Uint8Array(await source.readBytes(gz, -1)), source.describe(gz));
+}
+
 /** Backends on which one UNet call on a batch of two was measured to equal two calls. */
 export const BATCH_IDENTICAL: ReadonlySet<string> = new Set(['cpu', 'wasm', 'webgpu']);
 
 /** Prompts whose text features are kept (about 0.3 MB each for 77 x 1024 float32). */
 const TEXT_CACHE_SIZE = 8;
 
-const tick = () => new Promise<void>((r) => setImmediate(r));
+// a macrotask, so a page stays responsive between steps (setImmediate in Node)
+const tick = typeof setImmediate === 'function' ? () => new Promise<void>((r) => setImmediate(r)) : () => new Promise<void>((r) => setTimeout(r, 0));
 
 /** Throws `message` (with the count) when `data` holds NaN or Inf: garbage in, not a black video out. */
 function assertFinite(data: Float32Array, message: string): void {
@@ -181,6 +222,8 @@ export class TextToVideo {
   dir: string | null = null;
   /** Bytes of weights resident in the backend (wasm's heap holds them beside the activations). */
   residentWeightBytes = 0;
+  /** True when `load` kept the large weights float16 on the device (LoadOptions.halfWeights). */
+  halfWeights = false;
   private disposed = false;
   private readonly textCache = new Map<string, { data: Float32Array; shape: [number, number, number] }>();
 
@@ -191,12 +234,18 @@ export class TextToVideo {
     this.latentChannels = components.latentChannels ?? 4;
   }
 
-  /** Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. */
-  static async load(dir: string, opts: LoadOptions = {}): Promise<TextToVideo> {
+  /**
+   * Loads a converted model folder (`t2v convert`): tokenizer, text encoder, UNet and VAE. `location` is a folder on
+   * disk (Node), an http(s) URL of that folder served as static files (relative to the page in a browser), or a
+   * ModelSource (src/io/source.ts).
+   */
+  static async load(location: string | ModelSource, opts: LoadOptions = {}): Promise<TextToVideo> {
     // Left to itself tfjs would start its plain-JS cpu backend (15x slower than wasm) and print its tfjs-node banner.
     const wanted = opts.backend ?? (tf.getBackend() ? undefined : 'auto');
-    const backend = wanted !== undefined ? await selectBackend(opts.backend, { tensorCores: opts.tensorCores }) : null;
-    const folder = await readModelFolder(dir);
+    const backend = wanted !== undefined ? await selectBackend(wanted, { tensorCores: opts.tensorCores }) : null;
+    const source = openSource(location, { cache: opts.cache, signal: opts.signal });
+    const dir = source.location;
+    const folder = await readModelFolder(source);
     for (const k of ['text_encoder', 'unet', 'vae'] as const) {
       if (!folder.networks.includes(k)) throw new Error(`${dir} is not a complete t2v model: it has no ${k}/; convert the whole model with \`t2v convert\``);
     }
@@ -206,16 +255,35 @@ export class TextToVideo {
     if (sched && (sched.beta_schedule !== 'linear_sd' || sched.mean_type !== 'eps')) {
       throw new Error(`${dir}: scheduler ${sched.beta_schedule}/${sched.mean_type} is not supported (linear_sd/eps only)`);
     }
-    const tokenizer = await CLIPTokenizer.load(folder.tokenizer);
+    const tokenizer = await loadTokenizer(source, folder.tokenizerPath!);
     const loaded: Disposable[] = [];
-    const stream = { stream: shouldStream(info, opts.streamWeights), verify: opts.verify };
+    // the three manifests were read (and kept by a URL source's cache) by readModelFolder
+    const sizes = new Map<string, number>();
+    let largest = 0; // values of the largest weight: a float32 buffer of its own on the device
+    for (const k of ['text_encoder', 'unet', 'vae'] as const) {
+      const manifest = JSON.parse((await source.readText(`${k}/model.json`)) ?? '{"weightsManifest":[]}') as Parameters<typeof manifestBytes>[0];
+      sizes.set(k, manifestBytes(manifest));
+      for (const g of manifest.weightsManifest ?? []) for (const e of g.weights) largest = Math.max(largest, e.shape.reduce((a, b) => a * b, 1));
+    }
+    const tooBig = bufferLimitProblem(4 * largest, 'the largest weight of this model', 'use a GPU (or browser) that allows larger storage buffers');
+    if (tooBig) throw new Error(tooBig);
+    const modelTotalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
+    let before = 0;
+    const stream = shouldStream(info, opts.streamWeights);
+    const half = !stream && shouldKeepHalf(opts.halfWeights);
+    const load = async (kind: 'text_encoder' | 'unet' | 'vae') => {
+      const m = await loadNetwork(source, kind, {
+        stream, half, verify: opts.verify,
+        onProgress: opts.onProgress && ((p) => opts.onProgress!({ ...p, modelLoadedBytes: before + p.loadedBytes, modelTotalBytes })),
+      });
+      before += sizes.get(kind)!;
+      loaded.push(m);
+      return m;
+    };
     try {
-      const textEncoder = await loadNetwork(dir, 'text_encoder', stream);
-      loaded.push(textEncoder);
-      const unet = await loadNetwork(dir, 'unet', stream);
-      loaded.push(unet);
-      const vae = await loadNetwork(dir, 'vae', stream);
-      loaded.push(vae);
+      const textEncoder = await load('text_encoder');
+      const unet = await load('unet');
+      const vae = await load('vae');
       const t2v = new TextToVideo({
         tokenizer,
         textEncoder: textEncoder as unknown as TextEncoderLike & Disposable,
@@ -227,7 +295,8 @@ export class TextToVideo {
       }, info);
       t2v.backend = backend;
       t2v.dir = dir;
-      if (!stream.stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
+      if (!stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
+      t2v.halfWeights = half;
       return t2v;
     } catch (err) {
       for (const m of loaded) m.disposeWeights?.();
@@ -386,6 +455,14 @@ export class TextToVideo {
     }
     this.checkFits(s, o.batchGuidance);
     const first = video ? strengthStart(s.steps, strength) : 0;
+    const vaeCfg = (this.components.vae as { config?: { ch?: number; ch_mult?: number[] } }).config;
+    if (vaeCfg?.ch !== undefined && vaeCfg.ch_mult !== undefined) {
+      // the decoder's widest full-resolution activation: the upsampling into the last level keeps the level above's width
+      const channels = vaeCfg.ch * Math.max(vaeCfg.ch_mult[0], vaeCfg.ch_mult[1] ?? 0);
+      const tooBig = bufferLimitProblem(4 * Math.min(s.decodeChunk, s.frames) * s.height * s.width * channels,
+        `the VAE decode of ${Math.min(s.decodeChunk, s.frames)} frames at ${s.width}x${s.height}`, 'decode fewer frames at once (decodeChunk), or a smaller size');
+      if (tooBig) throw new Error(tooBig);
+    }
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];

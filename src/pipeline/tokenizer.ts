@@ -1,10 +1,7 @@
-import { existsSync, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import * as tf from '@tensorflow/tfjs';
 import { characterEntities } from 'character-entities';
 import { characterEntitiesLegacy } from 'character-entities-legacy';
+import { readTokenizerFiles } from './tokenizer-files.js';
 
 /*
  * The CLIP byte-level BPE tokenizer, giving the ids of open_clip.tokenize (v2.20) exactly.
@@ -274,27 +271,21 @@ export class CLIPTokenizer {
    * `merges.txt`, or a folder holding `bpe_simple_vocab_16e6.txt.gz`.
    */
   static async load(path: string, opts?: TokenizerOptions): Promise<CLIPTokenizer> {
-    if (!existsSync(path)) throw new Error(`CLIP tokenizer not found at ${path}: pass bpe_simple_vocab_16e6.txt.gz or a folder with vocab.json and merges.txt`);
-    if (statSync(path).isDirectory()) {
-      const vocab = join(path, 'vocab.json');
-      const merges = join(path, 'merges.txt');
-      if (existsSync(vocab) && existsSync(merges)) {
-        return CLIPTokenizer.fromHuggingFace(await readFile(vocab, 'utf8'), await readFile(merges, 'utf8'), opts);
-      }
-      const gz = join(path, 'bpe_simple_vocab_16e6.txt.gz');
-      if (existsSync(gz)) return CLIPTokenizer.load(gz, opts);
-      throw new Error(`CLIP tokenizer folder ${path} has neither vocab.json + merges.txt nor bpe_simple_vocab_16e6.txt.gz`);
-    }
-    const raw = await readFile(path);
+    const f = await readTokenizerFiles(path);
+    return 'vocab' in f ? CLIPTokenizer.fromHuggingFace(f.vocab, f.merges, opts) : CLIPTokenizer.fromMergesBytes(f.bytes, path, opts);
+  }
+
+  /** From the bytes of OpenCLIP's merge list, gzipped or not (`name` is for messages). Works in Node and browsers. */
+  static async fromMergesBytes(raw: Uint8Array, name: string, opts?: TokenizerOptions): Promise<CLIPTokenizer> {
     const isGzip = raw.length > 2 && raw[0] === 0x1f && raw[1] === 0x8b;
     let text: string;
     try {
-      text = (isGzip ? gunzipSync(raw) : raw).toString('utf8');
+      text = new TextDecoder('utf-8', { fatal: false }).decode(isGzip ? await gunzip(raw) : raw);
     } catch (e) {
-      throw new Error(`CLIP tokenizer ${path}: cannot decompress (${(e as Error).message}); expected bpe_simple_vocab_16e6.txt.gz`);
+      throw new Error(`CLIP tokenizer ${name}: cannot decompress (${(e as Error).message}); expected bpe_simple_vocab_16e6.txt.gz`);
     }
     if (!/^\S+ \S+$/m.test(text.slice(0, 10000))) {
-      throw new Error(`CLIP tokenizer ${path}: not a BPE merge list`);
+      throw new Error(`CLIP tokenizer ${name}: not a BPE merge list`);
     }
     return CLIPTokenizer.fromMergesText(text, opts);
   }
@@ -397,4 +388,10 @@ export class CLIPTokenizer {
     }
     return new TextDecoder('utf-8').decode(new Uint8Array(bytes)).replace(/<\/w>/g, ' ');
   }
+}
+
+/** gunzip through the web's DecompressionStream (Node 18+ and browsers). */
+async function gunzip(raw: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }

@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { envVar } from '../../env.js';
 
 /** Switch (T2V_BIND_GROUP_CACHE=0 starts it off) and counts of the bind-group cache below. */
 export const bindGroupCache = {
-  enabled: !['0', 'off', 'false'].includes((process.env.T2V_BIND_GROUP_CACHE ?? '').toLowerCase()),
+  enabled: !['0', 'off', 'false'].includes((envVar('T2V_BIND_GROUP_CACHE') ?? '').toLowerCase()),
   /** Pooled buffers handed out oldest first (reuseLowestBuffers), so bind groups recur; the benchmark's switch. */
   oldestFirst: true,
   hits: 0,
