@@ -39,8 +39,9 @@ export {
 } from './pipeline/video.js';
 export { saveOutputs, checkOutputPaths, type OutputPaths } from './pipeline/outputs.js';
 export {
-  estimateMemory, checkMemory, checkModelFits, backendLimits, type MemoryEstimate, type MemorySettings, type BackendLimits,
+  estimateMemory, checkMemory, backendLimits, type MemoryEstimate, type MemorySettings, type BackendLimits,
 } from './pipeline/memory.js';
+export { checkModelFits } from './pipeline/model-fits.js';
 export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './pipeline/ffmpeg.js';
 
 // Text

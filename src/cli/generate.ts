@@ -12,7 +12,7 @@ import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type Generat
 import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
 import { BATCH_IDENTICAL, TextToVideo } from '../pipeline/text2video.js';
 import { checkFormatLimits, checkWritable } from '../pipeline/video.js';
-import { checkModelFits } from '../pipeline/memory.js';
+import { checkModelFits } from '../pipeline/model-fits.js';
 import { checkOutputPaths, saveOutputs } from '../pipeline/outputs.js';
 import type { VideoResult } from '../pipeline/result.js';
 import { hubProgress } from './download.js';

@@ -1,11 +1,7 @@
-import { constants as bufferConstants } from 'node:buffer';
-import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import type { UNetConfig } from '../layers/unet/config.js';
 import type { VAEConfig } from '../layers/vae/config.js';
-import { readNetworkConfig } from '../io/model-folder.js';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { hostMemoryBytes, largestHostArray } from './host-memory.js';
 
 /**
  * An up-front estimate of what one generation needs beside the weights, from the network configs and the requested
@@ -95,7 +91,8 @@ export interface BackendLimits {
 export const WASM_HEAP_BYTES = 4 * 2 ** 30;
 
 export function backendLimits(backend = tf.getBackend(), weightBytes = 0): BackendLimits {
-  const jsArray = { buffer: bufferConstants.MAX_LENGTH, bufferWhy: 'the largest typed array Node allocates' };
+  const host = largestHostArray();
+  const jsArray = { buffer: host.bytes, bufferWhy: host.why };
   if (backend === 'wasm') {
     return { total: WASM_HEAP_BYTES - weightBytes, totalWhy: `the wasm heap's 4 GB${weightBytes > 0 ? ' less the resident weights' : ''}`,
       buffer: WASM_HEAP_BYTES, bufferWhy: 'the wasm heap' };
@@ -107,8 +104,8 @@ export function backendLimits(backend = tf.getBackend(), weightBytes = 0): Backe
     return { total: Infinity, totalWhy: 'the GPU', buffer: buf, bufferWhy: "the WebGPU adapter's maxStorageBufferBindingSize / maxBufferSize",
       fusedAttention: true };
   }
-  if (backend === 'cpu') return { total: totalmem(), totalWhy: 'host memory', ...jsArray };
-  return { total: totalmem(), totalWhy: 'host memory', buffer: Infinity, bufferWhy: '' };
+  if (backend === 'cpu') return { total: hostMemoryBytes(), totalWhy: 'host memory', ...jsArray };
+  return { total: hostMemoryBytes(), totalWhy: 'host memory', buffer: Infinity, bufferWhy: '' };
 }
 
 const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GB`;
@@ -128,16 +125,4 @@ export function checkMemory(unet: UNetConfig, vae: VAEConfig, s: MemorySettings,
       + `(${gb(limits.buffer)}): ${advice}`);
   }
   return e;
-}
-
-/**
- * `checkMemory` for a converted model folder before its weights are loaded (the CLI calls it right after choosing
- * the backend, so an impossible size fails in a second, not after the load).
- */
-export async function checkModelFits(dir: string, s: Omit<MemorySettings, 'batch'> & { batchGuidance: boolean },
-  backend = tf.getBackend()): Promise<MemoryEstimate | null> {
-  if (!existsSync(join(dir, 'unet', 'config.json')) || !existsSync(join(dir, 'vae', 'config.json'))) return null; // load says what is missing
-  const unet = await readNetworkConfig(join(dir, 'unet'), 'unet') as UNetConfig;
-  const vae = await readNetworkConfig(join(dir, 'vae'), 'vae') as VAEConfig;
-  return checkMemory(unet, vae, { ...s, batch: s.batchGuidance ? 2 : 1 }, backendLimits(backend));
 }

@@ -4,28 +4,13 @@ import { extname, join } from 'node:path';
 import { createCanvas, ImageData, loadImage } from '@napi-rs/canvas';
 import { findFfmpeg } from './ffmpeg.js';
 import type { Frames } from './images.js';
+import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-frames.js';
 
 /** A video to start from: frames (uint8 RGB, frame-major) or a path (.mp4, .webm, .gif, or a folder of PNG frames). */
-export type VideoInput = Frames | string;
-
-export interface VideoReadOptions {
-  /** Keep only the first N frames (decoding stops there). */
-  frames?: number;
-  /** Resize every frame to this size (both or neither). */
-  width?: number;
-  height?: number;
-}
+export type { VideoInput, VideoReadOptions } from './video-frames.js';
 
 const FILE_KINDS = new Set(['.mp4', '.webm', '.gif']);
 
-function checkFrames(v: Frames, what: string): void {
-  for (const k of ['frames', 'height', 'width'] as const) {
-    if (!Number.isInteger(v[k]) || v[k] < 1) throw new Error(`${what}: ${k} must be a positive integer, got ${v[k]}`);
-  }
-  if (!(v.data instanceof Uint8Array) || v.data.length !== v.frames * v.height * v.width * 3) {
-    throw new Error(`${what}: data must be a Uint8Array of frames * height * width * 3 = ${v.frames * v.height * v.width * 3} bytes (RGB), got ${v.data?.length}`);
-  }
-}
 
 /** RGBA (canvas) -> RGB. */
 function dropAlpha(rgba: Uint8ClampedArray | Uint8Array, out: Uint8Array, at: number): void {
@@ -139,8 +124,7 @@ export function resizeFrames(v: Frames, width: number, height: number): Frames {
  * by ffmpeg), the first `frames` kept, resized when width and height are given.
  */
 export async function readVideoInput(input: VideoInput, o: VideoReadOptions = {}): Promise<Frames> {
-  if ((o.width === undefined) !== (o.height === undefined)) throw new Error('video: give both width and height to resize, or neither');
-  if (o.frames !== undefined && (!Number.isInteger(o.frames) || o.frames < 1)) throw new Error(`frames must be an integer >= 1, got ${o.frames}`);
+  checkReadOptions(o);
   let v: Frames;
   if (typeof input === 'string') {
     if (!existsSync(input)) throw new Error(`video ${input}: no such file or folder`);
@@ -151,10 +135,7 @@ export async function readVideoInput(input: VideoInput, o: VideoReadOptions = {}
     checkFrames(input, 'video');
     v = input;
   }
-  if (o.frames !== undefined) {
-    if (v.frames < o.frames) throw new Error(`video has ${v.frames} frames, fewer than the ${o.frames} asked for`);
-    if (v.frames > o.frames) v = { ...v, data: v.data.subarray(0, o.frames * v.height * v.width * 3), frames: o.frames };
-  }
+  v = firstFrames(v, o.frames);
   if (o.width !== undefined && o.height !== undefined) v = resizeFrames(v, o.width, o.height);
   return v;
 }
