@@ -10,6 +10,7 @@
 //   pipeline  a whole 16x256x256 generation (text, 50 DDIM steps with guidance, VAE decode), fused kernels
 //   parity FIXTURES VOCAB [steps]      whole generations on cpu, wasm, webgpu fp32 and tensor cores (bench/parity.ts)
 //   xl [frames] [height] [width] [chunk]  zeroscope XL's 24x1024x576: guided UNet call, VAE encode and decode, memory
+//   samplers [gens]  16x256x256 videos with DDIM 50, DPM-Solver++ 25, UniPC 20, Euler 25 (bench/samplers.ts)
 //   parity-ref FIXTURES VOCAB [steps]  its wasm reference for the small model, in a second process (no GPU)
 import { mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ if (mode === 'parity-ref') {
   writeFileSync(join(outDir, `${mode}.json`), JSON.stringify(res, null, 1));
   process.exit(0);
 }
-const adapter = mode === 'step' || mode === 'xl' ? await activateWebGPU().then((s) => s.adapter, () => null)
+const adapter = mode === 'step' || mode === 'xl' || mode === 'samplers' ? await activateWebGPU().then((s) => s.adapter, () => null)
   : mode === 'tc' || mode === 'tiles' || mode === 'variants' ? await useWebGPUWithTensorCores() : await useWebGPU();
 if (!adapter) {
   log('no WebGPU adapter: nothing to measure');
@@ -47,9 +48,10 @@ const stages: Record<string, () => Promise<unknown>> = {
   step: async () => (await import('./step.js')).benchStep(log, outDir, process.argv.slice(4)),
   parity: async () => (await import('./parity.js')).benchParity(log, outDir, process.argv.slice(4)),
   xl: async () => (await import('./xl.js')).benchXL(log, process.argv.slice(4)),
+  samplers: async () => (await import('./samplers.js')).benchSamplers(log, process.argv.slice(4)),
 };
 for (const [name, run] of Object.entries(stages)) {
-  if (mode !== name && !(mode === 'all' && !['tc', 'tiles', 'variants', 'parity', 'step', 'xl'].includes(name))) continue;
+  if (mode !== name && !(mode === 'all' && !['tc', 'tiles', 'variants', 'parity', 'step', 'xl', 'samplers'].includes(name))) continue;
   try {
     results[name] = await run();
   } catch (e) {
