@@ -177,13 +177,13 @@ test('browser: clear messages for a URL that is not a t2v folder, a cut-off down
   assert.match(await cut.textContent('#error') ?? '', /the download of http:\/\/127\.0\.0\.1:\d+\/model\/unet\/group1-shard1of1\.bin was cut off at \d+ of \d+ bytes.*load again/);
   await fresh.close();
 
-  // a size whose VAE decode needs a buffer larger than the device allows: refused before sampling
+  // a size whose activations need a buffer larger than the device allows: refused before sampling (src/pipeline/memory.ts)
   const big = await openPage();
   await big.evaluate(() => (window as unknown as { t2vPage: PageApi }).t2vPage.load());
   for (const [id, v] of Object.entries({ width: 16384, height: 16384, frames: 2, steps: 1 })) await big.fill(`#${id}`, String(v));
   await big.click('#generate');
   await big.waitForFunction(() => ['done', 'error'].includes((window as unknown as { t2vPage: PageApi }).t2vPage.state.phase));
-  assert.match(await big.textContent('#error') ?? '', /this GPU's WebGPU device cannot hold the VAE decode of 2 frames at 16384x16384 \(\d+ MB; its buffers stop at \d+ MB\): decode fewer frames/);
+  assert.match(await big.textContent('#error') ?? '', /^2 frames at 16384x16384 needs a [\d.]+ GB tensor, larger than the WebGPU adapter's maxStorageBufferBindingSize \/ maxBufferSize \([\d.]+ GB\): use fewer frames or a smaller size/);
   await big.close();
 
   const noGpu = await browser.newContext();

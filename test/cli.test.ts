@@ -16,7 +16,7 @@ function t2v(args: string[]) {
 test('usage errors are one line `t2v: ...` and exit 1; --help exits 0', () => {
   const cases: [string[], RegExp][] = [
     [['convert', '/tmp/only-source'], /^t2v: missing required argument 'out'$/],
-    [['frobnicate'], /^t2v: unknown command 'frobnicate' \(commands: info, convert, generate, download\)$/],
+    [['frobnicate'], /^t2v: unknown command 'frobnicate' \(commands: info, convert, generate, download, verify, worker, enqueue, serve, serve-web\)$/],
     [['convert', 'a', 'b', '--bogus'], /^t2v: unknown option '--bogus'$/],
     [['convert', 'a', 'b', 'c'], /^t2v: unexpected argument 'c'$/],
     [['generate', 'p', '--steps'], /^t2v: option '--steps' needs a value$/],

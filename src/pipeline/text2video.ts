@@ -455,14 +455,6 @@ export class TextToVideo {
     }
     this.checkFits(s, o.batchGuidance);
     const first = video ? strengthStart(s.steps, strength) : 0;
-    const vaeCfg = (this.components.vae as { config?: { ch?: number; ch_mult?: number[] } }).config;
-    if (vaeCfg?.ch !== undefined && vaeCfg.ch_mult !== undefined) {
-      // the decoder's widest full-resolution activation: the upsampling into the last level keeps the level above's width
-      const channels = vaeCfg.ch * Math.max(vaeCfg.ch_mult[0], vaeCfg.ch_mult[1] ?? 0);
-      const tooBig = bufferLimitProblem(4 * Math.min(s.decodeChunk, s.frames) * s.height * s.width * channels,
-        `the VAE decode of ${Math.min(s.decodeChunk, s.frames)} frames at ${s.width}x${s.height}`, 'decode fewer frames at once (decodeChunk), or a smaller size');
-      if (tooBig) throw new Error(tooBig);
-    }
     const lh = s.height / 8;
     const lw = s.width / 8;
     const shape = [1, this.latentChannels, s.frames, lh, lw];
