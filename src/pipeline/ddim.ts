@@ -30,9 +30,12 @@ export interface DiffusionTables {
   sqrtRecipm1AlphasCumprod: Float64Array;
 }
 
-export function diffusionTables(cfg: ScheduleConfig = DEFAULT_SCHEDULE): DiffusionTables {
+/** `betaSchedule` 'linear' spaces the betas themselves; the default is upstream's 'linear_sd' (diffusers' 'scaled_linear'). */
+export function diffusionTables(cfg: ScheduleConfig & { betaSchedule?: 'scaled_linear' | 'linear' } = DEFAULT_SCHEDULE): DiffusionTables {
   const n = cfg.numTimesteps;
-  const betas = linspace(cfg.betaStart ** 0.5, cfg.betaEnd ** 0.5, n).map((b) => b * b);
+  const betas = cfg.betaSchedule === 'linear'
+    ? linspace(cfg.betaStart, cfg.betaEnd, n)
+    : linspace(cfg.betaStart ** 0.5, cfg.betaEnd ** 0.5, n).map((b) => b * b);
   const alphasCumprod = new Float64Array(n);
   let acc = 1;
   for (let i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ddimTimesteps, linspace, type DiffusionTables } from '../ddim.js';
+import { ddimTimesteps, diffusionTables, type DiffusionTables } from '../ddim.js';
 import { NoiseGenerator } from '../noise.js';
 import { MODELSCOPE_SCHEDULE, type NoiseSchedule, type SamplingRun, type Scheduler, type SchedulerOptions } from './scheduler.js';
 
@@ -7,21 +7,7 @@ const f32 = Math.fround;
 
 /** GaussianDiffusion's float64 tables for a schedule ('scaled_linear' is upstream's 'linear_sd'). */
 export function scheduleTables(s: NoiseSchedule): DiffusionTables {
-  const n = s.numTrainTimesteps;
-  const betas = s.betaSchedule === 'scaled_linear'
-    ? linspace(s.betaStart ** 0.5, s.betaEnd ** 0.5, n).map((b) => b * b)
-    : linspace(s.betaStart, s.betaEnd, n);
-  const alphasCumprod = new Float64Array(n);
-  let acc = 1;
-  for (let i = 0; i < n; i++) {
-    acc *= 1 - betas[i];
-    alphasCumprod[i] = acc;
-  }
-  return {
-    betas, alphasCumprod,
-    sqrtRecipAlphasCumprod: alphasCumprod.map((a) => Math.sqrt(1 / a)),
-    sqrtRecipm1AlphasCumprod: alphasCumprod.map((a) => Math.sqrt(1 / a - 1)),
-  };
+  return diffusionTables({ numTimesteps: s.numTrainTimesteps, betaStart: s.betaStart, betaEnd: s.betaEnd, betaSchedule: s.betaSchedule });
 }
 
 /** numpy's round: halves to even. */

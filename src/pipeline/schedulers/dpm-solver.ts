@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule, SamplingRun, Scheduler, SchedulerOptions, StepOutput } from './scheduler.js';
-import {
-  expF32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, type TrainingTables, trainingTables,
-} from './sigmas.js';
+import { dataPrediction, expF32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, trainingTables, type TrainingTables } from './sigmas.js';
 import { StepOrder } from './step-order.js';
 
 /**
@@ -39,17 +37,6 @@ class DPMSolverRun implements SamplingRun {
   scaleModelInput(x: tf.Tensor, i: number): tf.Tensor {
     this.order.check(i);
     return tf.clone(x);
-  }
-
-  /** convert_model_output: the data prediction x0 the dpmsolver++ algorithm integrates. */
-  private convertModelOutput(model_output: tf.Tensor, sample: tf.Tensor, step_index: number): tf.Tensor {
-    const { alpha_t, sigma_t } = sigmaToAlphaSigmaT(this.sigmas[step_index]);
-    return tf.tidy(() => {
-      if (this.schedule.predictionType === 'v_prediction') {
-        return tf.sub(tf.mul(tf.scalar(alpha_t), sample), tf.mul(tf.scalar(sigma_t), model_output));
-      }
-      return tf.div(tf.sub(sample, tf.mul(tf.scalar(sigma_t), model_output)), tf.scalar(alpha_t));
-    });
   }
 
   /** dpm_solver_first_order_update (DDIM in the data-prediction form). */
@@ -90,7 +77,7 @@ class DPMSolverRun implements SamplingRun {
     const n = this.timesteps.length;
     // final_sigmas_type "zero": the last step is always first order.
     const lower_order_final = i === n - 1;
-    const x0 = this.convertModelOutput(modelOutput, sample, i);
+    const x0 = dataPrediction(modelOutput, sample, this.sigmas[i], this.schedule.predictionType);
     this.model_outputs[0]?.dispose();
     for (let k = 0; k < solver_order - 1; k++) this.model_outputs[k] = this.model_outputs[k + 1];
     this.model_outputs[solver_order - 1] = x0;

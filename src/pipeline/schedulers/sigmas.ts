@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule } from './scheduler.js';
 
 /**
@@ -229,4 +230,18 @@ export function eulerSchedule(
     timesteps = Array.from(sigmas, (s) => f32(sigmaToT(s, tables.log_sigmas)));
   }
   return { timesteps, sigmas: Float32Array.from([...Array.from(sigmas), 0]) };
+}
+
+/**
+ * convert_model_output of the multistep solvers (DPM-Solver++, UniPC with predict_x0): the data prediction x0 from
+ * the model output at a step's sigma.
+ */
+export function dataPrediction(model_output: tf.Tensor, sample: tf.Tensor, sigma: number, prediction: NoiseSchedule['predictionType']): tf.Tensor {
+  const { alpha_t, sigma_t } = sigmaToAlphaSigmaT(sigma);
+  return tf.tidy(() => {
+    if (prediction === 'v_prediction') {
+      return tf.sub(tf.mul(tf.scalar(alpha_t), sample), tf.mul(tf.scalar(sigma_t), model_output));
+    }
+    return tf.div(tf.sub(sample, tf.mul(tf.scalar(sigma_t), model_output)), tf.scalar(alpha_t));
+  });
 }

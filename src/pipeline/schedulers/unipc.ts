@@ -1,8 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule, SamplingRun, Scheduler, SchedulerOptions, StepOutput } from './scheduler.js';
-import {
-  expm1F32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, type TrainingTables, trainingTables,
-} from './sigmas.js';
+import { dataPrediction, expm1F32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, trainingTables, type TrainingTables } from './sigmas.js';
 import { StepOrder } from './step-order.js';
 
 /**
@@ -67,16 +65,6 @@ class UniPCRun implements SamplingRun {
     return tf.clone(x);
   }
 
-  private convertModelOutput(model_output: tf.Tensor, sample: tf.Tensor, step_index: number): tf.Tensor {
-    const { alpha_t, sigma_t } = sigmaToAlphaSigmaT(this.sigmas[step_index]);
-    return tf.tidy(() => {
-      if (this.schedule.predictionType === 'v_prediction') {
-        return tf.sub(tf.mul(tf.scalar(alpha_t), sample), tf.mul(tf.scalar(sigma_t), model_output));
-      }
-      return tf.div(tf.sub(sample, tf.mul(tf.scalar(sigma_t), model_output)), tf.scalar(alpha_t));
-    });
-  }
-
   /** multistep_uni_p_bh_update: the predictor from sigmas[step_index] to sigmas[step_index + 1]. */
   private predictor(x: tf.Tensor, step_index: number, order: number): tf.Tensor {
     const m0 = this.model_outputs[solver_order - 1] as tf.Tensor;
@@ -137,7 +125,7 @@ class UniPCRun implements SamplingRun {
 
   step(modelOutput: tf.Tensor, i: number, x: tf.Tensor): StepOutput {
     this.order.next(i);
-    const model_output_convert = this.convertModelOutput(modelOutput, x, i);
+    const model_output_convert = dataPrediction(modelOutput, x, this.sigmas[i], this.schedule.predictionType);
     // The corrected sample replaces x as the starting point of this step's predictor (and the next corrector).
     const use_corrector = i > 0 && this.last_sample !== null;
     const sample = use_corrector ? this.corrector(model_output_convert, i, this.this_order) : tf.clone(x);
