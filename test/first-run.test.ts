@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_MODEL, cacheRoot, cachedModelDir, isHubId } from '../src/hub-model.js';
 import { runCli } from './cli-run.js';
+import { ROOT } from './helpers.js';
 import { FILES, REPO, closedEndpoint, startHub, type TestHub } from './hub-server.js';
 
 // `t2v generate "<prompt>"` without --model: the released model's id, served here by the stand-in hub (the tiny
@@ -101,3 +103,26 @@ test('generate --model owner/name that is neither a folder nor on the hub: one l
   assert.match(errors[0], /^t2v: weights\/no-such-model is no folder here; as a hub id: weights\/no-such-model: not found on http:\/\/127\.0\.0\.1:\d+ \(revision main\); check the model id/);
   assert.ok(!existsSync(join(work, 'e.gif')));
 });
+
+const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
+
+test('generate without --model on a terminal: the download shows its progress bar, then the conversion its bars',
+  { skip: !hasScript && 'needs script(1) for a pseudo-terminal' }, async () => {
+    const cache = join(work, 'cache-tty');
+    const cmd = [process.execPath, '--import', 'tsx', join(ROOT, 'bin', 't2v-dev.ts'), 'generate', 'a panda',
+      '--frames', '2', '--height', '32', '--width', '32', '--steps', '2', '--backend', 'cpu', '--out', join(work, 'tty.gif')]
+      .map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    // script(1) runs the command on a pseudo-terminal, so stderr is a TTY as in a shell
+    // asynchronously: the stand-in hub answers from this process
+    const child = spawn('script', ['-qec', cmd, '/dev/null'], {
+      cwd: ROOT, env: { ...process.env, T2V_CACHE: cache, HF_ENDPOINT: hub.endpoint, COLUMNS: '120' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b.toString('utf8'); });
+    const status = await new Promise<number | null>((res) => child.on('close', (code) => res(code)));
+    const r = { status, stdout };
+    assert.equal(r.status, 0, r.stdout);
+    assert.match(r.stdout, /download \[[█░]+\] 100% \| \d+\/\d+ MB/, 'the download bar reached 100%');
+    assert.match(r.stdout, /convert {2}UNet/);
+    assert.match(r.stdout, /wrote .*tty\.gif/);
+  });
