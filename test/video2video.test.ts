@@ -115,7 +115,7 @@ test('video-to-video: a PNG folder and a GIF read as frames; --frames keeps the 
 
   // a flat colour stays flat through resizing
   const flat: Frames = { data: new Uint8Array(2 * 10 * 12 * 3).fill(0).map((_, i) => [200, 40, 90][i % 3]), frames: 2, height: 10, width: 12 };
-  const big = resizeFrames(flat, 32, 16);
+  const big = await resizeFrames(flat, 32, 16);
   assert.deepEqual([big.frames, big.height, big.width, big.data.length], [2, 16, 32, 2 * 16 * 32 * 3]);
   for (let i = 0; i < big.data.length; i++) assert.ok(Math.abs(big.data[i] - [200, 40, 90][i % 3]) <= 1, `pixel ${i}: ${big.data[i]}`);
   const r = await t2v.generate({ prompt: 'p', video: flat, width: 32, height: 16, frames: 1, steps: 4, seed: 1 });

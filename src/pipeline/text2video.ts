@@ -16,7 +16,7 @@ import { CLIPTokenizer } from './tokenizer.js';
 import { backendLimits, checkMemory } from './memory.js';
 import type { UNetConfig } from '../layers/unet/config.js';
 import type { VAEConfig } from '../layers/vae/config.js';
-import { readVideoInput, type VideoInput } from './video-input.js';
+import type { VideoInput } from './video-frames.js';
 import { checkStrength, encodeVideo, strengthStart } from './video2video.js';
 
 /** What the pipeline needs of each network (the classes in src/layers satisfy these). */
@@ -425,6 +425,8 @@ export class TextToVideo {
   /** Video-to-video's input frames, read and checked against the model's size multiple. */
   private async videoFrames(o: GenerateOptions, multiple: number): Promise<Frames> {
     if (!this.components.vae.encode) throw new Error('video-to-video needs the VAE encoder, which this model\'s VAE does not have');
+    // loaded on first use: video decoding pulls in ffmpeg and @napi-rs/canvas, which plain text-to-video never needs
+    const { readVideoInput } = await import('./video-input.js');
     const v = await readVideoInput(o.video as VideoInput, { frames: o.frames, width: o.width, height: o.height });
     if (v.width % multiple !== 0 || v.height % multiple !== 0) {
       throw new Error(`the video is ${v.width}x${v.height}: this model needs a width and height that are multiples of ${multiple}; `

@@ -4,7 +4,7 @@ import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type Video
 export type { VideoInput, VideoReadOptions } from './video-frames.js';
 
 /** Each frame resized to width x height (an OffscreenCanvas, high-quality smoothing). */
-export function resizeFrames(v: Frames, width: number, height: number): Frames {
+export async function resizeFrames(v: Frames, width: number, height: number): Promise<Frames> {
   if (v.width === width && v.height === height) return v;
   const out = new Uint8Array(v.frames * width * height * 3);
   const src = new OffscreenCanvas(v.width, v.height);
@@ -41,5 +41,5 @@ export async function readVideoInput(input: VideoInput, o: VideoReadOptions = {}
   if (typeof input === 'string') throw new Error(`video ${input}: in a page, give the frames ({ data, frames, height, width }), not a path`);
   checkFrames(input, 'video');
   const v = firstFrames(input, o.frames);
-  return o.width !== undefined && o.height !== undefined ? resizeFrames(v, o.width, o.height) : v;
+  return o.width !== undefined && o.height !== undefined ? await resizeFrames(v, o.width, o.height) : v;
 }

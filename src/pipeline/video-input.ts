@@ -1,13 +1,15 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { createCanvas, ImageData, loadImage } from '@napi-rs/canvas';
 import { findFfmpeg } from './ffmpeg.js';
 import type { Frames } from './images.js';
 import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-frames.js';
 
 /** A video to start from: frames (uint8 RGB, frame-major) or a path (.mp4, .webm, .gif, or a folder of PNG frames). */
 export type { VideoInput, VideoReadOptions } from './video-frames.js';
+
+/** @napi-rs/canvas, loaded when a PNG is read or a frame resized (not for frames given as they are). */
+const canvas = () => import('@napi-rs/canvas');
 
 const FILE_KINDS = new Set(['.mp4', '.webm', '.gif']);
 
@@ -33,7 +35,7 @@ async function readPngFolder(dir: string, limit?: number): Promise<Frames> {
     const path = join(dir, names[i]);
     let img;
     try {
-      img = await loadImage(readFileSync(path));
+      img = await (await canvas()).loadImage(readFileSync(path));
     } catch (err) {
       throw new Error(`video ${path}: not a readable PNG (${err instanceof Error ? err.message : String(err)})`);
     }
@@ -44,7 +46,7 @@ async function readPngFolder(dir: string, limit?: number): Promise<Frames> {
     } else if (img.width !== width || img.height !== height) {
       throw new Error(`video ${path}: frame is ${img.width}x${img.height}, the first frame is ${width}x${height}`);
     }
-    const c = createCanvas(width, height);
+    const c = (await canvas()).createCanvas(width, height);
     const ctx = c.getContext('2d');
     ctx.drawImage(img, 0, 0);
     dropAlpha(ctx.getImageData(0, 0, width, height).data, data, i * width * height * 3);
@@ -92,8 +94,9 @@ function readVideoFile(path: string, limit?: number): Promise<Frames> {
 }
 
 /** Each frame resized to width x height (Skia's high-quality filter). */
-export function resizeFrames(v: Frames, width: number, height: number): Frames {
+export async function resizeFrames(v: Frames, width: number, height: number): Promise<Frames> {
   if (v.width === width && v.height === height) return v;
+  const { createCanvas, ImageData } = await canvas();
   const out = new Uint8Array(v.frames * width * height * 3);
   const src = createCanvas(v.width, v.height);
   const sctx = src.getContext('2d');
@@ -136,6 +139,6 @@ export async function readVideoInput(input: VideoInput, o: VideoReadOptions = {}
     v = input;
   }
   v = firstFrames(v, o.frames);
-  if (o.width !== undefined && o.height !== undefined) v = resizeFrames(v, o.width, o.height);
+  if (o.width !== undefined && o.height !== undefined) v = await resizeFrames(v, o.width, o.height);
   return v;
 }
