@@ -26,7 +26,7 @@ export {
   type SchedulerFactory, type NoiseSchedule, type Scheduler, type SamplingRun, type SchedulerName, type SchedulerOptions,
   type StepOutput,
 } from './pipeline/schedulers/index.js';
-export { ddimScheduleTimesteps, ddimStepCoefficients, scheduleTables, type DdimStepCoefficients } from './pipeline/schedulers/ddim.js';
+export { ddimScheduleTimesteps, scheduleTables } from './pipeline/schedulers/ddim.js';
 
 // Video-to-video
 export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './pipeline/video-input.js';

@@ -64,7 +64,10 @@ export function ddimTimesteps(steps: number, numTimesteps = DEFAULT_SCHEDULE.num
   return ts.reverse();
 }
 
-/** The float32 coefficients of one DDIM step (eta 0) at timestep t, as upstream's `_i(table, t, x)` casts them. */
+/**
+ * The float32 coefficients of one DDIM step at timestep t, as upstream's ddim_sample casts them (`_i(table, t, x)`
+ * is a float32 value): sigma = eta * sqrt((1 - ap) / (1 - at) * (1 - at / ap)).
+ */
 export interface DdimCoefficients {
   t: number;
   prevT: number;
@@ -74,21 +77,27 @@ export interface DdimCoefficients {
   /** sqrt(abar_prev) and sqrt(1 - abar_prev - sigma^2), computed in float32 from float32 abar_prev. */
   sqrtAlphaPrev: number;
   sqrtDirection: number;
+  /** The standard deviation of the noise the step adds (0 for eta 0). */
+  sigma: number;
 }
 
 const f32 = Math.fround;
 
-export function ddimCoefficients(tables: DiffusionTables, t: number, stride: number): DdimCoefficients {
+export function ddimCoefficients(tables: DiffusionTables, t: number, stride: number, eta = 0): DdimCoefficients {
   const prevT = Math.max(t - stride, 0);
-  const alphaPrev = f32(tables.alphasCumprod[prevT]);
+  const at = f32(tables.alphasCumprod[t]);
+  const ap = f32(tables.alphasCumprod[prevT]);
   // eta = 0: sigma = 0 * sqrt(...) = 0, so 1 - abar_prev - sigma^2 is 1 - abar_prev rounded to float32.
+  const sigma = eta === 0 ? 0
+    : f32(f32(eta) * f32(Math.sqrt(f32(f32(f32(1 - ap) / f32(1 - at)) * f32(1 - f32(at / ap))))));
   return {
     t,
     prevT,
     sqrtRecip: f32(tables.sqrtRecipAlphasCumprod[t]),
     sqrtRecipm1: f32(tables.sqrtRecipm1AlphasCumprod[t]),
-    sqrtAlphaPrev: f32(Math.sqrt(alphaPrev)),
-    sqrtDirection: f32(Math.sqrt(f32(1 - alphaPrev))),
+    sqrtAlphaPrev: f32(Math.sqrt(ap)),
+    sqrtDirection: f32(Math.sqrt(f32(f32(1 - ap) - f32(sigma * sigma)))),
+    sigma,
   };
 }
 
@@ -98,17 +107,18 @@ export function guide(cond: tf.Tensor, uncond: tf.Tensor, scale: number): tf.Ten
 }
 
 /**
- * One DDIM step (eta 0) from the guided model output, in upstream's order of float32 operations:
- * x0 = a*xt - b*out; eps = (a*xt - x0) / b; x_prev = sqrt(abar_prev)*x0 + sqrt(1 - abar_prev)*eps.
- * Returns [x_prev, x0].
+ * One DDIM step from the guided model output, in upstream's order of float32 operations:
+ * x0 = a*xt - b*out; eps = (a*xt - x0) / b; x_prev = sqrt(abar_prev)*x0 + sqrt(1 - abar_prev - sigma^2)*eps
+ * (+ sigma * z when the step's noise z is given). Returns [x_prev, x0].
  */
-export function ddimStep(xt: tf.Tensor, out: tf.Tensor, c: DdimCoefficients): [tf.Tensor, tf.Tensor] {
+export function ddimStep(xt: tf.Tensor, out: tf.Tensor, c: DdimCoefficients, z?: Float32Array): [tf.Tensor, tf.Tensor] {
   return tf.tidy(() => {
     const a = tf.scalar(c.sqrtRecip);
     const b = tf.scalar(c.sqrtRecipm1);
     const x0 = tf.sub(tf.mul(a, xt), tf.mul(b, out));
     const eps = tf.div(tf.sub(tf.mul(a, xt), x0), b);
-    const prev = tf.add(tf.mul(tf.scalar(c.sqrtAlphaPrev), x0), tf.mul(tf.scalar(c.sqrtDirection), eps));
+    let prev = tf.add(tf.mul(tf.scalar(c.sqrtAlphaPrev), x0), tf.mul(tf.scalar(c.sqrtDirection), eps));
+    if (z) prev = tf.add(prev, tf.mul(tf.scalar(c.sigma), tf.tensor(z, xt.shape, 'float32')));
     return [prev, x0];
   });
 }

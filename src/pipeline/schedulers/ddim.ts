@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ddimTimesteps, diffusionTables, type DiffusionTables } from '../ddim.js';
+import { ddimCoefficients, ddimStep, ddimTimesteps, diffusionTables, type DiffusionTables } from '../ddim.js';
 import { NoiseGenerator } from '../noise.js';
 import { MODELSCOPE_SCHEDULE, type NoiseSchedule, type SamplingRun, type Scheduler, type SchedulerOptions } from './scheduler.js';
 
@@ -40,36 +40,6 @@ export function ddimScheduleTimesteps(s: NoiseSchedule, steps: number): number[]
   return ts;
 }
 
-/**
- * One DDIM step's float32 coefficients at timestep t, as upstream's ddim_sample casts them (`_i(table, t, x)` is a
- * float32 value): x0 = a*xt - b*out; eps = (a*xt - x0) / b; sigma = eta * sqrt((1 - ap) / (1 - at) * (1 - at / ap));
- * x_prev = sqrt(ap)*x0 + sqrt(1 - ap - sigma^2)*eps + sigma*noise.
- */
-export interface DdimStepCoefficients {
-  t: number;
-  prevT: number;
-  sqrtRecip: number;
-  sqrtRecipm1: number;
-  sqrtAlphaPrev: number;
-  sqrtDirection: number;
-  sigma: number;
-}
-
-export function ddimStepCoefficients(tables: DiffusionTables, t: number, prevT: number, eta: number): DdimStepCoefficients {
-  const at = f32(tables.alphasCumprod[t]);
-  const ap = f32(tables.alphasCumprod[Math.max(prevT, 0)]);
-  const sigma = eta === 0 ? 0
-    : f32(f32(eta) * f32(Math.sqrt(f32(f32(f32(1 - ap) / f32(1 - at)) * f32(1 - f32(at / ap))))));
-  return {
-    t, prevT,
-    sqrtRecip: f32(tables.sqrtRecipAlphasCumprod[t]),
-    sqrtRecipm1: f32(tables.sqrtRecipm1AlphasCumprod[t]),
-    sqrtAlphaPrev: f32(Math.sqrt(ap)),
-    sqrtDirection: f32(Math.sqrt(f32(f32(1 - ap) - f32(sigma * sigma)))),
-    sigma,
-  };
-}
-
 class DdimRun implements SamplingRun {
   readonly initNoiseSigma = 1;
   private readonly stride: number;
@@ -84,29 +54,17 @@ class DdimRun implements SamplingRun {
     return x.clone();
   }
 
-  coefficients(i: number): DdimStepCoefficients {
-    const t = this.timesteps[i];
-    return ddimStepCoefficients(this.tables, t, t - this.stride, this.eta);
-  }
-
   step(modelOutput: tf.Tensor, i: number, x: tf.Tensor): { prev: tf.Tensor; x0: tf.Tensor } {
-    const c = this.coefficients(i);
+    const c = ddimCoefficients(this.tables, this.timesteps[i], this.stride, this.eta);
     // upstream adds the noise wherever t != 0 (its timesteps never reach 0 under the ModelScope rule)
-    let z: Float32Array | null = null;
+    let z: Float32Array | undefined;
     if (c.sigma !== 0 && c.t !== 0) {
       if (this.seed === undefined) throw new Error('ddim with eta > 0 needs a seed for the noise each step adds');
       this.noise ??= new NoiseGenerator(this.seed);
       z = this.noise.normal(x.size);
     }
-    return tf.tidy(() => {
-      const a = tf.scalar(c.sqrtRecip);
-      const b = tf.scalar(c.sqrtRecipm1);
-      const x0 = tf.sub(tf.mul(a, x), tf.mul(b, modelOutput));
-      const eps = tf.div(tf.sub(tf.mul(a, x), x0), b);
-      let prev = tf.add(tf.mul(tf.scalar(c.sqrtAlphaPrev), x0), tf.mul(tf.scalar(c.sqrtDirection), eps));
-      if (z) prev = tf.add(prev, tf.mul(tf.scalar(c.sigma), tf.tensor(z, x.shape, 'float32')));
-      return { prev, x0 };
-    });
+    const [prev, x0] = ddimStep(x, modelOutput, c, z);
+    return { prev, x0 };
   }
 
   /** q_sample: sqrt(abar_t) * x0 + sqrt(1 - abar_t) * noise, with float32 coefficients from the float64 tables. */

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NoiseSchedule, SamplingRun, Scheduler, SchedulerOptions, StepOutput } from './scheduler.js';
-import { dataPrediction, expF32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, trainingTables, type TrainingTables } from './sigmas.js';
+import { addNoiseAtSigma, dataPrediction, expF32, f32, lambdaOf, multistepSchedule, sigmaToAlphaSigmaT, trainingTables, type TrainingTables } from './sigmas.js';
 import { StepOrder } from './step-order.js';
 
 /**
@@ -90,8 +90,7 @@ class DPMSolverRun implements SamplingRun {
 
   addNoise(x0: tf.Tensor, noise: tf.Tensor, i: number): tf.Tensor {
     this.order.check(i);
-    const { alpha_t, sigma_t } = sigmaToAlphaSigmaT(this.sigmas[i]);
-    return tf.tidy(() => tf.add(tf.mul(tf.scalar(alpha_t), x0), tf.mul(tf.scalar(sigma_t), noise)));
+    return addNoiseAtSigma(x0, noise, this.sigmas[i]);
   }
 
   dispose(): void {

@@ -245,3 +245,9 @@ export function dataPrediction(model_output: tf.Tensor, sample: tf.Tensor, sigma
     return tf.div(tf.sub(sample, tf.mul(tf.scalar(sigma_t), model_output)), tf.scalar(alpha_t));
   });
 }
+
+/** add_noise of the sigma-parameterised solvers: alpha_t * x0 + sigma_t * noise at a step's sigma. */
+export function addNoiseAtSigma(x0: tf.Tensor, noise: tf.Tensor, sigma: number): tf.Tensor {
+  const { alpha_t, sigma_t } = sigmaToAlphaSigmaT(sigma);
+  return tf.tidy(() => tf.add(tf.mul(tf.scalar(alpha_t), x0), tf.mul(tf.scalar(sigma_t), noise)));
+}
