@@ -1,6 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason } from './backends/dawn.js';
+import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, subgroupMatrixConfigs } from './backends/dawn.js';
+import { WebGPUOps } from './backends/webgpu/ops.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from './backends/webgpu/options.js';
 import { envVar } from './env.js';
+import type { Ops } from './layers/ops.js';
+import { plainOps } from './layers/plain-ops.js';
 
 export { softwareAdapterReason };
 
@@ -14,11 +18,26 @@ export const DEFAULT_DAWN_FLAGS = DAWN_FLAGS;
 
 /** What selectBackend may be told besides the backend's name. */
 export interface BackendOptions {
+  /** webgpu only: how it executes (src/backends/webgpu/options.ts); unset fields from the environment, then defaults. */
+  webgpu?: Partial<WebGPUOptions>;
   /**
-   * webgpu only: matmuls and convolutions on tensor cores (f16 inputs, f32 accumulation) where the device has
-   * subgroup matrices. Default: `T2V_TENSOR_CORES` (0 or 1), else on (docs/gpu.md says why and what it costs).
+   * webgpu only, the same as `webgpu.tensorCores`: matmuls and convolutions on tensor cores (f16 inputs, f32
+   * accumulation) where the device has subgroup matrices. Default: `T2V_TENSOR_CORES` (0 or 1), else on.
    */
   tensorCores?: boolean;
+}
+
+function webgpuOptions(opts: BackendOptions): Partial<WebGPUOptions> {
+  return opts.tensorCores === undefined ? { ...opts.webgpu } : { ...opts.webgpu, tensorCores: opts.tensorCores };
+}
+
+/**
+ * The ops networks run on with the active backend: WebGPUOps (with these options, validated) on webgpu, plainOps
+ * elsewhere. For an application that made the backend current itself; selectBackend returns them too.
+ */
+export function opsForActiveBackend(opts: BackendOptions = {}): Ops {
+  if (tf.getBackend() !== 'webgpu') return plainOps;
+  return new WebGPUOps(resolveWebGPUOptions(webgpuOptions(opts)), { subgroupMatrixConfigs });
 }
 
 export interface BackendSkip {
@@ -32,6 +51,8 @@ export interface BackendChoice {
   skipped: BackendSkip[];
   /** Facts worth printing: package used, tfjs version, wasm threads, WebGPU adapter. */
   details: Record<string, string>;
+  /** What the networks run on with this backend (Module.useOps): WebGPUOps on webgpu, plainOps elsewhere. */
+  ops: Ops;
 }
 
 /** Thrown when the requested backend cannot be used; the message is one line for the CLI. */
@@ -47,7 +68,7 @@ export function resolveBackendRequest(name?: string): BackendRequest {
   return raw as BackendRequest;
 }
 
-type Attempt = { ok: true; details: Record<string, string> } | { ok: false; reason: string };
+type Attempt = { ok: true; details: Record<string, string>; ops?: Ops } | { ok: false; reason: string };
 
 function message(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
@@ -86,18 +107,22 @@ async function tryTensorflow(): Promise<Attempt> {
 async function tryWebgpu(allowSoftware: boolean, opts: BackendOptions): Promise<Attempt> {
   // Dawn, our device, the fused kernels and (where wanted and offered) the tensor-core route: src/backends/dawn.ts
   let setup;
+  let ops: WebGPUOps;
   try {
-    setup = await activateWebGPU({ allowSoftware, tensorCores: opts.tensorCores });
+    const options = resolveWebGPUOptions(webgpuOptions(opts)); // a bad option or variable is an error, not a skip
+    setup = await activateWebGPU({ allowSoftware, flags: [...options.dawnFlags] });
+    ops = new WebGPUOps(options, { subgroupMatrixConfigs });
   } catch (err) {
+    if (err instanceof Error && err.name === 'WebGPUOptionsError') throw new BackendError(err.message);
     return { ok: false, reason: message(err) };
   }
   const a = setup.adapter;
   const adapterText = [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ');
   const details: Record<string, string> = { adapter: adapterText || 'unknown', features: [...a.features].sort().join(', ') };
-  const tc = setup.tensorCores;
-  details['tensor cores'] = tc ? `on (f16 ${tc.M}x${tc.N}x${tc.K} -> f32; T2V_TENSOR_CORES=0 turns them off)` : `off: ${setup.tensorCoresOff}`;
+  const tc = ops.tensorCores;
+  details['tensor cores'] = tc ? `on (f16 ${tc.M}x${tc.N}x${tc.K} -> f32; T2V_TENSOR_CORES=0 turns them off)` : `off: ${ops.tensorCoresOff}`;
   if (a.softwareReason !== null) details.warning = a.softwareReason;
-  return { ok: true, details };
+  return { ok: true, details, ops };
 }
 
 async function tryWasm(): Promise<Attempt> {
@@ -128,8 +153,8 @@ function attempt(name: BackendName, explicit: boolean, opts: BackendOptions): Pr
 /**
  * Makes one tfjs backend current. `auto` (the default, or `T2V_BACKEND`) takes the first that works in the
  * order tensorflow, webgpu, wasm, cpu; a software WebGPU adapter counts only when webgpu is asked for by name.
- * On webgpu the fused kernels are registered, and the tensor-core route is on where the device offers subgroup
- * matrices unless `opts.tensorCores` or `T2V_TENSOR_CORES=0` say otherwise.
+ * On webgpu the choice carries WebGPUOps made with `opts.webgpu` (fused kernels, and the tensor-core route where the
+ * device offers subgroup matrices unless `tensorCores` or `T2V_TENSOR_CORES=0` say otherwise).
  */
 export async function selectBackend(name?: string, opts: BackendOptions = {}): Promise<BackendChoice> {
   const req = resolveBackendRequest(name);
@@ -139,7 +164,7 @@ export async function selectBackend(name?: string, opts: BackendOptions = {}): P
     const r = await attempt(b, req !== 'auto', opts);
     if (r.ok) {
       tf.env().set('PROD', true); // drops tfjs's per-op NaN checks and debug warnings
-      return { name: b, skipped, details: { tfjs: tf.version.tfjs, ...r.details } };
+      return { name: b, skipped, details: { tfjs: tf.version.tfjs, ...r.details }, ops: r.ops ?? plainOps };
     }
     skipped.push({ name: b, reason: r.reason });
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, resolveBackendRequest, selectBackend, softwareAdapterReason } from '../src/backend.js';
-import { TENSOR_CORES_DEFAULT, tensorCoresWanted, vulkanLoaderMissing } from '../src/backends/dawn.js';
+import { vulkanLoaderMissing } from '../src/backends/dawn.js';
 import { ROOT } from './helpers.js';
 
 function withEnv<T>(value: string | undefined, f: () => Promise<T>): Promise<T> {
@@ -98,33 +98,12 @@ test('no Vulkan loader: webgpu is skipped before Dawn starts, so Dawn prints no 
   }
 });
 
-test('tensor cores: the option wins, else T2V_TENSOR_CORES (0/off/false, 1/on/true), else the default; other values are errors', () => {
-  const old = process.env.T2V_TENSOR_CORES;
-  try {
-    delete process.env.T2V_TENSOR_CORES;
-    assert.equal(tensorCoresWanted(), TENSOR_CORES_DEFAULT);
-    for (const v of ['0', 'off', 'FALSE', 'no']) {
-      process.env.T2V_TENSOR_CORES = v;
-      assert.equal(tensorCoresWanted(), false, v);
-      assert.equal(tensorCoresWanted(true), true, `option over ${v}`);
-    }
-    for (const v of ['1', 'on', 'true', 'Yes']) {
-      process.env.T2V_TENSOR_CORES = v;
-      assert.equal(tensorCoresWanted(), true, v);
-      assert.equal(tensorCoresWanted(false), false, `option over ${v}`);
-    }
-    process.env.T2V_TENSOR_CORES = 'maybe';
-    assert.throws(() => tensorCoresWanted(), /T2V_TENSOR_CORES=maybe: use 0 or 1/);
-  } finally {
-    if (old === undefined) delete process.env.T2V_TENSOR_CORES; else process.env.T2V_TENSOR_CORES = old;
-  }
-});
-
 test('cpu and wasm ignore the tensor-core option and report nothing about it', async () => {
   for (const name of ['cpu', 'wasm']) {
     const c = await selectBackend(name, { tensorCores: true });
     assert.equal(c.name, name);
     assert.equal(c.details['tensor cores'], undefined);
+    assert.equal(c.ops.name, 'plain');
   }
   await tf.setBackend('cpu');
 });

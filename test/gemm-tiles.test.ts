@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { defaultTiles, splitK, tilesFit, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { defaultTiles, tilesFit, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 
 // The tensor-core GEMM's tiling choice (no GPU needed): every pick fits its GEMM, and K is split only where whole-K
 // tiles leave the GPU (132 SMs) short of three workgroups per SM.
@@ -27,10 +27,5 @@ test('GEMM tiles: few-row GEMMs of a batch-1 UNet call split K, large ones do no
 });
 
 function defaultTilesWholeK(m: number, n: number, k: number, c?: number): Tiles {
-  splitK.enabled = false;
-  try {
-    return defaultTiles(m, n, k, { bias: true, convC: c, maxBytes: H200 });
-  } finally {
-    splitK.enabled = true;
-  }
+  return defaultTiles(m, n, k, { bias: true, convC: c, maxBytes: H200, splitK: false });
 }

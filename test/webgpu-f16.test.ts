@@ -2,8 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { installDawn, subgroupMatrixConfigs, useWebGPUWithTensorCores } from '../src/backends/dawn.js';
-import { matMulF16, matMulF16Supported, pickConfig } from '../src/backends/webgpu/matmul-f16.js';
+import { installDawn, subgroupMatrixConfigs, useWebGPU } from '../src/backends/dawn.js';
+import { matMulF16Staged, matMulF16StagedSupported } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { pickConfig } from '../src/backends/webgpu/tensor-core-route.js';
 import { program } from '../src/backends/webgpu/program.js';
 import { relMaxError } from './helpers.js';
 
@@ -18,7 +19,7 @@ const skip = usable ? false
     : adapter.software && process.env.T2V_WEBGPU_SOFTWARE !== '1'
       ? `only a software WebGPU adapter (${adapter.description}); set T2V_WEBGPU_SOFTWARE=1 to use it`
       : 'the WebGPU adapter has no shader-f16';
-if (usable) await useWebGPUWithTensorCores();
+if (usable) await useWebGPU();
 
 test('f16 storage bindings and hoisted enable directives work through the tfjs program interface', { skip }, async () => {
   const x = tf.tensor1d([1.5, -2.25, 1000, 0.1]);
@@ -52,11 +53,11 @@ test('tensor-core matmul (subgroup matrices) matches tf.matMul within f16 input 
 }, async () => {
   const cfg = pickConfig(subgroupMatrixConfigs)!;
   const [m, k, n] = [256, 96, 192];
-  assert.ok(matMulF16Supported(m, n, k));
+  assert.ok(matMulF16StagedSupported(m, n, k));
   const a = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;
   const w = tf.randomNormal([k, n], 0, 1 / Math.sqrt(k), 'float32', 2) as tf.Tensor2D;
   const ref = tf.matMul(a, w);
-  const out = matMulF16(a, w, cfg);
+  const out = matMulF16Staged(a, w, cfg);
   const err = relMaxError(await out.data(), await ref.data());
   tf.dispose([a, w, ref, out]);
   assert.ok(err < 2e-3, `rel err ${err}`);

@@ -3,15 +3,14 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
 import { installDawn, uniformCache } from '../src/backends/dawn.js';
-import { registerWebGPUKernels, unregisterWebGPUKernels } from '../src/backends/webgpu/register.js';
-import { geglu } from '../src/backends/geglu.js';
+import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import {
-  FusedAttention, FusedContextAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd, FusedPackedAttention,
-} from '../src/backends/kernels.js';
-import { conv2dBias, type ExplicitPadding } from '../src/layers/common/conv.js';
-import { matMulBias } from '../src/layers/common/linear.js';
-import { attention, contextAttention } from '../src/layers/common/attention.js';
-import { emulateTensorCoreAttention, tcAttentionStats } from '../src/backends/webgpu/attention-tc.js';
+  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv, TensorCoreGemm,
+} from '../src/backends/webgpu/kernel-names.js';
+import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
+import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
+import { plainOps } from '../src/layers/plain-ops.js';
 import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
 import { emulateStagedGemm, matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
@@ -36,37 +35,38 @@ function rand(shape: number[], seed: number): Float32Array {
   return tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', seed).dataSync() as Float32Array).slice();
 }
 
-/** Runs `fn` on the cpu backend, then on webgpu with the fused kernels; returns both results. */
-async function both(fn: () => tf.Tensor, kernel: string): Promise<{ ref: Float32Array; gpu: Float32Array; leaked: number }> {
+/** WebGPU ops as the tests use them: tensor cores off (software adapters have none) unless asked. */
+function webgpuOps(options: Partial<WebGPUOptions> = {}, configs: WebGPUOps['tensorCores'][] = [], instruments: WebGPUInstruments = {}): WebGPUOps {
+  return new WebGPUOps(resolveWebGPUOptions({ tensorCores: false, ...options }), { subgroupMatrixConfigs: configs.filter((c) => c !== null) }, instruments);
+}
+
+/** Runs `fn` with the plain ops on the cpu backend, then with WebGPUOps on webgpu; returns both results. */
+async function both(fn: (ops: Ops) => tf.Tensor, kernel: string, gpuOps: Ops = webgpuOps()): Promise<{ ref: Float32Array; gpu: Float32Array; leaked: number }> {
   await tf.setBackend('cpu');
-  const r = fn();
+  const r = fn(plainOps);
   const ref = (await r.data()) as Float32Array;
   r.dispose();
   await tf.setBackend('webgpu');
-  registerWebGPUKernels();
   const before = tf.memory().numTensors;
-  const prof = await tf.profile(() => fn());
+  const prof = await tf.profile(() => fn(gpuOps));
   const g = prof.result as tf.Tensor;
   const gpu = (await g.data()) as Float32Array;
   g.dispose();
   const leaked = tf.memory().numTensors - before;
-  unregisterWebGPUKernels();
   assert.ok(prof.kernelNames.includes(kernel), `${kernel} did not run: ${prof.kernelNames.join(', ')}`);
   return { ref, gpu, leaked };
 }
 
-/**
- * `run()` (which loads its module's weights itself) on the cpu backend, then profiled on webgpu with the fused
- * kernels registered; callers unregister them.
- */
-async function moduleOnBoth(run: () => tf.Tensor, m: { disposeWeights(): number }): Promise<{ ref: Float32Array; gpu: Float32Array; kernelNames: string[] }> {
+/** `run()` (which loads its module's weights itself) with the plain ops on the cpu backend, then profiled with WebGPUOps. */
+async function moduleOnBoth(run: () => tf.Tensor, m: { disposeWeights(): number; useOps(ops: Ops): unknown }): Promise<{ ref: Float32Array; gpu: Float32Array; kernelNames: string[] }> {
   await tf.setBackend('cpu');
+  m.useOps(plainOps);
   const r = run();
   const ref = (await r.data()) as Float32Array;
   r.dispose();
   m.disposeWeights();
   await tf.setBackend('webgpu');
-  registerWebGPUKernels();
+  m.useOps(webgpuOps());
   const prof = await tf.profile(() => run());
   const y = prof.result as tf.Tensor;
   const gpu = (await y.data()) as Float32Array;
@@ -88,7 +88,7 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     const qd = rand([b, nq, heads * d], 1);
     const kd = rand([b, nk, heads * d], 2);
     const vd = rand([b, nk, heads * d], 3);
-    const { ref, gpu, leaked } = await both(() => tf.tidy(() => attention(
+    const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => ops.attention(
       tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
       heads, causal)), FusedAttention);
     const err = relMaxError(gpu, ref);
@@ -107,48 +107,19 @@ for (const [name, b, nq, keys, heads, d] of [['77 keys (tiled kernel)', 2, 70, 7
     const rows = b * keys + 7;
     const qd = rand([b, nq, inner], 1);
     const kvd = rand([rows, width], 2);
-    const { ref, gpu, leaked } = await both(() => tf.tidy(() => contextAttention(
-      tf.tensor3d(qd, [b, nq, inner]), tf.tensor2d(kvd, [rows, width]), keys, 2 * inner, heads)), FusedContextAttention);
+    // the context projected for three layers (k|v each): layer 1's keys start at column 2*inner
+    const ctxd = rand([b, keys, 24], 3);
+    const wd = rand([24, 6 * inner], 4);
+    const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => {
+      const w = tf.tensor2d(wd, [24, 6 * inner]);
+      const layers = [0, 1, 2].map((i) => ({ k: w.slice([0, 2 * i * inner], [24, inner]), v: w.slice([0, (2 * i + 1) * inner], [24, inner]) }));
+      const ctx = ops.projectContext(tf.tensor3d(ctxd, [b, keys, 24]), layers, () => w);
+      return ops.contextAttention(tf.tensor3d(qd, [b, nq, inner]), ctx, 1, heads);
+    }), FusedContextAttention);
     const err = relMaxError(gpu, ref);
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
-    // the plain ops' reading of the layout: keys at the offset, values right after
-    await tf.setBackend('cpu');
-    const direct = tf.tidy(() => {
-      const kv = tf.tensor2d(kvd, [rows, width]).slice([0, 0], [b * keys, width]).reshape([b, keys, width]);
-      return attention(tf.tensor3d(qd, [b, nq, inner]), kv.slice([0, 0, 2 * inner], [b, keys, inner]) as tf.Tensor3D,
-        kv.slice([0, 0, 3 * inner], [b, keys, inner]) as tf.Tensor3D, heads);
-    });
-    assert.ok(relMaxError((await direct.data()) as Float32Array, ref) === 0);
-    direct.dispose();
-  });
-}
-
-// The tensor-core attention's indexing, masking and online softmax, with its subgroup-matrix products emulated by
-// plain loops (no device here has subgroup matrices; on the GPU host bench/gpu.ts runs the real one). f16 inputs
-// and f16 P: errors of ~1e-3 expected, as for every tensor-core path.
-// (head dim 16 keeps lavapipe's shader compile near two minutes a case; d = 64 runs on the GPU host)
-for (const [name, b, nq, nk, heads, d] of [['self-attention, 70 queries (partial row and key tiles)', 1, 70, 70, 1, 16],
-  ['cross-attention, 130 keys (3 key tiles), 2 heads', 1, 40, 130, 2, 16]] as const) {
-  test(`webgpu tensor-core attention (emulated matrices) matches plain ops: ${name}`, { skip }, async () => {
-    const qd = rand([b, nq, heads * d], 1);
-    const kd = rand([b, nk, heads * d], 2);
-    const vd = rand([b, nk, heads * d], 3);
-    emulateTensorCoreAttention(true);
-    const calls = tcAttentionStats.calls;
-    try {
-      const { ref, gpu, leaked } = await both(() => tf.tidy(() => attention(
-        tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
-        heads)), FusedAttention);
-      const err = relMaxError(gpu, ref);
-      console.log(`${name}: rel err ${err.toExponential(2)}`);
-      assert.equal(tcAttentionStats.calls, calls + 1, 'the tensor-core kernel ran');
-      assert.ok(err <= 5e-3, `rel err ${err}`);
-      assert.equal(leaked, 0);
-    } finally {
-      emulateTensorCoreAttention(false);
-    }
   });
 }
 
@@ -172,7 +143,7 @@ for (const [name, b, n, heads, d, cols] of [['tiled kernel', 2, 70, 2, 64, 0], [
       attn.loadWeights((k) => tf.tensor(data.get(k)!.v, data.get(k)!.shape));
       return tf.tidy(call);
     };
-    try {
+    {
       const { ref, gpu, kernelNames } = await moduleOnBoth(run, attn);
       const err = relMaxError(gpu, ref);
       console.log(`${name}: rel err ${err.toExponential(2)}`);
@@ -184,8 +155,6 @@ for (const [name, b, n, heads, d, cols] of [['tiled kernel', 2, 70, 2, 64, 0], [
       assert.equal(tf.memory().numTensors, before);
       assert.equal(attn.disposeWeights(), 5);
       assert.equal(tf.memory().numTensors, before - 5 - 1, 'the five weights and the concatenated q|k|v are freed');
-    } finally {
-      unregisterWebGPUKernels();
     }
   });
 }
@@ -203,7 +172,8 @@ for (const [name, shape, groups, silu] of groupNormCases) {
     const gn = new GroupNorm(groups, c);
     const w = rand([c], 5);
     const bi = rand([c], 6);
-    const { ref, gpu, leaked } = await both(() => tf.tidy(() => {
+    const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => {
+      gn.useOps(ops);
       gn.weight.value = tf.tensor1d(w);
       gn.bias.value = tf.tensor1d(bi);
       const y = gn.forward(tf.tensor(xd, shape), silu);
@@ -225,7 +195,8 @@ test('webgpu fused LayerNorm matches plain ops', { skip }, async () => {
   const ln = new LayerNorm(1024);
   const w = rand([1024], 9);
   const bi = rand([1024], 10);
-  const { ref, gpu, leaked } = await both(() => tf.tidy(() => {
+  const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => {
+    ln.useOps(ops);
     ln.weight.value = tf.keep(tf.tensor1d(w));
     ln.bias.value = tf.keep(tf.tensor1d(bi));
     return ln.forward(tf.tensor(xd, shape));
@@ -239,35 +210,52 @@ test('webgpu fused LayerNorm matches plain ops', { skip }, async () => {
 test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   const shape = [3, 7, 48];
   const hd = rand(shape, 7).map((v) => v * 2);
-  const { ref, gpu, leaked } = await both(() => tf.tidy(() => geglu(tf.tensor(hd, shape))), FusedGEGLU);
+  const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => ops.geglu(tf.tensor(hd, shape))), FusedGEGLU);
   assert.equal(gpu.length, 3 * 7 * 24);
   const err = relMaxError(gpu, ref);
   assert.ok(err <= TOL, `rel err ${err}`);
   assert.equal(leaked, 0);
 });
 
-test('webgpu Linear and convolution with the residual added in the same kernel match plain ops', { skip }, async () => {
-  const a = rand([64, 96], 21);
-  const w = rand([96, 128], 22);
+// WebGPUOps' tensor-core route with the staged kernel's matrices emulated (subgroup-matrix.ts) and small tiles: Linear
+// with bias and residual in the accumulators, the 3x3 and temporal (3, 1) convolutions, a one-row matmul (gemv), and
+// a matmul whose rows the tiles do not divide. Inputs are multiples of 1/8 below 4 (exact in f16).
+test('webgpu ops on the tensor-core route (emulated matrices) match the plain ops: linear, residual, convolutions, gemv', { skip }, async () => {
+  const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  const small = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
+  const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
+  const shapes: string[] = [];
+  const ops = webgpuOps({ tensorCores: true }, [cfg], { tiles: () => small, onGemm: (g) => shapes.push(`${g.m}x${g.n}x${g.k}${g.conv ? ' conv' : ''}`) });
+  assert.deepEqual(ops.tensorCores, cfg);
+  const a = exact([128, 96], 21);
+  const w = exact([96, 128], 22);
   const bias = rand([128], 23);
-  const r = rand([64, 128], 24);
-  for (const withBias of [true, false]) {
-    const { ref, gpu, leaked } = await both(() => tf.tidy(() => matMulBias(tf.tensor2d(a, [64, 96]), tf.tensor2d(w, [96, 128]),
-      withBias ? tf.tensor1d(bias) : null, tf.tensor2d(r, [64, 128]))), FusedMatMulAdd);
-    const err = relMaxError(gpu, ref);
-    assert.ok(err <= TOL, `matmul, bias ${withBias}: rel err ${err}`);
-    assert.equal(leaked, 0);
-  }
-  // a 3x3 'same' convolution and the temporal (3, 1) one, padded over frames only
-  const x = rand([2, 4, 8, 64], 25);
-  const res = rand([2, 4, 8, 128], 26);
-  for (const [kh, kw, pad] of [[3, 3, 'same'], [3, 1, [[0, 0], [1, 1], [0, 0], [0, 0]]]] as const) {
-    const f = rand([kh, kw, 64, 128], 27);
-    const { ref, gpu, leaked } = await both(() => tf.tidy(() => conv2dBias(tf.tensor4d(x, [2, 4, 8, 64]),
-      tf.tensor4d(f, [kh, kw, 64, 128]), 1, pad as 'same' | ExplicitPadding, tf.tensor1d(bias), tf.tensor4d(res, [2, 4, 8, 128]))), FusedConv2DAdd);
-    const err = relMaxError(gpu, ref);
-    assert.ok(err <= TOL, `conv ${kh}x${kw}: rel err ${err}`);
-    assert.equal(leaked, 0);
+  const r = rand([128, 128], 24);
+  emulateStagedGemm(true);
+  try {
+    // 128 rows: the residual starts the accumulators (fewer rows run padded, then Add)
+    const lin = await both((o) => tf.tidy(() => o.linear(tf.tensor2d(a, [128, 96]), tf.tensor2d(w, [96, 128]), tf.tensor1d(bias),
+      tf.tensor2d(r, [128, 128]))), TensorCoreGemm, ops);
+    assert.ok(relMaxError(lin.gpu, lin.ref) <= TOL, `linear: rel err ${relMaxError(lin.gpu, lin.ref)}`);
+    assert.equal(lin.leaked, 0);
+    const one = await both((o) => tf.tidy(() => o.linear(tf.tensor2d(a.slice(0, 96), [1, 96]), tf.tensor2d(w, [96, 128]), tf.tensor1d(bias),
+      tf.tensor2d(r.slice(0, 128), [1, 128]))), TensorCoreGemm, ops);
+    assert.ok(relMaxError(one.gpu, one.ref) <= TOL, 'gemv');
+    const x = exact([4, 4, 8, 64], 25); // 128 output rows: the staged kernel's smallest convolution
+    const res = rand([4, 4, 8, 128], 26);
+    for (const [kh, kw, pad] of [[3, 3, 'same'], [3, 1, [[0, 0], [1, 1], [0, 0], [0, 0]]]] as const) {
+      const f = exact([kh, kw, 64, 128], 27);
+      const { ref, gpu, leaked } = await both((o) => tf.tidy(() => o.conv2d(tf.tensor4d(x, [4, 4, 8, 64]),
+        tf.tensor4d(f, [kh, kw, 64, 128]), 1, pad as 'same' | ExplicitPadding, tf.tensor1d(bias), tf.tensor4d(res, [4, 4, 8, 128]))), TensorCoreConv, ops);
+      const err = relMaxError(gpu, ref);
+      assert.ok(err <= TOL, `conv ${kh}x${kw}: rel err ${err}`);
+      assert.equal(leaked, 0);
+    }
+    assert.deepEqual(shapes, ['128x128x96', '128x128x576 conv', '128x128x192 conv'], 'the GEMMs the route ran (gemv is not tiled)');
+    assert.equal(ops.tensorCoreStats.fallback, 0);
+  } finally {
+    emulateStagedGemm(false);
+    await tf.setBackend('cpu');
   }
 });
 
@@ -396,7 +384,7 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
   await tf.setBackend('webgpu');
   registerWebGPUKernels();
   const xd = rand([2, 6, 5, 8, 40], 11);
-  const gn = new GroupNorm(4, 40);
+  const gn = new GroupNorm(4, 40).useOps(webgpuOps());
   gn.weight.value = tf.tensor1d(rand([40], 12));
   gn.bias.value = tf.tensor1d(rand([40], 13));
   const w = tf.tensor2d(rand([40, 24], 14), [40, 24]);
@@ -428,7 +416,6 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
     assert.equal(bindGroupCache.misses, groupMisses, 'a later run made no bind group');
   } finally {
     [uniformCache.enabled, bindGroupCache.enabled] = was;
-    unregisterWebGPUKernels();
     tf.dispose([gn.weight.value!, gn.bias.value!, w, x]);
     await tf.setBackend('cpu');
   }
@@ -499,6 +486,5 @@ test('webgpu UNet (fused kernels, packed q|k|v) matches the cpu backend on a sma
     assert.ok(err <= 1e-4, `rel err ${err}`);
   } finally {
     net.disposeWeights();
-    unregisterWebGPUKernels();
   }
 });

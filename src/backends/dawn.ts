@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { envVar } from '../env.js';
 import { loadDawnBinding, type DawnBinding } from './dawn-binding.js';
-import { setTensorCoreAttention } from './webgpu/attention-tc.js';
 import { cacheBindGroups } from './webgpu/bind-groups.js';
-import { pickConfig, routeMatMulsToTensorCores, type RouteStats } from './webgpu/matmul-f16.js';
+import { DEFAULT_DAWN_FLAGS, resolveWebGPUOptions } from './webgpu/options.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
 /**
@@ -13,20 +12,12 @@ import { registerWebGPUKernels } from './webgpu/register.js';
  * (src/backend.ts), the benchmark and the tests all come through here.
  */
 
-/**
- * Dawn toggles: allow_unsafe_apis and vulkan_enable_f16_on_nvidia expose shader-f16 and subgroup matrices on NVIDIA
- * (docs/gpu.md). disable_robustness drops the bounds clamps Tint puts on every buffer, workgroup-memory and
- * subgroup-matrix access: a browser needs them against hostile shaders; we run only our own and tfjs's kernels, which
- * index within bounds (the GPU parity runs use this flag and give the figures they gave without it). On the H200 it
- * makes a guided UNet step 1.5x faster (193 -> 128 ms) and a 50-step video 9.8 -> 6.4 s (bench/RESULTS.md, runs
- * 17-18). Lavapipe runs unclamped shaders very slowly: its kernel tests take the first two flags (docs/gpu.md).
- */
-export const DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,disable_robustness'];
+/** The Dawn toggles in use by default (WebGPUOptions.dawnFlags; options.ts says what each does). */
+export const DAWN_FLAGS = DEFAULT_DAWN_FLAGS;
 
-/** `T2V_DAWN_FLAGS` (space-separated) when set, else DAWN_FLAGS. */
+/** `T2V_DAWN_FLAGS` (space-separated) when set, else DAWN_FLAGS (resolveWebGPUOptions). */
 export function dawnFlags(): string[] {
-  const env = envVar('T2V_DAWN_FLAGS');
-  return env !== undefined ? env.split(/\s+/).filter(Boolean) : DAWN_FLAGS;
+  return [...resolveWebGPUOptions().dawnFlags];
 }
 
 export interface DawnAdapter {
@@ -258,66 +249,15 @@ function cacheUniforms<B extends object>(backend: B): B {
   return backend;
 }
 
-/**
- * Whether the tensor-core route is wanted: the option when given, else `T2V_TENSOR_CORES` (0/off/false or
- * 1/on/true), else TENSOR_CORES_DEFAULT. It only takes effect where the device offers an f16 subgroup-matrix
- * configuration. On by default, as upstream's own default is fp16 autocast: on the H100 a UNet call differs from
- * fp32 by 1.3e-3 of its largest value (PyTorch's autocast from its fp32: 8.2e-4), 50-step latents by 3.3e-4
- * (released size) and 1.4e-3 (a small model against wasm), for half the time (bench/RESULTS.md, run 13).
- */
-export const TENSOR_CORES_DEFAULT = true;
-export function tensorCoresWanted(option?: boolean): boolean {
-  if (option !== undefined) return option;
-  const env = envVar('T2V_TENSOR_CORES')?.trim().toLowerCase();
-  if (env === undefined || env === '') return TENSOR_CORES_DEFAULT;
-  if (['0', 'off', 'false', 'no'].includes(env)) return false;
-  if (['1', 'on', 'true', 'yes'].includes(env)) return true;
-  throw new Error(`T2V_TENSOR_CORES=${env}: use 0 or 1`);
-}
-
-let undoRoute: (() => void) | null = null;
-/** Counts of matmuls and convolutions the route sent to the tensor cores (routed) or left to tfjs (fallback). */
-export const tensorCoreStats: RouteStats = { routed: 0, fallback: 0 };
-
-/**
- * Switches the tensor-core route (f16 inputs, f32 accumulation: routeMatMulsToTensorCores) on or off for the active
- * webgpu backend. Returns the configuration in use, or null when off or when the device has none.
- */
-export function setTensorCores(on: boolean): SubgroupMatrixConfig | null {
-  undoRoute?.();
-  undoRoute = null;
-  const cfg = on ? pickConfig(subgroupMatrixConfigs) : null;
-  if (cfg) undoRoute = routeMatMulsToTensorCores(cfg, 'staged', { stats: tensorCoreStats });
-  setTensorCoreAttention(cfg && tensorCoreAttentionWanted() ? cfg : null);
-  return cfg;
-}
-
-/**
- * Attention on tensor cores too (attention-tc.ts) only with T2V_TC_ATTENTION=1: on the H200 (run 15) it is slower
- * than the fp32 flash kernel on every UNet shape (1024 tokens: 20.8 vs 15.7 ms of GPU time at batch 2).
- */
-function tensorCoreAttentionWanted(): boolean {
-  const env = envVar('T2V_TC_ATTENTION')?.trim().toLowerCase();
-  return env !== undefined && ['1', 'on', 'true', 'yes'].includes(env);
-}
-
-/** The subgroup-matrix configuration the route uses now, or null when it is off. */
-export function tensorCoresOn(): SubgroupMatrixConfig | null {
-  return undoRoute ? pickConfig(subgroupMatrixConfigs) : null;
-}
-
 export interface WebGPUSetup {
   adapter: DawnAdapter;
-  /** The tensor-core configuration in use, or null (with the reason in tensorCoresOff). */
-  tensorCores: SubgroupMatrixConfig | null;
-  tensorCoresOff?: string;
 }
 
 /**
- * openDawn, then make webgpu the active tfjs backend over our device, with the fused kernels, and the tensor-core
- * route where `tensorCores` (tensorCoresWanted) and the device allow. Throws with a one-line reason otherwise.
+ * openDawn, then make webgpu the active tfjs backend over our device, with our kernels registered. Throws with a
+ * one-line reason otherwise. What runs on it is the ops' choice (WebGPUOps: src/backends/webgpu/ops.ts).
  */
-export async function activateWebGPU(opts: { tensorCores?: boolean; allowSoftware?: boolean; flags?: string[] } = {}): Promise<WebGPUSetup> {
+export async function activateWebGPU(opts: { allowSoftware?: boolean; flags?: string[] } = {}): Promise<WebGPUSetup> {
   const r = await openDawn(opts.flags);
   if (!r.ok) throw new Error(r.reason);
   if (r.info.software && opts.allowSoftware === false) throw new Error(r.info.softwareReason!);
@@ -330,24 +270,14 @@ export async function activateWebGPU(opts: { tensorCores?: boolean; allowSoftwar
   if (!ok) throw new Error('the tfjs WebGPU backend did not initialize');
   await tf.ready();
   registerWebGPUKernels();
-  const want = tensorCoresWanted(opts.tensorCores);
-  const cfg = setTensorCores(want);
-  const tensorCoresOff = cfg ? undefined : !want ? 'switched off'
-    : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
-  return { adapter: r.info, tensorCores: cfg, tensorCoresOff };
+  return { adapter: r.info };
 }
 
-/** openDawn, then make webgpu (our device, fused kernels) the active backend; tensor cores off. Null without an adapter. */
+/** openDawn, then make webgpu (our device, our kernels registered) the active backend. Null without an adapter. */
 export async function useWebGPU(flags: string[] = dawnFlags()): Promise<DawnAdapter | null> {
   try {
-    return (await activateWebGPU({ tensorCores: false, flags })).adapter;
+    return (await activateWebGPU({ flags })).adapter;
   } catch {
     return null;
   }
 }
-
-/**
- * Kept for the benchmark and tests: the same as useWebGPU (every device we make has shader-f16, subgroups and subgroup
- * matrices where the adapter offers them; `subgroupMatrixConfigs` lists them). The route stays off: setTensorCores(true).
- */
-export const useWebGPUWithTensorCores = useWebGPU;

@@ -6,7 +6,8 @@ import type { ManifestEntry, ManifestGroup, WeightsFile } from '../../converters
 import { checkInsidePath, checkModelInfo, checkNetworkConfig } from './validate.js';
 import { openSource, type ModelSource } from './source.js';
 import { float16Bits } from '../../converters/float16.js';
-import { registerUnpackHalf } from '../backends/webgpu/unpack-half.js';
+import { registerWebGPUKernels } from '../backends/webgpu/register.js';
+import { unpackHalfWeight } from '../backends/webgpu/unpack-half.js';
 
 export const MODEL_FORMAT = 't2v-model';
 export const MODEL_VERSION = 1;
@@ -226,7 +227,7 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
   if (opts.half) {
     if (tf.getBackend() !== 'webgpu') throw new Error(`float16-resident weights need the webgpu backend (active: ${tf.getBackend()})`);
     if (opts.stream) throw new Error('float16-resident and streamed weights exclude each other');
-    registerUnpackHalf();
+    registerWebGPUKernels();
   }
   try {
     for (const group of groups) {
@@ -271,8 +272,9 @@ export async function loadNetwork<M extends Module = Module>(dir: string | Model
         loaded.set(k, t);
       }
     }
-    if (opts.stream) module.streamWeights((key) => host.get(key));
-    else module.loadWeights((key) => loaded.get(key), (key) => halves.get(key));
+    // wasm copies a new tensor's values into its heap at once, so one scratch array serves every float16 decode there
+    if (opts.stream) module.streamWeights((key) => host.get(key), { reuseScratch: tf.getBackend() === 'wasm' });
+    else module.loadWeights((key) => loaded.get(key), (key) => halves.get(key), opts.half ? unpackHalfWeight : null);
   } catch (err) {
     for (const t of [...loaded.values(), ...halves.values()]) t.dispose();
     const msg = err instanceof Error ? err.message : String(err);

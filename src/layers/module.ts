@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fromFloat16 } from '../../converters/float16.js';
-import { fusedKernelFor, runFused, UnpackHalf } from '../backends/kernels.js';
+import type { Ops } from './ops.js';
+import { plainOps } from './plain-ops.js';
 
 /**
  * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
@@ -38,6 +39,9 @@ export function tfPermutation(role: ParamRole, rank: number): number[] {
 /** A weight's values in host memory, tfjs layout: float32, or float16 bits (the converted folder's storage). */
 export type HostWeight = Float32Array | Uint16Array;
 
+/** Packed float16 pairs ([n/2] float32 bit patterns) -> a float32 tensor of `shape`, inside the caller's tf.tidy. */
+export type UnpackHalf = (packed: tf.Tensor, shape: number[]) => tf.Tensor;
+
 const inTidy = () => (tf.engine().state as unknown as { activeScope?: unknown }).activeScope != null;
 
 /**
@@ -52,6 +56,13 @@ export class Param {
    * unpacks a float32 copy inside the caller's tf.tidy (webgpu's UnpackHalf kernel).
    */
   half: tf.Tensor | null = null;
+  /** How `half` becomes float32 for one use (given by the loader with the half weights). */
+  unpack: UnpackHalf | null = null;
+  /**
+   * Streamed float16 weights decode into one shared scratch array: only where a new tensor copies its values at once
+   * (wasm copies them into its heap; the cpu backend would keep the array itself). Set by streamWeights.
+   */
+  reuseScratch = false;
   constructor(readonly torchShape: readonly number[], readonly role: ParamRole) {}
 
   get tfShape(): number[] { return tfShape(this.role, this.torchShape); }
@@ -60,15 +71,14 @@ export class Param {
     if (this.value !== null) return this.value;
     if (this.half !== null) {
       if (!inTidy()) throw new Error('a float16-resident weight was used outside tf.tidy, where nothing would free it');
-      if (!fusedKernelFor(UnpackHalf, [this.half], {})) throw new Error(`float16-resident weights need the webgpu backend (active: ${tf.getBackend()})`);
-      return runFused(UnpackHalf, { x: this.half }, { shape: this.tfShape });
+      if (this.unpack === null) throw new Error('a float16-resident weight has no unpack function');
+      return this.unpack(this.half, this.tfShape);
     }
     if (this.host === null) throw new Error('weights are not loaded');
     if (!inTidy()) throw new Error('a streamed weight was used outside tf.tidy, where nothing would free it');
     if (!(this.host instanceof Uint16Array)) return tf.tensor(this.host, this.tfShape, 'float32');
-    // wasm copies a new tensor's values into its heap at once, so one scratch array serves every float16 decode there
     const n = this.host.length;
-    const values = tf.getBackend() === 'wasm' ? scratch(n) : new Float32Array(n);
+    const values = this.reuseScratch ? scratch(n) : new Float32Array(n);
     return tf.tensor(fromFloat16(this.host, values), this.tfShape, 'float32');
   }
 }
@@ -87,6 +97,8 @@ function scratch(n: number): Float32Array<ArrayBuffer> {
 export abstract class Module extends tf.layers.Layer {
   private readonly ownParams = new Map<string, Param>();
   private readonly subModules = new Map<string, Module>();
+  /** The computations this module's forward runs on (src/layers/ops.ts); set for a whole network by useOps. */
+  protected ops: Ops = plainOps;
 
   constructor() {
     super({ trainable: false });
@@ -126,6 +138,17 @@ export abstract class Module extends tf.layers.Layer {
     return m;
   }
 
+  /** Runs this module and every module under it on `ops` from now on (WebGPUOps on webgpu, say). */
+  useOps(ops: Ops): this {
+    for (const m of this.modules()) m.ops = ops;
+    return this;
+  }
+
+  /** The ops this module runs on. */
+  get executionOps(): Ops {
+    return this.ops;
+  }
+
   /** Every weight of this module and its children, in declaration order, with full upstream keys. */
   *namedParams(prefix = ''): Generator<[string, Param]> {
     for (const [n, p] of this.ownParams) yield [prefix + n, p];
@@ -147,13 +170,16 @@ export abstract class Module extends tf.layers.Layer {
    * Set every weight from `get(key)`, a tensor already in tfjs layout. Throws naming the first missing key or
    * wrong shape. Tensors are kept (not copied); `disposeWeights` frees them.
    */
-  loadWeights(get: (key: string) => tf.Tensor | undefined, getHalf?: (key: string) => tf.Tensor | undefined): void {
+  loadWeights(get: (key: string) => tf.Tensor | undefined, getHalf?: (key: string) => tf.Tensor | undefined,
+    unpack: UnpackHalf | null = null): void {
     for (const [key, p] of this.namedParams()) {
       const h = getHalf?.(key);
       if (h !== undefined) {
+        if (unpack === null) throw new Error(`weight ${key} is float16-resident but no unpack function was given`);
         const n = p.torchShape.reduce((a, b) => a * b, 1);
         if (2 * h.size !== n) throw new Error(`weight ${key} has ${2 * h.size} half values, expected ${n} ([${p.tfShape}])`);
         p.half = h;
+        p.unpack = unpack;
         continue;
       }
       const t = get(key);
@@ -171,13 +197,14 @@ export abstract class Module extends tf.layers.Layer {
    * backend whose memory cannot hold the model (wasm's heap stops at 4 GB; the released model is 7.3 GB in float32).
    * Every forward must then run inside tf.tidy, as all of ours do.
    */
-  streamWeights(get: (key: string) => HostWeight | undefined): void {
+  streamWeights(get: (key: string) => HostWeight | undefined, opts: { reuseScratch?: boolean } = {}): void {
     for (const [key, p] of this.namedParams()) {
       const h = get(key);
       if (h === undefined) throw new Error(`missing weight ${key}`);
       const n = p.torchShape.reduce((a, b) => a * b, 1);
       if (h.length !== n) throw new Error(`weight ${key} has ${h.length} values, expected ${n} ([${p.tfShape}])`);
       p.host = h;
+      p.reuseScratch = opts.reuseScratch ?? false;
     }
   }
 
@@ -197,6 +224,7 @@ export abstract class Module extends tf.layers.Layer {
       p.value = null;
       p.host = null;
       p.half = null;
+      p.unpack = null;
     }
     for (const m of this.modules()) {
       for (const c of m.derivedTensors.values()) c.t.dispose();

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend, type BackendChoice } from '../backend.js';
+import { opsForActiveBackend, selectBackend, type BackendChoice } from '../backend.js';
+import type { WebGPUOptions } from '../backends/webgpu/options.js';
 import { bufferLimitProblem } from '../backends/limits.js';
 import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
@@ -119,8 +120,10 @@ export interface LoadOptions {
    * released model is 7.3 GB in float32); off elsewhere. Same numbers either way; costs a copy of each weight per use.
    */
   streamWeights?: boolean;
-  /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES; src/backend.ts). */
+  /** webgpu: matmuls and convolutions on tensor cores where the GPU has them (default: T2V_TENSOR_CORES); webgpu.tensorCores. */
   tensorCores?: boolean;
+  /** webgpu: how it executes (src/backends/webgpu/options.ts: tensor cores, fused kernels, tiling, caches, Dawn toggles). */
+  webgpu?: Partial<WebGPUOptions>;
   /** Check each weight shard against the sha256 in its manifest while loading (as `t2v verify`); default off. */
   verify?: boolean;
   /** Told as weight shards arrive: bytes of all three networks so far, of their total (the three manifests' sum). */
@@ -242,7 +245,9 @@ export class TextToVideo {
   static async load(location: string | ModelSource, opts: LoadOptions = {}): Promise<TextToVideo> {
     // Left to itself tfjs would start its plain-JS cpu backend (15x slower than wasm) and print its tfjs-node banner.
     const wanted = opts.backend ?? (tf.getBackend() ? undefined : 'auto');
-    const backend = wanted !== undefined ? await selectBackend(wanted, { tensorCores: opts.tensorCores }) : null;
+    const execution = { tensorCores: opts.tensorCores, webgpu: opts.webgpu };
+    const backend = wanted !== undefined ? await selectBackend(wanted, execution) : null;
+    const ops = backend?.ops ?? opsForActiveBackend(execution);
     const source = openSource(location, { cache: opts.cache, signal: opts.signal });
     const dir = source.location;
     const folder = await readModelFolder(source);
@@ -278,7 +283,7 @@ export class TextToVideo {
       });
       before += sizes.get(kind)!;
       loaded.push(m);
-      return m;
+      return m.useOps(ops);
     };
     try {
       const textEncoder = await load('text_encoder');

@@ -1,7 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { ContextAttentionAttrs, FusedAttentionAttrs } from '../kernels.js';
-import { tcAttention, tcAttentionSupported } from './attention-tc.js';
+import type { ContextAttentionAttrs, FusedAttentionAttrs } from './kernel-names.js';
 import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from './program.js';
 
 /** Key rows staged in workgroup memory per step; one thread per query row. */
@@ -95,9 +94,6 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: At
   const { heads, causal } = attrs;
   const d = inner / heads;
   if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
-  if (L.kind !== 'context' && tcAttentionSupported(b, nq, nk, heads, d, causal, L.kind === 'packed')) {
-    return tcAttention(backend, inputs, L, b, nq, nk, inner, heads);
-  }
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q

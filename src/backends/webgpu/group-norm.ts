@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { FusedGroupNormAttrs } from '../kernels.js';
+import type { FusedGroupNormAttrs } from './kernel-names.js';
 import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from './program.js';
 
 const STATS_THREADS = 256;
@@ -9,9 +9,6 @@ const APPLY_THREADS = 256;
 const CHUNK = 4096;
 /** From this many (sample, group) pairs on, one statistics workgroup per pair. */
 const SPREAD = 256;
-
-/** Switch for the benchmark: apply workgroups over up to 16 x 1024 values where they merge chunks (else 1024). */
-export const groupNormApply = { wide: true };
 
 export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
   const c = x.shape[x.shape.length - 1];
@@ -104,7 +101,7 @@ fn main() {
   // workgroup memory: no combine pass of its own, one dispatch less per GroupNorm
   const merged = chunks > 1;
   // and, so that this merge is not repeated for every 1024 values, each such workgroup covers up to 16 times more
-  const iters = merged && groupNormApply.wide ? [16, 8, 4, 2, 1].find((r) => (s * c) % (APPLY_THREADS * 4 * r) === 0)! : 1;
+  const iters = merged ? [16, 8, 4, 2, 1].find((r) => (s * c) % (APPLY_THREADS * 4 * r) === 0)! : 1;
   const applyCode = () => `
 const C = ${c}u;
 const CG = ${cg}u;

@@ -32,14 +32,13 @@ export function largeTiles(n: number): Tiles {
 /** Workgroups that fill the H100's and H200's 132 SMs once. */
 const ONE_WAVE = 132;
 
-/** Switch for the benchmark: K split where the tiles alone leave the GPU short of work (defaultTiles). */
-export const splitK = { enabled: true, smallTiles: false };
 /** Workgroups a GEMM should have (three per SM) before its K range is left whole. */
 const ENOUGH_GROUPS = 3 * ONE_WAVE;
 /** K steps each part of a split keeps at least. */
 const MIN_SPLIT_STEPS = 8;
 
-type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number };
+/** splitK: K may be split where the tiles alone leave the GPU short of work (WebGPUOptions.splitK; default true). */
+type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number; splitK?: boolean };
 
 /**
  * The tiling a GEMM [m, k] x [k, n] gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's
@@ -51,7 +50,7 @@ type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number };
  */
 export function defaultTiles(m: number, n: number, k: number, opts: TileOpts = {}): Tiles {
   // asked for every GEMM of every call: the search below is remembered per shape
-  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${splitK.enabled},${splitK.smallTiles}`;
+  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${opts.splitK ?? true}`;
   let t = tilesMemo.get(key);
   if (t === undefined) {
     t = searchTiles(m, n, k, opts);
@@ -63,10 +62,9 @@ const tilesMemo = new Map<string, Tiles>();
 
 function searchTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const t = wholeKTiles(m, n, k, opts);
-  if (!splitK.enabled || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
+  if (opts.splitK === false || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
   let best = t;
   const bases: Tiles[] = [largeTiles(n), { bm: 32, sgRows: 2, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 }];
-  if (splitK.smallTiles) bases.push({ bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 });
   for (const base of bases) {
     const tt = deepK(base, n, opts);
     if (!tilesFit(tt, m, n, k)) continue;
@@ -166,7 +164,7 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
-  residual: tf.TensorInfo | null = null): tf.TensorInfo {
+  residual: tf.TensorInfo | null = null, splitK = true): tf.TensorInfo {
   // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
   // last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
@@ -174,7 +172,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const n = b.shape[b.shape.length - 1];
   const m = conv || (tiles && tilesFit(tiles, rows, n, k)) ? rows : paddedRows(rows);
   const t = tiles ?? defaultTiles(m, n, k,
-    { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize });
+    { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, splitK });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }

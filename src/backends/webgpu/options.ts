@@ -1,9 +1,11 @@
 import { envVar } from '../../env.js';
 
-/** The fused WGSL kernels (src/backends/webgpu/*.ts) that WebGPU execution may use; the others run as tfjs ops. */
-export const WEBGPU_KERNELS = [
-  'attention', 'packed-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu', 'matmul-add', 'conv2d-add',
-] as const;
+/**
+ * The fused WGSL kernels (src/backends/webgpu/*.ts) that WebGPU execution may use; one left out runs as tfjs ops.
+ * packed-attention: self-attention reads q|k|v from one matmul; context-attention: every cross-attention's keys and
+ * values come from one matmul per UNet call and are read in place.
+ */
+export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu'] as const;
 export type WebGPUKernel = (typeof WEBGPU_KERNELS)[number];
 
 /**
@@ -31,8 +33,6 @@ export interface WebGPUOptions {
   tensorCores: boolean;
   /** The fused kernels in use (default all); a kernel left out runs as tfjs ops. */
   kernels: readonly WebGPUKernel[];
-  /** Every cross-attention's keys and values from one matmul per UNet call, read in place by the attention kernel. */
-  contextProjection: boolean;
   /** Tensor-core tiling: split K where the tiles alone leave the GPU short of workgroups. */
   splitK: boolean;
   /**
@@ -54,7 +54,6 @@ export interface WebGPUOptions {
 export const DEFAULT_WEBGPU_OPTIONS: Readonly<WebGPUOptions> = Object.freeze({
   tensorCores: true,
   kernels: WEBGPU_KERNELS,
-  contextProjection: true,
   splitK: true,
   computeUnits: null,
   uniformCache: true,
@@ -63,7 +62,9 @@ export const DEFAULT_WEBGPU_OPTIONS: Readonly<WebGPUOptions> = Object.freeze({
 });
 
 /** A bad option or environment value; the message names it and says what is valid. */
-export class WebGPUOptionsError extends Error {}
+export class WebGPUOptionsError extends Error {
+  override readonly name = 'WebGPUOptionsError';
+}
 
 type Env = (name: string) => string | undefined;
 
@@ -86,7 +87,7 @@ function envUnits(env: Env, name: string): number | undefined {
 }
 
 function check(o: WebGPUOptions): WebGPUOptions {
-  const bools = ['tensorCores', 'contextProjection', 'splitK', 'uniformCache', 'bindGroupCache'] as const;
+  const bools = ['tensorCores', 'splitK', 'uniformCache', 'bindGroupCache'] as const;
   for (const k of bools) {
     if (typeof o[k] !== 'boolean') throw new WebGPUOptionsError(`webgpu option ${k} must be true or false, not ${JSON.stringify(o[k])}`);
   }

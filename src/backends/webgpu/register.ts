@@ -1,114 +1,42 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { fusedAttention, fusedContextAttention, fusedPackedAttention } from './attention.js';
+import { fusedGEGLU } from './geglu.js';
+import { fusedGroupNorm } from './group-norm.js';
 import {
-  FusedAttention, FusedContextAttention, FusedConv2DAdd, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedMatMulAdd,
-  FusedPackedAttention, setSupportCheck, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
-} from '../kernels.js';
-import {
-  attentionSupported, contextAttentionSupported, fusedAttention, fusedContextAttention, fusedPackedAttention, packedAttentionSupported,
-} from './attention.js';
-import { fusedConv2DAdd, fusedMatMulAdd } from './gemm-add.js';
-import { fusedGEGLU, gegluSupported } from './geglu.js';
-import { fusedGroupNorm, groupNormSupported } from './group-norm.js';
-import { fusedLayerNorm, layerNormSupported } from './layer-norm.js';
+  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
+  TensorCoreGemm, UnpackHalf, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
+} from './kernel-names.js';
+import { fusedLayerNorm } from './layer-norm.js';
+import type { ConvGeom } from './matmul-f16-staged.js';
+import { tensorCoreConv, tensorCoreGemm, type GemmRoute } from './tensor-core-route.js';
+import { unpackHalf } from './unpack-half.js';
 
-const BACKEND = 'webgpu';
-export type WebGPUKernel = 'attention' | 'packed-attention' | 'context-attention' | 'groupnorm' | 'layernorm' | 'geglu'
-  | 'matmul-add' | 'conv2d-add';
-export const ALL_KERNELS: WebGPUKernel[] = [
-  'attention', 'packed-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu', 'matmul-add', 'conv2d-add'];
+type Func = (backend: WebGPUBackend, inputs: tf.NamedTensorInfoMap, attrs: Record<string, unknown>) => tf.TensorInfo;
 
-const configs: Record<WebGPUKernel, { name: string; config: tf.KernelConfig; supports: (i: tf.Tensor[], a: Record<string, unknown>) => boolean }> = {
-  attention: {
-    name: FusedAttention,
-    config: {
-      kernelName: FusedAttention, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedAttention(backend as WebGPUBackend, inputs.q!, inputs.k!,
-        inputs.v!, attrs as unknown as FusedAttentionAttrs),
-    },
-    supports: ([q, k], a) => attentionSupported(q, k, a.heads as number),
-  },
-  'packed-attention': {
-    name: FusedPackedAttention,
-    config: {
-      kernelName: FusedPackedAttention, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedPackedAttention(backend as WebGPUBackend, inputs.qkv!,
-        attrs as unknown as FusedAttentionAttrs),
-    },
-    supports: ([qkv], a) => packedAttentionSupported(qkv, a.heads as number),
-  },
-  'context-attention': {
-    name: FusedContextAttention,
-    config: {
-      kernelName: FusedContextAttention, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedContextAttention(backend as WebGPUBackend, inputs.q!, inputs.kv!,
-        attrs as unknown as ContextAttentionAttrs),
-    },
-    supports: ([q, kv], a) => contextAttentionSupported(q, kv, a as unknown as ContextAttentionAttrs),
-  },
-  groupnorm: {
-    name: FusedGroupNorm,
-    config: {
-      kernelName: FusedGroupNorm, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedGroupNorm(backend as WebGPUBackend, inputs.x!, inputs.gamma!,
-        inputs.beta!, attrs as unknown as FusedGroupNormAttrs),
-    },
-    supports: ([x], a) => groupNormSupported(x, a.groups as number),
-  },
-  layernorm: {
-    name: FusedLayerNorm,
-    config: {
-      kernelName: FusedLayerNorm, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedLayerNorm(backend as WebGPUBackend, inputs.x!, inputs.gamma!,
-        inputs.beta!, (attrs as { eps: number }).eps),
-    },
-    supports: ([x]) => layerNormSupported(x),
-  },
-  geglu: {
-    name: FusedGEGLU,
-    config: {
-      kernelName: FusedGEGLU, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend }) => fusedGEGLU(backend as WebGPUBackend, inputs.h!),
-    },
-    supports: ([h]) => gegluSupported(h),
-  },
-  'matmul-add': {
-    name: FusedMatMulAdd,
-    config: {
-      kernelName: FusedMatMulAdd, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend }) => fusedMatMulAdd(backend as WebGPUBackend, inputs.a!, inputs.b!,
-        inputs.bias ?? null, inputs.residual!),
-    },
-    supports: () => true,
-  },
-  'conv2d-add': {
-    name: FusedConv2DAdd,
-    config: {
-      kernelName: FusedConv2DAdd, backendName: BACKEND,
-      kernelFunc: ({ inputs, backend, attrs }) => fusedConv2DAdd(backend as WebGPUBackend, inputs.x!, inputs.filter!,
-        inputs.bias ?? null, inputs.residual!, attrs ?? {}),
-    },
-    supports: () => true,
-  },
+const KERNELS: Record<string, Func> = {
+  [FusedAttention]: (b, i, a) => fusedAttention(b, i.q!, i.k!, i.v!, a as unknown as FusedAttentionAttrs),
+  [FusedPackedAttention]: (b, i, a) => fusedPackedAttention(b, i.qkv!, a as unknown as FusedAttentionAttrs),
+  [FusedContextAttention]: (b, i, a) => fusedContextAttention(b, i.q!, i.kv!, a as unknown as ContextAttentionAttrs),
+  [FusedGroupNorm]: (b, i, a) => fusedGroupNorm(b, i.x!, i.gamma!, i.beta!, a as unknown as FusedGroupNormAttrs),
+  [FusedLayerNorm]: (b, i, a) => fusedLayerNorm(b, i.x!, i.gamma!, i.beta!, a.eps as number),
+  [FusedGEGLU]: (b, i) => fusedGEGLU(b, i.h!),
+  [TensorCoreGemm]: (b, i, a) => tensorCoreGemm(b, a.route as GemmRoute, i.a!, i.b!, i.bias ?? null, i.residual ?? null),
+  [TensorCoreConv]: (b, i, a) => tensorCoreConv(b, a.route as GemmRoute, i.x!, i.filter!, i.bias ?? null, i.residual ?? null,
+    a.geom as ConvGeom),
+  [UnpackHalf]: (b, i, a) => unpackHalf(b, i.x!, a.shape as number[]),
 };
 
 /**
- * Registers the fused WGSL kernels for the webgpu backend (idempotent). Layer code then takes them through
- * `attention()`, `GroupNorm.forward(x, silu)` and `geglu()`; unregistering brings the stock ops back, which is how
- * the benchmark measures both.
+ * Registers this package's WGSL kernels with tfjs for the webgpu backend (idempotent). They are new kernels under our
+ * own names (kernel-names.ts): tfjs's own kernels stay as they are, and only WebGPUOps runs these.
  */
-export function registerWebGPUKernels(which: WebGPUKernel[] = ALL_KERNELS): void {
-  for (const k of which) {
-    const { name, config, supports } = configs[k];
-    if (tf.getKernel(name, BACKEND) === undefined) tf.registerKernel(config);
-    setSupportCheck(name, BACKEND, supports);
-  }
-}
-
-export function unregisterWebGPUKernels(which: WebGPUKernel[] = ALL_KERNELS): void {
-  for (const k of which) {
-    const { name } = configs[k];
-    if (tf.getKernel(name, BACKEND) !== undefined) tf.unregisterKernel(name, BACKEND);
-    setSupportCheck(name, BACKEND, null);
+export function registerWebGPUKernels(): void {
+  for (const [kernelName, f] of Object.entries(KERNELS)) {
+    if (tf.getKernel(kernelName, 'webgpu') !== undefined) continue;
+    tf.registerKernel({
+      kernelName, backendName: 'webgpu',
+      kernelFunc: ({ inputs, backend, attrs }) => f(backend as WebGPUBackend, inputs, (attrs ?? {}) as Record<string, unknown>),
+    });
   }
 }

@@ -1,13 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { UnpackHalf } from '../kernels.js';
+import type { UnpackHalf as UnpackHalfFn } from '../../layers/module.js';
+import { UnpackHalf } from './kernel-names.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 
 /**
  * Float16-resident weights (Param.half): n half floats packed two to a float32 element, unpacked to float32 `shape`
  * for one use. pack/unpack2x16float are core WGSL, so this needs no shader-f16.
  */
-function unpackHalf(backend: WebGPUBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+export function unpackHalf(backend: WebGPUBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
   const n = shape.reduce((a, b) => a * b, 1);
   if (2 * x.shape.reduce((a, b) => a * b, 1) !== n) throw new Error(`unpackHalf: ${x.shape} packed values for shape [${shape}]`);
   const code = () => `
@@ -25,11 +26,6 @@ fn main() {
   }), [x], 'float32');
 }
 
-/** Registers UnpackHalf for webgpu (once). */
-export function registerUnpackHalf(): void {
-  if (tf.getKernel(UnpackHalf, 'webgpu') !== undefined) return;
-  tf.registerKernel({
-    kernelName: UnpackHalf, backendName: 'webgpu',
-    kernelFunc: ({ inputs, backend, attrs }) => unpackHalf(backend as WebGPUBackend, inputs.x!, (attrs as unknown as { shape: number[] }).shape),
-  });
-}
+/** A float16-resident weight's float32 values for one use (Param.unpack), through the registered kernel. */
+export const unpackHalfWeight: UnpackHalfFn = (packed, shape) =>
+  tf.engine().runKernel(UnpackHalf, { x: packed }, { shape } as unknown as tf.NamedAttrMap) as tf.Tensor;

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Param } from '../module.js';
 import { Linear } from '../common/linear.js';
-import { attention } from '../common/attention.js';
 
 /**
  * torch.nn.MultiheadAttention as open_clip's text blocks use it (self-attention, packed q/k/v projection):
@@ -23,9 +22,9 @@ export class MultiheadAttention extends Module {
   forward(x: tf.Tensor3D, causal: boolean): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, n, w] = x.shape;
-      const qkv = tf.add(tf.matMul(x.reshape([b * n, w]) as tf.Tensor2D, this.in_proj_weight.tensor as tf.Tensor2D), this.in_proj_bias.tensor);
+      const qkv = this.ops.linear(x.reshape([b * n, w]) as tf.Tensor2D, this.in_proj_weight.tensor as tf.Tensor2D, this.in_proj_bias.tensor);
       const [q, k, v] = tf.split(qkv, 3, 1).map((t) => t.reshape([b, n, w]) as tf.Tensor3D);
-      return this.out_proj.forward(attention(q, k, v, this.numHeads, causal)) as tf.Tensor3D;
+      return this.out_proj.forward(this.ops.attention(q, k, v, this.numHeads, causal)) as tf.Tensor3D;
     });
   }
 }

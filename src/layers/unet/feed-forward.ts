@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { Linear } from '../common/linear.js';
-import { geglu } from '../../backends/geglu.js';
 
 /** Upstream `GEGLU`: `proj` to twice the width, split into value and gate halves, value * gelu(gate). */
 export class GEGLU extends Module {
@@ -13,8 +12,7 @@ export class GEGLU extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    // value * gelu(gate) after the split; one fused kernel where the backend has it (src/backends/geglu.ts)
-    return tf.tidy(() => geglu(this.proj.forward(x)));
+    return tf.tidy(() => this.ops.geglu(this.proj.forward(x)));
   }
 }
 

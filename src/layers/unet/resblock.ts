@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Param } from '../module.js';
-import { Conv2d, conv2dBias } from '../common/conv.js';
+import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
 
@@ -20,7 +20,7 @@ export class TemporalConv3d extends Module {
 
   /** x [b, f, pixels, c] -> [b, f, pixels, outChannels], plus `residual` (that shape) when given. */
   forward(x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => conv2dBias(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
+    return tf.tidy(() => this.ops.conv2d(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
       this.bias.tensor, residual ?? null));
   }
 }
@@ -46,7 +46,7 @@ export class TemporalConvBlock_v2 extends Module {
   forward(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       let h = x;
-      // the last convolution adds the input itself (one kernel on webgpu)
+      // the last convolution adds the input itself
       this.stages.forEach(([norm, conv], i) => {
         h = conv.forward(norm.forward(h, true) as tf.Tensor4D, i === this.stages.length - 1 ? x : undefined);
       });

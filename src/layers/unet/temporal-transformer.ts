@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module, type Param } from '../module.js';
 import { GroupNorm } from '../common/norm.js';
-import { matMulBias } from '../common/linear.js';
 import { BasicTransformerBlock } from './transformer-block.js';
 
 /** torch.nn.Conv1d with kernel size 1 (upstream TemporalTransformer's proj_in/proj_out): a per-position Linear. */
@@ -21,7 +20,7 @@ export class PointwiseConv1d extends Module {
       const lead = x.shape.slice(0, -1);
       const w = this.weight.tensor.reshape([this.inChannels, this.outChannels]) as tf.Tensor2D;
       const r = residual ? residual.reshape([-1, this.outChannels]) as tf.Tensor2D : null;
-      return matMulBias(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor, r).reshape([...lead, this.outChannels]);
+      return this.ops.linear(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor, r).reshape([...lead, this.outChannels]);
     });
   }
 }

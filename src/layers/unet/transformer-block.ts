@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../module.js';
 import { LayerNorm } from '../common/norm.js';
-import { CrossAttention, type ProjectedContext } from './cross-attention.js';
+import { CrossAttention, type ContextFor } from './cross-attention.js';
 import { FeedForward } from './feed-forward.js';
 
 /**
@@ -31,9 +31,9 @@ export class BasicTransformerBlock extends Module {
    * x [B, N, dim], or [B, N, S, dim] for attention over N in each of the S columns (both attentions self-attention
    * then); context as CrossAttention takes it, or none for self-attention in attn2.
    */
-  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D | ProjectedContext): T {
+  forward<T extends tf.Tensor3D | tf.Tensor4D>(x: T, context?: tf.Tensor3D | ContextFor): T {
     return tf.tidy(() => {
-      // each sub-layer's last Linear adds the residual (one kernel on webgpu)
+      // each sub-layer's last Linear adds the residual
       let h = this.attn1.forward(this.norm1.forward(x) as T, undefined, x);
       h = this.attn2.forward(this.norm2.forward(h) as T, context, h);
       return this.ff.forward(this.norm3.forward(h), h) as T;

@@ -3,8 +3,7 @@ import { Module } from '../module.js';
 import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
-import { contextAttentionIsFused } from '../common/attention.js';
-import type { CrossAttention, ProjectedContext } from './cross-attention.js';
+import type { ProjectedContext } from '../ops.js';
 import { silu } from './activations.js';
 import type { UNetConfig } from './config.js';
 import { Downsample } from './downsample.js';
@@ -22,15 +21,9 @@ type Layer = Conv2d | ResBlock | SpatialTransformer | TemporalTransformer | Down
  */
 interface Conditioning {
   embSilu: tf.Tensor2D;
-  context: tf.Tensor3D | ProjectedContext;
+  context: ProjectedContext;
   batch: number;
 }
-
-/**
- * Whether every cross-attention's keys and values come from one matmul per call (where the backend reads them in
- * place); the benchmark's switch.
- */
-export const contextProjection = { enabled: true };
 
 /**
  * ModelScope's `UNetSD` (the 3-D UNet of text-to-video) as the released configuration uses it. A video is
@@ -51,8 +44,8 @@ export class UNetSD extends Module {
   readonly outputBlocks: Layer[][] = [];
   readonly outNorm: GroupNorm;
   readonly outConv: Conv2d;
-  /** Each cross-attention (the spatial transformers' attn2, in order) and where its k|v columns start in context_kv. */
-  private readonly contextOffsets = new Map<CrossAttention, number>();
+  /** The spatial transformers in order: their attn2 read the context (SpatialTransformer.contextIndex). */
+  private readonly crossAttentions: SpatialTransformer[] = [];
 
   constructor(readonly config: UNetConfig) {
     super();
@@ -118,12 +111,11 @@ export class UNetSD extends Module {
     this.outNorm = this.child('out.0', new GroupNorm(g, width));
     this.outConv = this.child('out.2', new Conv2d(width, c.outDim, 3, 1, 1));
 
-    let at = 0;
     for (const block of [...this.inputBlocks, this.middleBlock, ...this.outputBlocks]) {
       for (const l of block) {
         if (!(l instanceof SpatialTransformer)) continue;
-        this.contextOffsets.set(l.block.attn2, at);
-        at += 2 * l.block.attn2.innerDim;
+        l.contextIndex = this.crossAttentions.length;
+        this.crossAttentions.push(l);
       }
     }
   }
@@ -196,14 +188,18 @@ export class UNetSD extends Module {
     });
   }
 
-  /** Every cross-attention's keys and values from one matmul (weights concatenated once), or the context as given. */
-  private projectContext(context: tf.Tensor3D): tf.Tensor3D | ProjectedContext {
-    const layers = [...this.contextOffsets.keys()];
-    const weights = layers.flatMap((a) => [a.to_k.weight.value, a.to_v.weight.value]);
-    if (!contextProjection.enabled || layers.length === 0 || !contextAttentionIsFused() || weights.some((w) => !w)) return context;
-    const w = this.derived('context_kv', weights as tf.Tensor[], () => tf.concat(weights as tf.Tensor2D[], 1)) as tf.Tensor2D;
-    const [b, keys, width] = context.shape;
-    return { kv: tf.matMul(context.reshape([b * keys, width]) as tf.Tensor2D, w), batch: b, keys, offsets: this.contextOffsets };
+  /**
+   * The context's keys and values for every cross-attention, as the ops make them; `packed` is every attn2's to_k and
+   * to_v side by side (made once, kept with the weights) for ops that project them all in one matmul.
+   */
+  private projectContext(context: tf.Tensor3D): ProjectedContext {
+    const attns = this.crossAttentions.map((s) => s.block.attn2);
+    const packed = () => {
+      const weights = attns.flatMap((a) => [a.to_k.weight.value, a.to_v.weight.value]);
+      if (weights.length === 0 || weights.some((w) => !w)) return null;
+      return this.derived('context_kv', weights as tf.Tensor[], () => tf.concat(weights as tf.Tensor2D[], 1)) as tf.Tensor2D;
+    };
+    return this.ops.projectContext(context, attns.map((a) => a.keyValueWeights()), packed);
   }
 
   private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning): tf.Tensor4D {

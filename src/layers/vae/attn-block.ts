@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import { attention } from '../common/attention.js';
 import { Conv2d } from '../common/conv.js';
 import type { GroupNorm } from '../common/norm.js';
 import { Module } from '../module.js';
@@ -31,7 +30,7 @@ export class AttnBlock extends Module {
       const [b, h, w, c] = x.shape;
       const hn = this.norm.forward(x) as tf.Tensor4D;
       const seq = (t: tf.Tensor4D) => t.reshape([b, h * w, c]) as tf.Tensor3D;
-      const a = attention(seq(this.q.forward(hn)), seq(this.k.forward(hn)), seq(this.v.forward(hn)), 1);
+      const a = this.ops.attention(seq(this.q.forward(hn)), seq(this.k.forward(hn)), seq(this.v.forward(hn)), 1);
       return tf.add(x, this.proj_out.forward(a.reshape([b, h, w, c]) as tf.Tensor4D));
     });
   }

@@ -1,0 +1,30 @@
+/**
+ * The tfjs kernels this package registers for webgpu (src/backends/webgpu/register.ts). Only WebGPUOps
+ * (src/backends/webgpu/ops.ts) runs them; tfjs's own kernels are left as they are.
+ */
+export const FusedAttention = 'T2VFusedAttention';
+/** Self-attention on one [B, N, 3*inner] tensor holding q, k and v side by side (attrs as FusedAttention's). */
+export const FusedPackedAttention = 'T2VFusedPackedAttention';
+/**
+ * Attention of q [B, Nq, inner] to keys and values read from one [rows, width] tensor: row b*keys + j holds key j of
+ * batch b, its key at columns offset .. offset+inner and its value right after (every cross-attention's to_k|to_v of
+ * one context, from one matmul).
+ */
+export const FusedContextAttention = 'T2VFusedContextAttention';
+export const FusedGroupNorm = 'T2VFusedGroupNorm';
+export const FusedGEGLU = 'T2VFusedGEGLU';
+export const FusedLayerNorm = 'T2VFusedLayerNorm';
+/** a [m, k] x b [k, n] (+ bias [n]) + residual [m, n] as tfjs's matmul kernel, then Add: the tensor cores off. */
+export const FusedMatMulAdd = 'T2VFusedMatMulAdd';
+/** conv2d (+ bias) + residual as tfjs's FusedConv2D kernel, then Add: the tensor cores off. */
+export const FusedConv2DAdd = 'T2VFusedConv2DAdd';
+/** A GEMM (+ bias) (+ residual) on the tensor-core route (gemv or the staged kernel): attrs { route }. */
+export const TensorCoreGemm = 'T2VTensorCoreGemm';
+/** A convolution as an implicit GEMM on the tensor-core route: attrs { route, geom }. */
+export const TensorCoreConv = 'T2VTensorCoreConv';
+/** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
+export const UnpackHalf = 'T2VUnpackHalf';
+
+export interface FusedAttentionAttrs { heads: number; causal: boolean }
+export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }
+export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }

@@ -1,0 +1,164 @@
+import * as tf from '@tensorflow/tfjs';
+import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights } from '../../layers/ops.js';
+import { PlainOps, plainAttention } from '../../layers/plain-ops.js';
+import type { SubgroupMatrixConfig } from '../dawn.js';
+import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
+import { gegluSupported } from './geglu.js';
+import { groupNormSupported } from './group-norm.js';
+import {
+  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
+  TensorCoreGemm,
+} from './kernel-names.js';
+import { layerNormSupported } from './layer-norm.js';
+import type { WebGPUKernel, WebGPUOptions } from './options.js';
+import { registerWebGPUKernels } from './register.js';
+import { pickConfig, planConv, planGemm, type GemmRoute, type GemmShape, type RouteStats, type TileChooser } from './tensor-core-route.js';
+
+/** Every cross-attention's keys and values of one context from one matmul: layer i's k at offsets[i], its v after. */
+class PackedContext implements ProjectedContext {
+  constructor(readonly kv: tf.Tensor2D, readonly batch: number, readonly keys: number, readonly offsets: readonly number[]) {}
+}
+
+/** What the device offers that WebGPUOps may use. */
+export interface WebGPUDeviceFacts {
+  /** The device's `chromium-experimental-subgroup-matrix` configurations (empty without shader-f16 or the feature). */
+  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
+}
+
+/** Benchmark hooks: a tiling per GEMM shape, and a look at every GEMM the tensor-core route runs. */
+export interface WebGPUInstruments {
+  tiles?: TileChooser | null;
+  onGemm?: ((s: GemmShape) => void) | null;
+}
+
+function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
+  const given: tf.NamedTensorMap = {};
+  for (const [k, t] of Object.entries(inputs)) if (t) given[k] = t;
+  return tf.engine().runKernel(kernel, given, attrs as unknown as tf.NamedAttrMap) as T;
+}
+
+const isVector = (t: tf.Tensor | null, n: number) => t === null || (t.rank === 1 && t.shape[0] === n);
+
+/**
+ * The networks' computations on webgpu: the fused WGSL kernels where they take the shapes (flash attention, GroupNorm
+ * with SiLU, LayerNorm, GEGLU), self-attention from one to_q|to_k|to_v matmul, every cross-attention's keys and values
+ * from one matmul per UNet call, and GEMMs and convolutions on tensor cores (f16 inputs, f32 accumulation, the
+ * residual add in the accumulators) where the device has subgroup matrices. Everything else is PlainOps. Every
+ * choice comes from the WebGPUOptions it is made with.
+ */
+export class WebGPUOps extends PlainOps {
+  override readonly name = 'webgpu';
+  /** The tensor-core configuration in use, or null (why: tensorCoresOff). */
+  readonly tensorCores: SubgroupMatrixConfig | null;
+  readonly tensorCoresOff: string | undefined;
+  /** GEMMs and convolutions the tensor-core route took, and those it left to tfjs's kernels. */
+  readonly tensorCoreStats: RouteStats = { routed: 0, fallback: 0 };
+  private readonly route: GemmRoute | null;
+  private readonly kernels: ReadonlySet<WebGPUKernel>;
+
+  constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
+    super();
+    registerWebGPUKernels();
+    this.kernels = new Set(options.kernels);
+    const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
+    this.tensorCores = cfg;
+    this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
+      : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
+    this.route = cfg ? {
+      cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
+    } : null;
+  }
+
+  override linear(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null = null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
+    const [m, k] = x.shape;
+    const n = w.shape[1];
+    return tf.tidy((): tf.Tensor2D => {
+      if (this.route && isVector(bias, n)) {
+        const attrs = { route: this.route };
+        if (residual && planGemm(m, n, k, residual.size)) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias, residual }, attrs);
+        if (planGemm(m, n, k, null)) {
+          const y = run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias }, attrs);
+          return residual ? tf.add<tf.Tensor2D>(y, residual) : y;
+        }
+      }
+      if (this.route) this.route.stats.fallback++;
+      const y: tf.Tensor2D = bias ? tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D : tf.matMul(x, w);
+      return residual ? tf.add<tf.Tensor2D>(y, residual) : y;
+    });
+  }
+
+  override conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding, bias: tf.Tensor | null = null,
+    residual: tf.Tensor4D | null = null): tf.Tensor4D {
+    return tf.tidy(() => {
+      const geom = this.route && isVector(bias, filter.shape[3]) ? planConv(x.shape, filter.shape, strides, pad) : null;
+      if (geom) return run<tf.Tensor4D>(TensorCoreConv, { x, filter, bias, residual }, { route: this.route, geom });
+      if (this.route) this.route.stats.fallback++;
+      const y = bias ? tf.fused.conv2d({ x, filter, strides, pad, bias }) : tf.conv2d(x, filter, strides, pad);
+      return residual ? tf.add(y, residual) : y;
+    });
+  }
+
+  override groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, silu: boolean): tf.Tensor {
+    if (this.kernels.has('groupnorm') && groupNormSupported(x, groups)) return run(FusedGroupNorm, { x, gamma, beta }, { groups, eps, silu });
+    return super.groupNorm(x, gamma, beta, groups, eps, silu);
+  }
+
+  override layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
+    if (this.kernels.has('layernorm') && layerNormSupported(x)) return run(FusedLayerNorm, { x, gamma, beta }, { eps });
+    return super.layerNorm(x, gamma, beta, eps);
+  }
+
+  override geglu(h: tf.Tensor): tf.Tensor {
+    if (this.kernels.has('geglu') && gegluSupported(h)) return run(FusedGEGLU, { h }, {});
+    return super.geglu(h);
+  }
+
+  override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
+    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal });
+    return plainAttention(q, k, v, heads, causal, this.batchMatMul);
+  }
+
+  override selfAttention<T extends tf.Tensor3D | tf.Tensor4D>(x: T, w: QKVWeights, heads: number): T {
+    const shape = [...x.shape.slice(0, -1), 3 * w.inner];
+    const fits = this.kernels.has('packed-attention') && packedAttentionSupported({ shape, dtype: 'float32' } as tf.TensorInfo, heads);
+    const packed = fits ? w.packed() : null;
+    if (!packed) return super.selfAttention(x, w, heads);
+    return tf.tidy(() => {
+      const qkv = this.linear(x.reshape([-1, x.shape[x.rank - 1]]) as tf.Tensor2D, packed).reshape(shape);
+      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
+    });
+  }
+
+  override projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], packed: () => tf.Tensor2D | null): ProjectedContext {
+    const w = this.kernels.has('context-attention') && layers.length > 0 ? packed() : null;
+    if (!w) return super.projectContext(context, layers);
+    const [b, keys, width] = context.shape;
+    const offsets: number[] = [];
+    let at = 0;
+    for (const l of layers) {
+      offsets.push(at);
+      at += 2 * l.k.shape[1];
+    }
+    return new PackedContext(this.linear(context.reshape([b * keys, width]) as tf.Tensor2D, w), b, keys, offsets);
+  }
+
+  override contextAttention(q: tf.Tensor3D, context: ProjectedContext, layer: number, heads: number): tf.Tensor3D {
+    if (!(context instanceof PackedContext)) return super.contextAttention(q, context, layer, heads);
+    const attrs = { heads, keys: context.keys, offset: context.offsets[layer] };
+    if (contextAttentionSupported(q, context.kv, attrs)) return run(FusedContextAttention, { q, kv: context.kv }, attrs);
+    return tf.tidy(() => {
+      const [b, , inner] = q.shape;
+      const part = (at: number) => context.kv.slice([0, at], [b * context.keys, inner]).reshape([b, context.keys, inner]) as tf.Tensor3D;
+      return this.attention(q, part(attrs.offset), part(attrs.offset + inner), heads);
+    });
+  }
+
+  /** tf.matMul, or the tensor-core GEMM where both operands have batch 1, no transposes and the shapes fit. */
+  private readonly batchMatMul = (a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor => {
+    const one = (t: tf.Tensor) => t.shape.slice(0, -2).every((d) => d === 1);
+    if (!this.route || transposeA || transposeB || !one(a) || !one(b)) return tf.matMul(a, b, transposeA, transposeB);
+    const [m, k] = a.shape.slice(-2);
+    const n = b.shape[b.rank - 1];
+    return tf.tidy(() => this.linear(a.reshape([m, k]), b.reshape([k, n])).reshape([...a.shape.slice(0, -1), n]));
+  };
+}
