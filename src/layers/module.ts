@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fromFloat16 } from '../../converters/float16.js';
 import { fusedKernelFor, runFused, UnpackHalf } from '../backends/kernels.js';
+import { inTidy } from '../tfjs-internals.js';
 
 /**
  * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
@@ -37,8 +38,6 @@ export function tfPermutation(role: ParamRole, rank: number): number[] {
 
 /** A weight's values in host memory, tfjs layout: float32, or float16 bits (the converted folder's storage). */
 export type HostWeight = Float32Array | Uint16Array;
-
-const inTidy = () => (tf.engine().state as unknown as { activeScope?: unknown }).activeScope != null;
 
 /**
  * A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. A streamed
