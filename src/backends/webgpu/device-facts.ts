@@ -6,8 +6,9 @@ import type { WebGPUOptions } from './options.js';
  * the GPUs the tensor-core tiling's thresholds were measured on (bench/RESULTS.md, runs 18-34). Used only where
  * neither `computeUnits` (T2V_COMPUTE_UNITS) nor the adapter says: Dawn's adapter (npm `webgpu` 0.6.2) exposes no
  * compute-unit count (adapter.info: vendor, architecture, device, description, subgroupMinSize, subgroupMaxSize,
- * isFallbackAdapter, subgroupMatrixConfigs; adapter.limits: the WebGPU limits only), and no start-up probe is
- * used (docs/gpu.md says why).
+ * isFallbackAdapter, subgroupMatrixConfigs; adapter.limits: the WebGPU limits only), and a start-up probe (a
+ * spinning kernel timed at 1..N workgroups) would find resident workgroups per wave, units times an occupancy that
+ * differs by GPU, not units (docs/gpu.md).
  */
 export const DEFAULT_COMPUTE_UNITS = 132;
 
