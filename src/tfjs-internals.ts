@@ -8,8 +8,11 @@ import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
  *
  * Used through their public API, so not here: WebGPUBackend.runWebGPUProgram, disposeData, uploadToGPU, device and
  * bufferManager (the field itself), engine().makeTensorFromTensorInfo and runKernel, tf.getKernel/registerKernel with
- * their kernelFunc, and WebGPUProgram's fields (an exported type). This module imports no tfjs-backend-webgpu code at
- * run time: that package must load only after Dawn is `navigator.gpu` (src/backends/dawn.ts).
+ * their kernelFunc, and WebGPUProgram's fields (an exported type). Not members but conventions of tfjs's shader
+ * generator that our kernels lean on (src/backends/webgpu/program.ts: `main()` without a flat index when dispatchLayout
+ * has y, the `uniforms` struct, `var<storage, read> NAME : array<f32>` bindings retyped by dawn.ts's hoistDirectives):
+ * the WebGPU kernel tests exercise them. This module imports no tfjs-backend-webgpu code at run time: that package
+ * must load only after Dawn is `navigator.gpu` (src/backends/dawn.ts).
  */
 export const TFJS_WRITTEN_AGAINST = '4.22.0';
 
