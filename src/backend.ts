@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, subgroupMatrixConfigs } from './backends/dawn.js';
+import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, webgpuFacts } from './backends/dawn.js';
 import { WebGPUOps } from './backends/webgpu/ops.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from './backends/webgpu/options.js';
 import { envVar } from './env.js';
@@ -37,7 +37,7 @@ function webgpuOptions(opts: BackendOptions): Partial<WebGPUOptions> {
  */
 export function opsForActiveBackend(opts: BackendOptions = {}): Ops {
   if (tf.getBackend() !== 'webgpu') return plainOps;
-  return new WebGPUOps(resolveWebGPUOptions(webgpuOptions(opts)), { subgroupMatrixConfigs });
+  return new WebGPUOps(resolveWebGPUOptions(webgpuOptions(opts)), webgpuFacts());
 }
 
 export interface BackendSkip {
@@ -110,8 +110,8 @@ async function tryWebgpu(allowSoftware: boolean, opts: BackendOptions): Promise<
   let ops: WebGPUOps;
   try {
     const options = resolveWebGPUOptions(webgpuOptions(opts)); // a bad option or variable is an error, not a skip
-    setup = await activateWebGPU({ allowSoftware, flags: [...options.dawnFlags] });
-    ops = new WebGPUOps(options, { subgroupMatrixConfigs });
+    setup = await activateWebGPU({ allowSoftware, options });
+    ops = new WebGPUOps(options, webgpuFacts());
   } catch (err) {
     if (err instanceof Error && err.name === 'WebGPUOptionsError') throw new BackendError(err.message);
     return { ok: false, reason: message(err) };

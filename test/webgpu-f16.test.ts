@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { installDawn, subgroupMatrixConfigs, useWebGPU } from '../src/backends/dawn.js';
+import { installDawn, useWebGPU, webgpuFacts } from '../src/backends/dawn.js';
 import { matMulF16Staged, matMulF16StagedSupported } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { pickConfig } from '../src/backends/webgpu/tensor-core-route.js';
 import { program } from '../src/backends/webgpu/program.js';
@@ -49,9 +49,9 @@ fn main() {
 });
 
 test('tensor-core matmul (subgroup matrices) matches tf.matMul within f16 input rounding', {
-  skip: skip || (pickConfig(subgroupMatrixConfigs) ? false : 'the adapter has no f16 subgroup matrices (tensor cores)'),
+  skip: skip || (pickConfig([...webgpuFacts().subgroupMatrixConfigs]) ? false : 'the adapter has no f16 subgroup matrices (tensor cores)'),
 }, async () => {
-  const cfg = pickConfig(subgroupMatrixConfigs)!;
+  const cfg = pickConfig([...webgpuFacts().subgroupMatrixConfigs])!;
   const [m, k, n] = [256, 96, 192];
   assert.ok(matMulF16StagedSupported(m, n, k));
   const a = tf.randomNormal([m, k], 0, 1, 'float32', 1) as tf.Tensor2D;

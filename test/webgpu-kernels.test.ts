@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend, WebGPUProgram } from '@tensorflow/tfjs-backend-webgpu';
-import { installDawn, uniformCache } from '../src/backends/dawn.js';
+import { installDawn } from '../src/backends/dawn.js';
+import type { T2VWebGPUBackend } from '../src/backends/webgpu/backend.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import {
   FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv, TensorCoreGemm,
@@ -11,7 +12,6 @@ import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainOps } from '../src/layers/plain-ops.js';
-import { bindGroupCache } from '../src/backends/webgpu/bind-groups.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
 import { emulateStagedGemm, matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
@@ -395,6 +395,7 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
     y.dispose();
     return d;
   };
+  const { uniforms: uniformCache, bindGroups: bindGroupCache } = (tf.backend() as T2VWebGPUBackend).caches;
   const was = [uniformCache.enabled, bindGroupCache.enabled];
   try {
     uniformCache.enabled = false;
@@ -425,6 +426,7 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
 // from one run to the next and its bind groups are new each time. Oldest-first reuse makes them recur.
 test('webgpu pooled buffers are reused oldest first: a run that frees out of order meets the same buffers (and bind groups) every time', { skip }, async () => {
   await tf.setBackend('webgpu');
+  const bindGroupCache = (tf.backend() as T2VWebGPUBackend).caches.bindGroups;
   const x = tf.tensor1d(rand([4096], 21));
   const run = async () => {
     const t = [tf.add(x, 1)];

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { envVar } from '../env.js';
 import { loadDawnBinding, type DawnBinding } from './dawn-binding.js';
-import { cacheBindGroups } from './webgpu/bind-groups.js';
-import { DEFAULT_DAWN_FLAGS, resolveWebGPUOptions } from './webgpu/options.js';
+import { deviceFactsOf, type DeviceFacts } from './webgpu/device-facts.js';
+import { DEFAULT_DAWN_FLAGS, resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
 /**
@@ -14,11 +14,6 @@ import { registerWebGPUKernels } from './webgpu/register.js';
 
 /** The Dawn toggles in use by default (WebGPUOptions.dawnFlags; options.ts says what each does). */
 export const DAWN_FLAGS = DEFAULT_DAWN_FLAGS;
-
-/** `T2V_DAWN_FLAGS` (space-separated) when set, else DAWN_FLAGS (resolveWebGPUOptions). */
-export function dawnFlags(): string[] {
-  return [...resolveWebGPUOptions().dawnFlags];
-}
 
 export interface DawnAdapter {
   description: string;
@@ -78,10 +73,19 @@ export function vulkanLoaderMissing(load: (name: string) => void = (name) => pro
 /**
  * Installs Dawn as `navigator.gpu` (before `@tensorflow/tfjs-backend-webgpu` is first imported, or that backend never
  * registers), finds the adapter, then replaces the tfjs package's backend factory by one that makes our own
- * device (`makeDevice`). Says why not when there is no usable Dawn or adapter. Done once per process.
+ * device (`makeDevice`) and our backend over it (T2VWebGPUBackend, with `options`: default resolveWebGPUOptions()).
+ * Says why not when there is no usable Dawn or adapter, or an option is bad. Done once per process: the first call's
+ * options hold (the Dawn toggles, the caches, the compute units).
  */
-export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
+export function openDawn(options?: Readonly<WebGPUOptions>): Promise<DawnOpen> {
   opened ??= (async (): Promise<DawnOpen> => {
+    let resolved: Readonly<WebGPUOptions>;
+    try {
+      resolved = options ?? resolveWebGPUOptions();
+    } catch (err) {
+      return { ok: false, reason: firstLine(err) };
+    }
+    const flags = [...resolved.dawnFlags];
     const g = globalThis as unknown as { navigator?: { gpu?: GPU } };
     if (!g.navigator?.gpu) {
       const noVulkan = dawnDebug() ? null : vulkanLoaderMissing();
@@ -120,29 +124,43 @@ export function openDawn(flags: string[] = dawnFlags()): Promise<DawnOpen> {
       softwareReason,
       features: [...adapter.features].map(String),
     };
-    const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+    // imported only now: it loads tfjs-backend-webgpu, which must come after navigator.gpu
+    const { T2VWebGPUBackend } = await import('./webgpu/backend.js');
     try {
       tf.removeBackend('webgpu'); // the package registered a factory for a device of its own on import
     } catch {
       // none registered
     }
     const a = adapter;
-    tf.registerBackend('webgpu', async () => cacheBindGroups(cacheUniforms(new WebGPUBackend(await makeDevice(a), a.info))), 3);
+    tf.registerBackend('webgpu', async () => {
+      const device = await makeDevice(a);
+      return new T2VWebGPUBackend(device, a.info, { options: resolved, subgroupMatrixConfigs: subgroupMatrixConfigsOf(a, device) });
+    }, 3);
     return { ok: true, adapter, info };
   })();
   return opened;
 }
 
 /** openDawn, returning the adapter's description, or null when there is none (no GPU, no Vulkan driver). */
-export async function installDawn(flags: string[] = dawnFlags()): Promise<DawnAdapter | null> {
-  const r = await openDawn(flags);
+export async function installDawn(options?: Readonly<WebGPUOptions>): Promise<DawnAdapter | null> {
+  const r = await openDawn(options);
   return r.ok ? r.info : null;
 }
 
 export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
-/** Configurations of `chromium-experimental-subgroup-matrix` (tensor cores) the webgpu device was made with. */
-export let subgroupMatrixConfigs: SubgroupMatrixConfig[] = [];
+/** Configurations of `chromium-experimental-subgroup-matrix` (tensor cores) that `device` was made with (f16 needed too). */
+function subgroupMatrixConfigsOf(adapter: GPUAdapter, device: GPUDevice): SubgroupMatrixConfig[] {
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
+  return device.features.has('chromium-experimental-subgroup-matrix') && device.features.has('shader-f16')
+    ? [...(info.subgroupMatrixConfigs ?? [])].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K }))
+    : [];
+}
+
+/** The facts of the webgpu backend we made (compute units, subgroup-matrix configurations); defaults before one exists. */
+export function webgpuFacts(): DeviceFacts {
+  return deviceFactsOf(tf.findBackend('webgpu'));
+}
 
 /**
  * WGSL wants `enable` and `diagnostic` directives before any declaration, but tfjs puts its own declarations in front
@@ -166,8 +184,8 @@ function hoistDirectives(code: string): string {
 
 /**
  * The device tfjs gets: the limits tfjs asks for itself plus shader-f16, subgroups and subgroup matrices where the
- * adapter has them (tfjs asks for none), behind a proxy whose createShaderModule hoists directives (Dawn's device
- * object ignores assigned properties).
+ * adapter has them (tfjs asks for none), behind a proxy of ours (not a tfjs member: the GPUDevice is WebGPU's) whose
+ * createShaderModule hoists directives (Dawn's device object ignores assigned properties).
  */
 async function makeDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   const wanted = ['timestamp-query', 'shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'];
@@ -186,9 +204,6 @@ async function makeDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   });
   const create = device.createShaderModule.bind(device);
   const hoisting = (desc: GPUShaderModuleDescriptor) => create({ ...desc, code: hoistDirectives(desc.code) });
-  const adapterInfo = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[] };
-  subgroupMatrixConfigs = device.features.has('chromium-experimental-subgroup-matrix') && device.features.has('shader-f16')
-    ? [...(adapterInfo.subgroupMatrixConfigs ?? [])].map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) : [];
   // methods bound once, not on every access (tfjs reaches the device several times per dispatch)
   const bound = new Map<PropertyKey, unknown>([['createShaderModule', hoisting]]);
   return new Proxy(device, {
@@ -204,51 +219,6 @@ async function makeDevice(adapter: GPUAdapter): Promise<GPUDevice> {
   });
 }
 
-interface UniformBinding { buffer: GPUBuffer; offset: number; size: number }
-interface UniformMaker {
-  makeUniforms(u: Array<{ type: string; data: number[] }>): UniformBinding;
-  uniformPendingDisposal: GPUBuffer[];
-}
-/** Switch (T2V_UNIFORM_CACHE=0 starts it off) and counts of the uniform cache below. */
-export const uniformCache = {
-  enabled: !['0', 'off', 'false'].includes((envVar('T2V_UNIFORM_CACHE') ?? '').toLowerCase()),
-  hits: 0,
-  misses: 0,
-};
-const UNIFORM_CACHE_MAX = 1 << 16;
-
-/**
- * tfjs writes every dispatch's uniforms (shapes, strides, sizes) into a pooled buffer, which changes from dispatch
- * to dispatch. The same values recur every UNet call, so this keeps one buffer per distinct content instead: no
- * write and no pool traffic (about a seventh of a dispatch's CPU time here). A kept buffer is taken out of the
- * pool's release list, so nothing else ever writes it.
- */
-function cacheUniforms<B extends object>(backend: B): B {
-  const b = backend as unknown as UniformMaker;
-  const make = b.makeUniforms.bind(b);
-  const cache = new Map<string, UniformBinding>();
-  b.makeUniforms = (u) => {
-    if (!uniformCache.enabled) return make(u);
-    let key = '';
-    for (const d of u) key += `${d.type[0]}${d.data.join(',')};`;
-    const hit = cache.get(key);
-    if (hit !== undefined) {
-      uniformCache.hits++;
-      return hit;
-    }
-    uniformCache.misses++;
-    const r = make(u);
-    const pending = b.uniformPendingDisposal;
-    const i = pending.lastIndexOf(r.buffer);
-    if (i < 0) return r; // not the pool's release list as expected: leave it to tfjs
-    pending.splice(i, 1);
-    if (cache.size >= UNIFORM_CACHE_MAX) cache.clear();
-    cache.set(key, r);
-    return r;
-  };
-  return backend;
-}
-
 export interface WebGPUSetup {
   adapter: DawnAdapter;
 }
@@ -257,8 +227,8 @@ export interface WebGPUSetup {
  * openDawn, then make webgpu the active tfjs backend over our device, with our kernels registered. Throws with a
  * one-line reason otherwise. What runs on it is the ops' choice (WebGPUOps: src/backends/webgpu/ops.ts).
  */
-export async function activateWebGPU(opts: { allowSoftware?: boolean; flags?: string[] } = {}): Promise<WebGPUSetup> {
-  const r = await openDawn(opts.flags);
+export async function activateWebGPU(opts: { allowSoftware?: boolean; options?: Readonly<WebGPUOptions> } = {}): Promise<WebGPUSetup> {
+  const r = await openDawn(opts.options);
   if (!r.ok) throw new Error(r.reason);
   if (r.info.software && opts.allowSoftware === false) throw new Error(r.info.softwareReason!);
   let ok = false;
@@ -274,9 +244,9 @@ export async function activateWebGPU(opts: { allowSoftware?: boolean; flags?: st
 }
 
 /** openDawn, then make webgpu (our device, our kernels registered) the active backend. Null without an adapter. */
-export async function useWebGPU(flags: string[] = dawnFlags()): Promise<DawnAdapter | null> {
+export async function useWebGPU(options?: Readonly<WebGPUOptions>): Promise<DawnAdapter | null> {
   try {
-    return (await activateWebGPU({ flags })).adapter;
+    return (await activateWebGPU({ options })).adapter;
   } catch {
     return null;
   }

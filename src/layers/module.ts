@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fromFloat16 } from '../../converters/float16.js';
 import type { Ops } from './ops.js';
 import { plainOps } from './plain-ops.js';
+import { inTidy } from '../tfjs-internals.js';
 
 /**
  * How a PyTorch tensor becomes a tfjs tensor. The converter transforms each weight by its role, so no
@@ -41,8 +42,6 @@ export type HostWeight = Float32Array | Uint16Array;
 
 /** Packed float16 pairs ([n/2] float32 bit patterns) -> a float32 tensor of `shape`, inside the caller's tf.tidy. */
 export type UnpackHalf = (packed: tf.Tensor, shape: number[]) => tf.Tensor;
-
-const inTidy = () => (tf.engine().state as unknown as { activeScope?: unknown }).activeScope != null;
 
 /**
  * A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. A streamed

@@ -1,82 +1,60 @@
 import * as tf from '@tensorflow/tfjs';
-import { envVar } from '../../env.js';
+import {
+  freeListOf, type BufferPool, type RecordedProgram, type Uniform, type UniformBinding, type WebGPUBackendInternals,
+} from '../../tfjs-internals.js';
 
-/** Switch (T2V_BIND_GROUP_CACHE=0 starts it off) and counts of the bind-group cache below. */
-export const bindGroupCache = {
-  enabled: !['0', 'off', 'false'].includes((envVar('T2V_BIND_GROUP_CACHE') ?? '').toLowerCase()),
-  /** Pooled buffers handed out oldest first (reuseLowestBuffers), so bind groups recur; the benchmark's switch. */
-  oldestFirst: true,
-  hits: 0,
-  misses: 0,
-};
+/** Switch and counts of one backend's bind-group cache (the benchmark and tests flip `enabled` and `oldestFirst`). */
+export interface BindGroupStats {
+  enabled: boolean;
+  /** Pooled buffers handed out oldest first (oldestFirstPool), so bind groups recur; the benchmark's switch. */
+  oldestFirst: boolean;
+  hits: number;
+  misses: number;
+}
+
 const CACHE_MAX = 1 << 14; // kept bind groups (each a descriptor set): cleared when full
 
-interface Binding { buffer: GPUBuffer; offset?: number; size?: number }
-interface Program {
-  pipeline: GPUComputePipeline | Promise<GPUComputePipeline>;
-  pixelsOpType?: unknown;
-  size?: boolean;
-  outputShape: number[];
-  outputComponent?: number;
-  dispatch: [number, number, number];
-}
-type Uniform = { type: string; data: number[] };
-/** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend that its recordAndSubmit uses. */
-interface Recorder {
-  recordAndSubmit(program: Program, output: tf.TensorInfo, inputs: tf.TensorInfo[], uniforms?: Uniform[]): void;
-  makeUniforms(u: Uniform[]): Binding;
-  tensorMap: { get(id: unknown): { resource: unknown } };
-  commandQueueOwnedIds: Set<unknown>;
-  activeTimers: unknown[] | null;
-  device: GPUDevice;
-  commandEncoder: GPUCommandEncoder;
-  computePassEncoder: GPUComputePassEncoder | null;
-  dispatchCountInPass: number;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-}
+type Binding = { buffer: GPUBuffer; offset?: number; size?: number } | UniformBinding;
 
 /**
  * tfjs makes a bind group for every dispatch (on Vulkan a descriptor set that Dawn allocates and writes) and fetches
  * the pipeline's layout anew each time; Dawn calls made there were the largest part of the JavaScript side of a
  * batch-1 UNet call in a CPU profile on the H200 (bench/RESULTS.md, run 19). The same pipelines often meet the same
- * pooled buffers again, so this records dispatches as tfjs 4.22 does but keeps each pipeline's layout and each
- * distinct (layout, buffers, offsets, sizes) bind group: about 40% of a UNet call's dispatches find theirs (run 20).
- * Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
+ * pooled buffers again, so `record` records a dispatch as tfjs 4.22's recordAndSubmit does but keeps each pipeline's
+ * layout and each distinct (layout, buffers, offsets, sizes) bind group: about 40% of a UNet call's dispatches find
+ * theirs (run 20). Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
  */
-export function cacheBindGroups<B extends object>(backend: B): B {
-  const b = backend as unknown as Recorder;
-  reuseLowestBuffers((backend as unknown as { bufferManager: BufferPool }).bufferManager);
-  const original = b.recordAndSubmit.bind(b);
-  const layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
-  const ids = new WeakMap<object, number>();
-  let nextId = 1;
-  const id = (o: object) => {
-    let i = ids.get(o);
+export class BindGroupCache {
+  readonly stats: BindGroupStats;
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
+  private readonly groups = new Map<string, GPUBindGroup>();
+
+  constructor(enabled: boolean) {
+    this.stats = { enabled, oldestFirst: true, hits: 0, misses: 0 };
+  }
+
+  private id(o: object): number {
+    let i = this.ids.get(o);
     if (i === undefined) {
-      i = nextId++;
-      ids.set(o, i);
+      i = this.nextId++;
+      this.ids.set(o, i);
     }
     return i;
-  };
-  const groups = new Map<string, GPUBindGroup>();
-  const buffer = (t: tf.TensorInfo): Binding | null => {
-    const r = b.tensorMap.get(t.dataId).resource;
-    return r instanceof GPUBuffer ? { buffer: r } : null;
-  };
+  }
 
-  b.recordAndSubmit = (program, output, inputs, programUniforms) => {
+  /** Records the dispatch on `b`; false (nothing done) where tfjs's own recordAndSubmit must do it. */
+  record(b: WebGPUBackendInternals, program: RecordedProgram, output: tf.TensorInfo, inputs: tf.TensorInfo[],
+    programUniforms?: Uniform[]): boolean {
     const pipeline = program.pipeline;
-    if (!bindGroupCache.enabled || program.pixelsOpType != null || b.activeTimers != null || pipeline instanceof Promise) {
-      return original(program, output, inputs, programUniforms);
-    }
+    if (!this.stats.enabled || program.pixelsOpType != null || b.activeTimers != null || pipeline instanceof Promise) return false;
     const tensors = [output, ...inputs];
     const bindings: Binding[] = [];
     for (const t of tensors) {
-      const r = buffer(t);
-      if (r === null) return original(program, output, inputs, programUniforms);
-      bindings.push(r);
+      const r = b.tensorMap.get(t.dataId).resource;
+      if (!(r instanceof GPUBuffer)) return false;
+      bindings.push({ buffer: r });
     }
     // the uniforms exactly as tfjs lays them out: NaN, Infinity, each input's and the output's shape and strides, size
     const u: Uniform[] = [{ type: 'float32', data: [NaN] }, { type: 'float32', data: [Infinity] }];
@@ -91,75 +69,81 @@ export function cacheBindGroups<B extends object>(backend: B): B {
     bindings.push(b.makeUniforms(u));
     for (const t of tensors) b.commandQueueOwnedIds.add(t.dataId);
 
-    let layout = layouts.get(pipeline);
+    let layout = this.layouts.get(pipeline);
     if (layout === undefined) {
       layout = pipeline.getBindGroupLayout(0);
-      layouts.set(pipeline, layout);
+      this.layouts.set(pipeline, layout);
     }
-    let key = `${id(layout)}`;
-    for (const r of bindings) key += `,${id(r.buffer)}:${r.offset ?? 0}:${r.size ?? ''}`;
-    let group = groups.get(key);
+    let key = `${this.id(layout)}`;
+    for (const r of bindings) key += `,${this.id(r.buffer)}:${r.offset ?? 0}:${r.size ?? ''}`;
+    let group = this.groups.get(key);
     if (group === undefined) {
-      bindGroupCache.misses++;
+      this.stats.misses++;
       group = b.device.createBindGroup({ layout, entries: bindings.map((resource, binding) => ({ binding, resource })) });
-      if (groups.size >= CACHE_MAX) groups.clear();
-      groups.set(key, group);
+      if (this.groups.size >= CACHE_MAX) this.groups.clear();
+      this.groups.set(key, group);
     } else {
-      bindGroupCache.hits++;
+      this.stats.hits++;
     }
 
     b.ensureCommandEncoderReady();
-    b.computePassEncoder ??= b.commandEncoder.beginComputePass({});
-    b.computePassEncoder.setPipeline(pipeline);
-    b.computePassEncoder.setBindGroup(0, group);
-    b.computePassEncoder.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
+    const pass = b.computePassEncoder ??= b.commandEncoder!.beginComputePass({});
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
     b.dispatchCountInPass++;
     if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= b.dispatchCountInPass) {
       b.endComputePassEncoder();
       b.submitQueue();
     }
-  };
-  return backend;
+    return true;
+  }
 }
 
-/** The parts of tfjs-backend-webgpu 4.22's BufferManager that pick a pooled buffer. */
-interface BufferPool {
-  acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
-  releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
-  freeBuffers: Map<string, GPUBuffer[]>;
-}
+type PoolClass = new (device: GPUDevice) => BufferPool;
+const oldestFirstClasses = new WeakMap<PoolClass, new (device: GPUDevice, stats: BindGroupStats) => BufferPool>();
 
 /**
  * tfjs hands out the buffer freed last (LIFO); buffers are freed in another order than taken, so every UNet call
  * meets a permutation of the previous call's buffers and most of its bind groups are new (run 32: about 75% made
- * afresh). Here each free list stays sorted by creation and the oldest free buffer is taken: which buffer a dispatch
- * gets then depends only on which buffers are free, the same from one identical call to the next, so their bind
- * groups recur. Sizes, counts and memory are as before.
+ * afresh). This subclass of tfjs's BufferManager (`Base`: the package does not export it, so it is taken from a
+ * backend's instance) keeps each free list sorted by creation and hands out the oldest free buffer: which buffer a
+ * dispatch gets then depends only on which buffers are free, the same from one identical call to the next, so their
+ * bind groups recur. Sizes, counts and memory are as before. `stats.oldestFirst = false` restores tfjs's order.
  */
-export function reuseLowestBuffers(pool: BufferPool): void {
-  if (!bindGroupCache.enabled || typeof pool?.acquireBuffer !== 'function') return;
-  const order = new WeakMap<GPUBuffer, number>();
-  let next = 0;
-  const acquire = pool.acquireBuffer.bind(pool);
-  const release = pool.releaseBuffer.bind(pool);
-  pool.acquireBuffer = (size, usage, mappedAtCreation = false, reuse = true) => {
-    const buffer = acquire(size, usage, mappedAtCreation, reuse);
-    if (!order.has(buffer)) order.set(buffer, next++);
-    return buffer;
-  };
-  pool.releaseBuffer = (buffer, reuse = true) => {
-    release(buffer, reuse);
-    // tfjs pushed it onto its free list (key as tfjs's getBufferKey) and pops from the end: keep the list in
-    // descending creation order, so the end is the oldest
-    const list = reuse && bindGroupCache.oldestFirst ? pool.freeBuffers.get(`${buffer.size}_${buffer.usage}`) : undefined;
-    if (!list || list[list.length - 1] !== buffer) return;
-    let rank = order.get(buffer);
-    if (rank === undefined) order.set(buffer, rank = next++);
-    let i = list.length - 1;
-    while (i > 0 && (order.get(list[i - 1]) ?? 0) < rank) {
-      list[i] = list[i - 1];
-      i--;
-    }
-    list[i] = buffer;
-  };
+export function oldestFirstPool(Base: PoolClass): new (device: GPUDevice, stats: BindGroupStats) => BufferPool {
+  let Pool = oldestFirstClasses.get(Base);
+  if (Pool === undefined) {
+    Pool = class OldestFirstPool extends (Base as new (device: GPUDevice) => BufferPool & object) {
+      private readonly order = new WeakMap<GPUBuffer, number>();
+      private next = 0;
+      constructor(device: GPUDevice, private readonly stats: BindGroupStats) {
+        super(device);
+      }
+
+      override acquireBuffer(size: number, usage: number, mappedAtCreation = false, reuse = true): GPUBuffer {
+        const buffer = super.acquireBuffer(size, usage, mappedAtCreation, reuse);
+        if (!this.order.has(buffer)) this.order.set(buffer, this.next++);
+        return buffer;
+      }
+
+      override releaseBuffer(buffer: GPUBuffer, reuse = true): void {
+        super.releaseBuffer(buffer, reuse);
+        // tfjs pushed it onto its free list and pops from the end: keep the list in descending creation order, so the
+        // end is the oldest
+        const list = reuse && this.stats.oldestFirst ? freeListOf(this, buffer) : undefined;
+        if (!list || list[list.length - 1] !== buffer) return;
+        let rank = this.order.get(buffer);
+        if (rank === undefined) this.order.set(buffer, rank = this.next++);
+        let i = list.length - 1;
+        while (i > 0 && (this.order.get(list[i - 1]) ?? 0) < rank) {
+          list[i] = list[i - 1];
+          i--;
+        }
+        list[i] = buffer;
+      }
+    };
+    oldestFirstClasses.set(Base, Pool);
+  }
+  return Pool;
 }

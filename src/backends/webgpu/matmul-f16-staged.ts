@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from '../dawn.js';
+import { deviceFactsOf } from './device-facts.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 import { matrixOps } from './subgroup-matrix.js';
 
@@ -29,16 +30,17 @@ export function largeTiles(n: number): Tiles {
   return { bm: 32, sgRows: 4, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 };
 }
 
-/** Workgroups that fill the H100's and H200's 132 SMs once. */
-const ONE_WAVE = 132;
-
-/** Workgroups a GEMM should have (three per SM) before its K range is left whole. */
-const ENOUGH_GROUPS = 3 * ONE_WAVE;
+/** Workgroups per compute unit a GEMM should have before its K range is left whole. */
+const ENOUGH_WAVES = 3;
 /** K steps each part of a split keeps at least. */
 const MIN_SPLIT_STEPS = 8;
 
-/** splitK: K may be split where the tiles alone leave the GPU short of work (WebGPUOptions.splitK; default true). */
-type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number; splitK?: boolean };
+/**
+ * What the tiling of one GEMM depends on besides its shape: whether it has a bias, the convolution's channels, the
+ * device's workgroup memory (`maxBytes`) and compute units (`units`: SMs; one wave is that many workgroups), both
+ * device facts (deviceFactsOf, limits); `splitK` false keeps K whole (WebGPUOptions.splitK; default true).
+ */
+export type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number; units: number; splitK?: boolean };
 
 /**
  * The tiling a GEMM [m, k] x [k, n] gets: largeTiles, unless that leaves the GPU short of workgroups (the UNet's
@@ -48,9 +50,10 @@ type TileOpts = { bias?: boolean; convC?: number; maxBytes?: number; splitK?: bo
  * (else 64 x 128) tiles and the fewest parts that reach three waves (each part at least 8 K steps), then a pass
  * sums the parts (batch 1's levels 1-3: H200 runs 29-31, bench/RESULTS.md).
  */
-export function defaultTiles(m: number, n: number, k: number, opts: TileOpts = {}): Tiles {
-  // asked for every GEMM of every call: the search below is remembered per shape
-  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${opts.splitK ?? true}`;
+export function defaultTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
+  if (!Number.isInteger(opts.units) || opts.units < 1) throw new Error(`defaultTiles: units must be a positive whole number, not ${opts.units}`);
+  // asked for every GEMM of every call: the search below is remembered per shape and device
+  const key = `${m},${n},${k},${opts.bias ?? false},${opts.convC},${opts.maxBytes},${opts.units},${opts.splitK ?? true}`;
   let t = tilesMemo.get(key);
   if (t === undefined) {
     t = searchTiles(m, n, k, opts);
@@ -62,7 +65,8 @@ const tilesMemo = new Map<string, Tiles>();
 
 function searchTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const t = wholeKTiles(m, n, k, opts);
-  if (opts.splitK === false || groupsOf(t, m, n) >= ENOUGH_GROUPS) return t;
+  const enough = ENOUGH_WAVES * opts.units;
+  if (opts.splitK === false || groupsOf(t, m, n) >= enough) return t;
   let best = t;
   const bases: Tiles[] = [largeTiles(n), { bm: 32, sgRows: 2, sgCols: 2, bn: n % 128 === 0 ? 64 : 32, tk: 32 }];
   for (const base of bases) {
@@ -72,7 +76,7 @@ function searchTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
       if (k % (tt.tk * s) !== 0 || k / (tt.tk * s) < MIN_SPLIT_STEPS) continue;
       const split = { ...tt, splits: s };
       if (groupsOf(split, m, n) > groupsOf(best, m, n)) best = split;
-      if (groupsOf(split, m, n) >= ENOUGH_GROUPS) return split;
+      if (groupsOf(split, m, n) >= enough) return split;
     }
   }
   return best;
@@ -88,8 +92,8 @@ function wholeKTiles(m: number, n: number, k: number, opts: TileOpts): Tiles {
   const large = largeTiles(n);
   const groups = (m / (large.bm * large.sgRows)) * (n / (large.bn * large.sgCols));
   let t = large;
-  if (groups < 2 * ONE_WAVE && m % 64 === 0) {
-    if (groups >= ONE_WAVE) t = n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
+  if (groups < 2 * opts.units && m % 64 === 0) {
+    if (groups >= opts.units) t = n % 128 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 } : large;
     else t = n % 64 === 0 ? { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 } : large;
   }
   const deep = deepK(t, n, opts);
@@ -171,8 +175,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   const m = conv || (tiles && tilesFit(tiles, rows, n, k)) ? rows : paddedRows(rows);
-  const t = tiles ?? defaultTiles(m, n, k,
-    { bias: bias !== null, convC: conv?.c, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, splitK });
+  const t = tiles ?? defaultTiles(m, n, k, { bias: bias !== null, convC: conv?.c,
+    maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, units: deviceFactsOf(backend).computeUnits, splitK });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }

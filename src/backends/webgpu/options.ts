@@ -22,7 +22,7 @@ export const DEFAULT_DAWN_FLAGS: readonly string[] = [
  * Every choice WebGPU execution makes, in one place: resolved once (resolveWebGPUOptions) from what the caller passes,
  * then the environment, then the defaults, and handed to whatever needs it. Nothing reads these from module state.
  *
- * Device-level fields (dawnFlags, uniformCache, bindGroupCache) take effect when the device is made, the first time
+ * Device-level fields (dawnFlags, uniformCache, bindGroupCache, computeUnits) take effect when the device is made, the first time
  * webgpu is activated in a process; the rest apply per model (the ops a network runs with).
  */
 export interface WebGPUOptions {
