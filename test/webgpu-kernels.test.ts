@@ -13,7 +13,7 @@ import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainOps } from '../src/layers/plain-ops.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
-import { emulateStagedGemm, matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
+import { matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -225,13 +225,14 @@ test('webgpu ops on the tensor-core route (emulated matrices) match the plain op
   const small = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   const shapes: string[] = [];
-  const ops = webgpuOps({ tensorCores: true }, [cfg], { tiles: () => small, onGemm: (g) => shapes.push(`${g.m}x${g.n}x${g.k}${g.conv ? ' conv' : ''}`) });
+  const ops = webgpuOps({ tensorCores: true }, [cfg], {
+    tiles: () => small, onGemm: (g) => shapes.push(`${g.m}x${g.n}x${g.k}${g.conv ? ' conv' : ''}`), emulateMatrices: true,
+  });
   assert.deepEqual(ops.tensorCores, cfg);
   const a = exact([128, 96], 21);
   const w = exact([96, 128], 22);
   const bias = rand([128], 23);
   const r = rand([128, 128], 24);
-  emulateStagedGemm(true);
   try {
     // 128 rows: the residual starts the accumulators (fewer rows run padded, then Add)
     const lin = await both((o) => tf.tidy(() => o.linear(tf.tensor2d(a, [128, 96]), tf.tensor2d(w, [96, 128]), tf.tensor1d(bias),
@@ -254,7 +255,6 @@ test('webgpu ops on the tensor-core route (emulated matrices) match the plain op
     assert.deepEqual(shapes, ['128x128x96', '128x128x576 conv', '128x128x192 conv'], 'the GEMMs the route ran (gemv is not tiled)');
     assert.equal(ops.tensorCoreStats.fallback, 0);
   } finally {
-    emulateStagedGemm(false);
     await tf.setBackend('cpu');
   }
 });
@@ -304,9 +304,9 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   const conv = { n: 16, h: 4, w: 4, c: 256, kh: 3, kw: 3, padTop: 1, padLeft: 1 };
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256]);
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256]);
-  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], undefined, undefined, info([256, 256]));
-  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], conv,
-    { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32, splits: 4 }, info([16, 4, 4, 256]));
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { residual: info([256, 256]) });
+  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], {
+    conv, tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32, splits: 4 }, residual: info([16, 4, 4, 256]) });
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
   for (const p of progs) {
     const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };
@@ -341,7 +341,6 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
     { name: 'stride-2 3x3 convolution (Downsample) + bias', a: [2, 8, 8, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
       conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
   ];
-  emulateStagedGemm(true);
   try {
     for (const c of cases) {
       const ad = exact(c.a, 51);
@@ -367,7 +366,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
         padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0],
         stride: c.conv.strides, oh: outShape[1], ow: outShape[2] } : undefined;
       const out = tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(t[0]), info(t[1]), c.bias ? info(t[2]) : null,
-        cfg, outShape, geom, c.tiles, c.residual ? info(t[3]) : null));
+        cfg, outShape, { conv: geom, tiles: c.tiles, residual: c.residual ? info(t[3]) : null, emulate: true }));
       const got = (await out.data()) as Float32Array;
       tf.dispose([...t, out]);
       const err = relMaxError(got, want);
@@ -375,7 +374,6 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       assert.ok(err <= 1e-5, `${c.name}: rel err ${err}`);
     }
   } finally {
-    emulateStagedGemm(false);
     await tf.setBackend('cpu');
   }
 });

@@ -5,11 +5,6 @@ import { deviceFactsOf } from './device-facts.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 import { matrixOps } from './subgroup-matrix.js';
 
-let emulateForTests = false;
-/** Tests only: build the staged kernel with emulated subgroup matrices (subgroup-matrix.ts; 16x16x16 configurations). */
-export function emulateStagedGemm(on: boolean): void {
-  emulateForTests = on;
-}
 
 /** Plain GEMMs may have any number of rows: they run on a multiple of this many (every tiling's rows divide it). */
 const RAGGED_ROWS = 128;
@@ -156,6 +151,20 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
   return g.c % largeTiles(out).tk === 0 && tilesFit(largeTiles(out), convRows(g), out, g.kh * g.kw * g.c);
 }
 
+/** What a staged GEMM may have besides its operands. */
+export interface StagedOptions {
+  /** A is the NHWC input of this convolution (an implicit GEMM). */
+  conv?: ConvGeom;
+  /** The tiling (else defaultTiles). */
+  tiles?: Tiles;
+  /** Added to the output in the accumulators (float32, the output's m x n elements). */
+  residual?: tf.TensorInfo | null;
+  /** defaultTiles may split K (WebGPUOptions.splitK; default true). */
+  splitK?: boolean;
+  /** Tests: the subgroup-matrix builtins replaced by per-lane loops (subgroup-matrix.ts; 16x16x16 only). */
+  emulate?: boolean;
+}
+
 /**
  * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
  * 128 x (64|128) x 32 are read as vec4 into registers one step ahead (so global loads overlap the matrix math),
@@ -167,8 +176,8 @@ export function convF16Supported(g: ConvGeom, out: number): boolean {
  * matrix product, ones x [hi; bias - hi] with hi the bias cut to f16 precision, exact to about 2^-21 of the bias.
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
-  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], conv?: ConvGeom, tiles?: Tiles,
-  residual: tf.TensorInfo | null = null, splitK = true): tf.TensorInfo {
+  bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
+  const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
   // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
   // last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
@@ -195,7 +204,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const { M: SM, N: SN, K: SK } = cfg;
   const rm = BLOCK_M / SM;
   const rn = blockN / SN;
-  const emulate = emulateForTests;
   const [stride, oh, ow] = conv ? [conv.stride ?? 1, conv.oh ?? conv.h, conv.ow ?? conv.w] : [1, 0, 0];
   // the source is built only when the backend compiles this key (program() takes a function)
   const code = () => {

@@ -29,6 +29,8 @@ export interface WebGPUDeviceFacts {
 export interface WebGPUInstruments {
   tiles?: TileChooser | null;
   onGemm?: ((s: GemmShape) => void) | null;
+  /** Tests: run the staged GEMM with emulated subgroup matrices (matMulF16StagedInfo's `emulate`). */
+  emulateMatrices?: boolean;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -66,6 +68,7 @@ export class WebGPUOps extends PlainOps {
       : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
     this.route = cfg ? {
       cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
+      emulate: instruments.emulateMatrices ?? false,
     } : null;
   }
 

@@ -26,6 +26,8 @@ export interface GemmRoute {
   tiles: TileChooser | null;
   onGemm: ((s: GemmShape) => void) | null;
   stats: RouteStats;
+  /** Tests: the staged kernel with its matrix builtins emulated (software adapters have no subgroup matrices). */
+  emulate: boolean;
 }
 
 /** How a GEMM [m, k] x [k, n] (+ bias [n]) (+ a residual of `residualSize` values) runs on the route, or null. */
@@ -53,7 +55,7 @@ export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, a: tf.T
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, undefined, tiles, residual, route.splitK);
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate });
 }
 
 /**
@@ -92,6 +94,6 @@ export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.T
   if (residual && tf.util.sizeFromShape(residual.shape) !== convRows(geom) * out) throw new Error('tensor-core conv: residual is not the output');
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: convRows(geom), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
-  return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out], geom, tiles,
-    residual, route.splitK);
+  return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate });
 }
