@@ -7,9 +7,10 @@ import type { NetworkKind } from '../src/layers/network.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
 import { toTfLayout } from './layout.js';
-import { NETWORK_NAMES, networkSpec } from './networks.js';
+import { NETWORK_NAMES, networkSpec } from '../src/layers/registry.js';
 import { openCheckpoint } from './open.js';
-import { DEFAULT_GROUP_BYTES, WeightsWriter, type StorageDType } from './tfjs-writer.js';
+import { DEFAULT_GROUP_BYTES, WeightsWriter } from './tfjs-writer.js';
+import type { StorageDType } from '../src/io/weights-manifest.js';
 
 /** A conversion problem with the input: the CLI prints the message as one line. */
 export class ConvertError extends Error {}

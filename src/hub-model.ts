@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { convertDiffusers, diffusersWeights, isDiffusersFolder, type DiffusersSummary } from '../converters/diffusers.js';
 import { ConvertError, type ProgressEvent } from '../converters/modelscope.js';
-import type { StorageDType } from '../converters/tfjs-writer.js';
+import type { StorageDType } from './io/weights-manifest.js';
 import { selectBackend } from './backend.js';
 import { DEFAULT_ENDPOINT, HubError, downloadModel, type DownloadSummary } from './hub.js';
 

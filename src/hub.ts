@@ -8,7 +8,7 @@ import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HubApiError, downloadFile, listFiles } from '@huggingface/hub';
 import type { NetworkKind } from './layers/network.js';
-import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles } from '../converters/diffusers-files.js';
+import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles } from './io/diffusers-files.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 

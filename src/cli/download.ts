@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import cliProgress from 'cli-progress';
 import { ConvertError } from '../../converters/modelscope.js';
-import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
+import { STORAGE_DTYPES, type StorageDType } from '../io/weights-manifest.js';
 import { fetchModel, type FetchModelOptions } from '../hub-model.js';
 import { conversionBars } from './convert.js';
 

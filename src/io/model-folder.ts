@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HostWeight, Module } from '../layers/module.js';
 import type { NetworkKind } from '../layers/network.js';
-import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
-import type { ManifestEntry, ManifestGroup, WeightsFile } from '../../converters/tfjs-writer.js';
+import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../layers/registry.js';
+import type { ManifestEntry, ManifestGroup, WeightsFile } from './weights-manifest.js';
 import { checkInsidePath, checkModelInfo, checkNetworkConfig } from './validate.js';
 import { openSource, type ModelSource } from './source.js';
-import { float16Bits } from '../../converters/float16.js';
+import { float16Bits } from './float16.js';
 import { registerUnpackHalf } from '../backends/webgpu/unpack-half.js';
 
 export const MODEL_FORMAT = 't2v-model';
