@@ -4,6 +4,7 @@ import type { NetworkKind } from '../layers/network.js';
 import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../layers/registry.js';
 import type { ManifestEntry, ManifestGroup, WeightsFile } from './weights-manifest.js';
 import { checkInsidePath, checkModelInfo, checkNetworkConfig } from './validate.js';
+import { configFromJson } from './network-config.js';
 import { openSource, type ModelSource } from './source.js';
 import { float16Bits } from './float16.js';
 import { registerUnpackHalf } from '../backends/webgpu/unpack-half.js';
@@ -131,7 +132,7 @@ export async function readNetworkConfig(netDir: string | ModelSource, kind: Netw
     throw new ModelFolderError(`${file}: not valid JSON (${(err as Error).message})`);
   }
   checkNetworkConfig(file, kind, config);
-  return config;
+  return configFromJson(kind, config as Record<string, unknown>);
 }
 
 /** The sha256 of each of a group's files, or undefined; a malformed list is an error. */

@@ -589,7 +589,7 @@ export class TextToVideo {
   private checkFits(s: { frames: number; height: number; width: number; decodeChunk: number }, batchGuidance?: boolean): void {
     const unet = (this.components.unet as { config?: UNetConfig }).config;
     const vae = (this.components.vae as { config?: VAEConfig }).config;
-    if (!unet?.dimMult || !vae?.ch_mult) return;
+    if (!unet?.dimMult || !vae?.chMult) return;
     const batch = (batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend())) ? 2 : 1;
     checkMemory(unet, vae, { ...s, batch }, backendLimits(tf.getBackend(), this.residentWeightBytes));
   }
