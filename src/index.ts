@@ -29,20 +29,20 @@ export {
 export { ddimScheduleTimesteps, scheduleTables } from './pipeline/schedulers/ddim.js';
 
 // Video-to-video
-export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './pipeline/video-input.js';
+export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './media/video-input.js';
 export { encodeVideo, strengthStart, timestepsToRun, checkStrength, type VaeEncoderLike } from './pipeline/video2video.js';
 
 // Images and video files
-export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';
+export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './media/images.js';
 export {
   writeVideo, outputKind, frameFileName, atomicWrite, checkFormatLimits, FORMAT_LIMITS, type OutputKind, type WriteOptions,
-} from './pipeline/video.js';
-export { saveOutputs, checkOutputPaths, type OutputPaths } from './pipeline/outputs.js';
+} from './media/video-writer.js';
+export { saveOutputs, checkOutputPaths, type OutputPaths } from './media/outputs.js';
 export {
   estimateMemory, checkMemory, backendLimits, type MemoryEstimate, type MemorySettings, type BackendLimits,
 } from './pipeline/memory.js';
 export { checkModelFits } from './pipeline/model-fits.js';
-export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './pipeline/ffmpeg.js';
+export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './media/ffmpeg.js';
 
 // Text
 export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';

@@ -8,7 +8,7 @@ import type { UNetConfig } from '../src/layers/unet/config.js';
 import { configToJson } from '../src/io/network-config.js';
 import type { VAEConfig } from '../src/layers/vae/config.js';
 import { backendLimits, checkMemory, estimateMemory, WASM_HEAP_BYTES } from '../src/pipeline/memory.js';
-import { checkFormatLimits } from '../src/pipeline/video.js';
+import { checkFormatLimits } from '../src/media/video-writer.js';
 import { TextToVideo } from '../src/pipeline/text2video.js';
 import { runCli } from './cli-run.js';
 import { standIns } from './stand-ins.js';
