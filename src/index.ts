@@ -19,7 +19,7 @@ export {
 export {
   DDIMScheduler, DEFAULT_SCHEDULE, ddimTimesteps, ddimCoefficients, ddimStep, diffusionTables, guide,
   type DdimCoefficients, type DiffusionTables, type ScheduleConfig,
-} from './pipeline/ddim.js';
+} from './pipeline/diffusion.js';
 export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
 export {
   createScheduler, noiseScheduleFromInfo, SCHEDULERS, ddimScheduler, MODELSCOPE_SCHEDULE, SCHEDULER_NAMES,
@@ -64,11 +64,11 @@ export { ConfigError } from './io/validate.js';
 export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';
-export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub.js';
+export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub/download.js';
 export {
   resolveModel, fetchModel, cacheRoot, cachedModelDir, isHubId, DEFAULT_MODEL, DEFAULT_VARIANT,
   type FetchModelOptions, type FetchModelResult, type ResolveModelOptions,
-} from './hub-model.js';
+} from './hub/model-cache.js';
 export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 
 // Backends and arrays

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { guide } from '../src/pipeline/ddim.js';
+import { guide } from '../src/pipeline/diffusion.js';
 import { findFfmpeg } from '../src/media/ffmpeg.js';
 import { encodePng, type Frames } from '../src/media/images.js';
 import { NoiseGenerator, seededNoise } from '../src/pipeline/noise.js';

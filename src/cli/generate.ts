@@ -9,7 +9,7 @@ import { createScheduler, noiseScheduleFromInfo, SCHEDULER_NAMES, type Scheduler
 import { readVideoInput } from '../media/video-input.js';
 import { checkStrength, timestepsToRun } from '../pipeline/video2video.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from '../pipeline/options.js';
-import { DEFAULT_MODEL, resolveModel } from '../hub-model.js';
+import { DEFAULT_MODEL, resolveModel } from '../hub/model-cache.js';
 import { BATCH_IDENTICAL, TextToVideo } from '../pipeline/text2video.js';
 import { checkFormatLimits, checkWritable } from '../media/video-writer.js';
 import { checkModelFits } from '../pipeline/model-fits.js';

@@ -5,7 +5,7 @@ import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
 import { inBrowser, openSource, type ModelSource } from '../io/source.js';
 import type { NpyArray } from '../io/npy.js';
-import { guide } from './ddim.js';
+import { guide } from './diffusion.js';
 import type { Frames } from '../media/images.js';
 import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
