@@ -12,12 +12,12 @@ import { RELEASED_UNET, randomizeWeights } from './unet.js';
 
 /** OpenCLIP ViT-H-14's text tower as the pipeline uses it: 24 blocks, the last one unused (penultimate output). */
 export const RELEASED_TEXT: TextEncoderConfig = {
-  context_length: 77, vocab_size: 49408, width: 1024, heads: 16, layers: 23, mlp_width: 4096, layer_norm_eps: 1e-5,
+  contextLength: 77, vocabSize: 49408, width: 1024, heads: 16, layers: 23, mlpWidth: 4096, layerNormEps: 1e-5,
 };
 /** The released KL autoencoder (VQGAN_autoencoder.pth's ddconfig). */
 export const RELEASED_VAE: VAEConfig = {
-  ch: 128, ch_mult: [1, 2, 4, 4], num_res_blocks: 2, attn_levels: [], in_channels: 3, out_ch: 3, z_channels: 4,
-  embed_dim: 4, resamp_with_conv: true, give_pre_end: false, tanh_out: false, norm_num_groups: 32, norm_eps: 1e-6,
+  ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, attnLevels: [], inChannels: 3, outCh: 3, zChannels: 4,
+  embedDim: 4, resampWithConv: true, givePreEnd: false, tanhOut: false, normNumGroups: 32, normEps: 1e-6,
 };
 
 /** Final latents of the last full-length generation benchPipeline ran (to compare two runs). */

@@ -9,12 +9,12 @@ import { basename, join, resolve } from 'node:path';
 import type { NetworkKind } from '../src/layers/network.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
-import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles, type WeightsChoice } from './diffusers-files.js';
+import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles, type WeightsChoice } from '../src/io/diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey, type MappedKey } from './diffusers-keys.js';
 import { ConvertError, checkNetwork, copyFresh, writeAtomically, writeNetwork, type NetworkSummary, type ProgressEvent } from './modelscope.js';
-import { NETWORK_NAMES } from './networks.js';
+import { NETWORK_NAMES } from '../src/layers/registry.js';
 import { openCheckpoint } from './open.js';
-import type { StorageDType } from './tfjs-writer.js';
+import type { StorageDType } from '../src/io/weights-manifest.js';
 
 type Json = Record<string, unknown>;
 

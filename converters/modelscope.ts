@@ -7,9 +7,11 @@ import type { NetworkKind } from '../src/layers/network.js';
 import { MODEL_FORMAT, MODEL_VERSION, type ModelInfo } from '../src/io/model-folder.js';
 import type { Checkpoint, TensorEntry } from './checkpoint.js';
 import { toTfLayout } from './layout.js';
-import { NETWORK_NAMES, networkSpec } from './networks.js';
+import { NETWORK_NAMES, networkSpec } from '../src/layers/registry.js';
 import { openCheckpoint } from './open.js';
-import { DEFAULT_GROUP_BYTES, WeightsWriter, type StorageDType } from './tfjs-writer.js';
+import { DEFAULT_GROUP_BYTES, WeightsWriter } from './tfjs-writer.js';
+import type { StorageDType } from '../src/io/weights-manifest.js';
+import { configToJson } from '../src/io/network-config.js';
 
 /** A conversion problem with the input: the CLI prints the message as one line. */
 export class ConvertError extends Error {}
@@ -175,7 +177,7 @@ export async function writeNetwork(net: PreparedNetwork, outDir: string,
   try {
     const netDir = join(outDir, kind);
     await mkdir(netDir, { recursive: true });
-    await writeFile(join(netDir, 'config.json'), JSON.stringify(net.config, null, 1));
+    await writeFile(join(netDir, 'config.json'), JSON.stringify(configToJson(kind, net.config as object), null, 1));
     const writer = new WeightsWriter(netDir, opts.dtype ?? 'float16', opts.groupBytes ?? DEFAULT_GROUP_BYTES);
     const params = module.paramSpecs();
     const total = module.countParams();

@@ -1,35 +1,11 @@
 import { createHash } from 'node:crypto';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { toFloat16 } from './float16.js';
-
-export type StorageDType = 'float16' | 'float32';
-export const STORAGE_DTYPES: readonly StorageDType[] = ['float16', 'float32'];
+import { toFloat16 } from '../src/io/float16.js';
+import type { ManifestEntry, ManifestGroup, StorageDType, WeightsFile } from '../src/io/weights-manifest.js';
 
 /** Upper bound of one weights group (one shard file); a single larger tensor gets a group of its own. */
 export const DEFAULT_GROUP_BYTES = 64 * 1024 * 1024;
-
-/** One weight in the manifest (tfjs's WeightsManifestEntry, with the `original_dtype` its converter writes). */
-export interface ManifestEntry {
-  name: string;
-  shape: number[];
-  dtype: 'float32';
-  quantization?: { dtype: 'float16'; original_dtype: 'float32' };
-}
-
-export interface ManifestGroup {
-  paths: string[];
-  weights: ManifestEntry[];
-  /** Hex sha256 of each file in `paths` (our addition to tfjs's format; tfjs ignores it). Absent in folders converted before checksums. */
-  sha256?: string[];
-}
-
-/** What `<net>/model.json` holds: tfjs's weights manifest, under our own format name. */
-export interface WeightsFile {
-  format: 't2v-weights';
-  generatedBy: string;
-  weightsManifest: ManifestGroup[];
-}
 
 /**
  * Writes weights in tfjs's weights-manifest format: tensors are appended one at a time to the current group and

@@ -13,9 +13,9 @@ export type {
 } from './pipeline/text2video.js';
 export { VideoResult, type StageTimings } from './pipeline/result.js';
 export { UPSTREAM_DEFAULTS, DEFAULT_DECODE_CHUNK, validateSettings, type GenerationDefaults } from './pipeline/options.js';
-export { DDIMScheduler, DEFAULT_SCHEDULE, ddimTimesteps, type ScheduleConfig } from './pipeline/ddim.js';
+export { DDIMScheduler, DEFAULT_SCHEDULE, ddimTimesteps, type ScheduleConfig } from './pipeline/diffusion.js';
 export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
-export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';
+export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './media/images.js';
 export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';
 export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo, type ShardProgress } from './io/model-folder.js';
 export { openSource, type ModelSource } from './io/source.js';

@@ -19,7 +19,7 @@ export {
 export {
   DDIMScheduler, DEFAULT_SCHEDULE, ddimTimesteps, ddimCoefficients, ddimStep, diffusionTables, guide,
   type DdimCoefficients, type DiffusionTables, type ScheduleConfig,
-} from './pipeline/ddim.js';
+} from './pipeline/diffusion.js';
 export { NoiseGenerator, seededNoise, randomSeed } from './pipeline/noise.js';
 export {
   createScheduler, noiseScheduleFromInfo, SCHEDULERS, ddimScheduler, MODELSCOPE_SCHEDULE, SCHEDULER_NAMES,
@@ -29,20 +29,20 @@ export {
 export { ddimScheduleTimesteps, scheduleTables } from './pipeline/schedulers/ddim.js';
 
 // Video-to-video
-export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './pipeline/video-input.js';
+export { readVideoInput, resizeFrames, type VideoInput, type VideoReadOptions } from './media/video-input.js';
 export { encodeVideo, strengthStart, timestepsToRun, checkStrength, type VaeEncoderLike } from './pipeline/video2video.js';
 
 // Images and video files
-export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './pipeline/images.js';
+export { encodePng, encodeGif, contactSheet, dataUrl, frameView, type Frames } from './media/images.js';
 export {
   writeVideo, outputKind, frameFileName, atomicWrite, checkFormatLimits, FORMAT_LIMITS, type OutputKind, type WriteOptions,
-} from './pipeline/video.js';
-export { saveOutputs, checkOutputPaths, type OutputPaths } from './pipeline/outputs.js';
+} from './media/video-writer.js';
+export { saveOutputs, checkOutputPaths, type OutputPaths } from './media/outputs.js';
 export {
   estimateMemory, checkMemory, backendLimits, type MemoryEstimate, type MemorySettings, type BackendLimits,
 } from './pipeline/memory.js';
 export { checkModelFits } from './pipeline/model-fits.js';
-export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './pipeline/ffmpeg.js';
+export { findFfmpeg, ffmpegArgs, runFfmpeg, type FfmpegLocation } from './media/ffmpeg.js';
 
 // Text
 export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';
@@ -64,11 +64,11 @@ export { ConfigError } from './io/validate.js';
 export { convertModelScope, convertNetworkFile, type ConvertOptions, type ConvertSummary } from '../converters/modelscope.js';
 export { convertDiffusers, isDiffusersFolder, type DiffusersConvertOptions } from '../converters/diffusers.js';
 export { openCheckpoint } from '../converters/open.js';
-export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub.js';
+export { downloadModel, listRepoFiles, HubError, type DownloadOptions, type DownloadSummary } from './hub/download.js';
 export {
   resolveModel, fetchModel, cacheRoot, cachedModelDir, isHubId, DEFAULT_MODEL, DEFAULT_VARIANT,
   type FetchModelOptions, type FetchModelResult, type ResolveModelOptions,
-} from './hub-model.js';
+} from './hub/model-cache.js';
 export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 
 // Backends and arrays

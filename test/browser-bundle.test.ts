@@ -51,7 +51,7 @@ test('browser bundle: import { TextToVideo } from \'t2v\' builds for the browser
     metafile: true, logLevel: 'silent', preserveSymlinks: false, outfile: join(work, 'out.js'),
   });
   const inputs = Object.keys(r.metafile.inputs);
-  const bad = inputs.filter((p) => /^node:|(^|\/)node_modules\/(webgpu|ffmpeg-static|@ffmpeg-installer|@tensorflow\/tfjs-node)|dist\/src\/(io\/fs-source|pipeline\/(tokenizer-files|result-files|host-bytes|video|ffmpeg)|backends\/dawn-binding)\.js$|converters\/(modelscope|diffusers|open)\.js$/.test(p));
+  const bad = inputs.filter((p) => /^node:|(^|\/)node_modules\/(webgpu|ffmpeg-static|@ffmpeg-installer|@tensorflow\/tfjs-node)|dist\/src\/(io\/fs-source|pipeline\/tokenizer-files|media\/(result-files|host-bytes|video-writer|ffmpeg)|backends\/dawn-binding)\.js$|converters\/(modelscope|diffusers|open)\.js$/.test(p));
   assert.deepEqual(bad, [], 'Node-only modules in the browser bundle');
   assert.ok(inputs.some((p) => p.endsWith('dist/src/io/fs-source.browser.js')), 'the twin took the Node module\'s place');
   assert.ok(inputs.some((p) => p.endsWith('dist/src/browser.js')), 'the "browser" export condition was used');

@@ -1,4 +1,4 @@
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 
 /** Runs the CLI in this process and captures what it prints (console.log / console.error). */
 export async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

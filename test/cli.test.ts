@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import yargs, { type CommandModule } from 'yargs';
 import { command as generate } from '../src/cli/generate.js';
-import { PARSER } from '../src/cli.js';
+import { PARSER } from '../src/cli/main.js';
 import { ROOT } from './helpers.js';
 
 function t2v(args: string[]) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { readNpy } from '../src/io/npy.js';
-import { ddimTimesteps, diffusionTables } from '../src/pipeline/ddim.js';
+import { ddimTimesteps, diffusionTables } from '../src/pipeline/diffusion.js';
 import { TextToVideo } from '../src/pipeline/text2video.js';
 import { FIXTURES, relMaxError } from './helpers.js';
 import { standIns } from './stand-ins.js';

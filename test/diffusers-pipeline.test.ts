@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readNpy } from '../src/io/npy.js';
-import { networkSpec } from '../converters/networks.js';
+import { networkSpec } from '../src/layers/registry.js';
 import { convertModelScope } from '../converters/modelscope.js';
 import { convertDiffusers } from '../converters/diffusers.js';
 import { TextToVideo } from '../src/pipeline/text2video.js';

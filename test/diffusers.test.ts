@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { NetworkKind } from '../src/layers/network.js';
 import { openCheckpoint } from '../converters/open.js';
-import { networkSpec } from '../converters/networks.js';
+import { networkSpec } from '../src/layers/registry.js';
 import { convertNetworkFile } from '../converters/modelscope.js';
-import { chooseWeights } from '../converters/diffusers-files.js';
+import { chooseWeights } from '../src/io/diffusers-files.js';
 import { mapTextKey, mapUNetKey, mapVAEKey } from '../converters/diffusers-keys.js';
 import {
   convertDiffusers, convertNetworkCheckpoint, diffusersModelInfo, isDiffusersFolder, mapCheckpoint, readDiffusersConfigs,

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import yargs from 'yargs';
-import { downloadModel, planFiles, listRepoFiles } from '../src/hub.js';
+import { downloadModel, planFiles, listRepoFiles } from '../src/hub/download.js';
 import { command as downloadCommand } from '../src/cli/download.js';
-import { networkSpec } from '../converters/networks.js';
+import { networkSpec } from '../src/layers/registry.js';
 import { FILES, REPO, SHARDED, SHARDED_FILES, TOKEN, startHub, type TestHub } from './hub-server.js';
 
 let hub: TestHub;

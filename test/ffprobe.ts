@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { onPath } from '../src/pipeline/ffmpeg.js';
+import { onPath } from '../src/media/ffmpeg.js';
 
 /** ffprobe from @ffprobe-installer/ffprobe (a devDependency), else PATH; null when neither. */
 export function ffprobePath(): string | null {

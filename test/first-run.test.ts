@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync }
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { DEFAULT_MODEL, cacheRoot, cachedModelDir, isHubId } from '../src/hub-model.js';
+import { DEFAULT_MODEL, cacheRoot, cachedModelDir, isHubId } from '../src/hub/model-cache.js';
 import { runCli } from './cli-run.js';
 import { ROOT } from './helpers.js';
 import { FILES, REPO, closedEndpoint, startHub, type TestHub } from './hub-server.js';

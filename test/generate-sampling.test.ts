@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { encodePng } from '../src/pipeline/images.js';
+import { encodePng } from '../src/media/images.js';
 import { runCli } from './cli-run.js';
 
 // The sampling flags of `t2v generate` (--scheduler, --karras-sigmas, --eta, --video, --strength): bad values are

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import type { UNetConfig } from '../src/layers/unet/config.js';
+import { configToJson } from '../src/io/network-config.js';
 import type { VAEConfig } from '../src/layers/vae/config.js';
 import { backendLimits, checkMemory, estimateMemory, WASM_HEAP_BYTES } from '../src/pipeline/memory.js';
-import { checkFormatLimits } from '../src/pipeline/video.js';
+import { checkFormatLimits } from '../src/media/video-writer.js';
 import { TextToVideo } from '../src/pipeline/text2video.js';
 import { runCli } from './cli-run.js';
 import { standIns } from './stand-ins.js';
@@ -19,8 +20,8 @@ const UNET: UNetConfig = {
   numHeads: 8, headDim: 64, numResBlocks: 2, attnScales: [1, 0.5, 0.25], temporalAttention: true, normGroups: 32,
 };
 const VAE: VAEConfig = {
-  ch: 128, ch_mult: [1, 2, 4, 4], num_res_blocks: 2, attn_levels: [], in_channels: 3, out_ch: 3, z_channels: 4, embed_dim: 4,
-  resamp_with_conv: true, give_pre_end: false, tanh_out: false, norm_num_groups: 32, norm_eps: 1e-6,
+  ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, attnLevels: [], inChannels: 3, outCh: 3, zChannels: 4, embedDim: 4,
+  resampWithConv: true, givePreEnd: false, tanhOut: false, normNumGroups: 32, normEps: 1e-6,
 };
 const wasm = { total: WASM_HEAP_BYTES, totalWhy: "the wasm heap's 4 GB", buffer: WASM_HEAP_BYTES, bufferWhy: 'the wasm heap' };
 
@@ -34,7 +35,7 @@ before(async () => {
   model = join(work, 'model');
   for (const [net, cfg] of [['unet', UNET], ['vae', VAE]] as const) {
     mkdirSync(join(model, net), { recursive: true });
-    writeFileSync(join(model, net, 'config.json'), JSON.stringify(cfg));
+    writeFileSync(join(model, net, 'config.json'), JSON.stringify(configToJson(net, cfg)));
     writeFileSync(join(model, net, 'model.json'), JSON.stringify({ format: 't2v-weights', weightsManifest: [] }));
   }
   writeFileSync(join(model, 't2v.json'), JSON.stringify({

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { convertModelScope } from '../converters/modelscope.js';
-import { onPath } from '../src/pipeline/ffmpeg.js';
+import { onPath } from '../src/media/ffmpeg.js';
 import { CLIP_VOCAB, FIXTURES, ROOT } from './helpers.js';
 
 export const hasRedis = onPath('redis-server') !== null;

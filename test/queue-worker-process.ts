@@ -1,5 +1,5 @@
 // `t2v worker` (or another queue command) in its own process, as the queue tests spawn it: the yargs module alone,
-// since src/cli.ts does not carry it yet.
+// since src/cli/main.ts does not carry it yet.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { command as enqueue } from '../src/cli/enqueue.js';

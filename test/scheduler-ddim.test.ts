@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { DDIMScheduler } from '../src/pipeline/ddim.js';
+import { DDIMScheduler } from '../src/pipeline/diffusion.js';
 import { NoiseGenerator } from '../src/pipeline/noise.js';
 import { ddimScheduleTimesteps, ddimScheduler } from '../src/pipeline/schedulers/ddim.js';
 import { createScheduler, noiseScheduleFromInfo } from '../src/pipeline/schedulers/index.js';

@@ -54,8 +54,8 @@ function parity(vae: AutoencoderKL, name: string): { decode: number; encode: num
   const refMean = readNpy(join(dir(name), 'encode_mean.npy'));
   const dec = vae.decode(z);
   const mean = vae.encode(x);
-  const f = 2 ** (vae.config.ch_mult.length - 1);
-  assert.deepEqual(dec.shape, [z.shape[0], f * z.shape[1], f * z.shape[2], vae.config.out_ch]);
+  const f = 2 ** (vae.config.chMult.length - 1);
+  assert.deepEqual(dec.shape, [z.shape[0], f * z.shape[1], f * z.shape[2], vae.config.outCh]);
   assert.deepEqual(mean.shape, [refMean.shape[0], refMean.shape[2], refMean.shape[3], refMean.shape[1]]);
   const out = {
     decode: relMaxError(nchwData(dec), refDec.data as Float32Array),
@@ -73,11 +73,11 @@ test('vae config is inferred from shapes; keys and shapes are the upstream state
     const c = inferVAEConfig(shapes);
     const levelRes = (i: number) => dd.resolution / 2 ** i;
     const want: VAEConfig = {
-      ch: dd.ch, ch_mult: dd.ch_mult, num_res_blocks: dd.num_res_blocks,
-      attn_levels: dd.ch_mult.map((_: number, i: number) => i).filter((i: number) => dd.attn_resolutions.includes(levelRes(i))),
-      in_channels: dd.in_channels, out_ch: dd.out_ch, z_channels: dd.z_channels, embed_dim: meta.embed_dim,
-      resamp_with_conv: dd.resamp_with_conv ?? true, give_pre_end: false, tanh_out: false,
-      norm_num_groups: 32, norm_eps: 1e-6,
+      ch: dd.ch, chMult: dd.ch_mult, numResBlocks: dd.num_res_blocks,
+      attnLevels: dd.ch_mult.map((_: number, i: number) => i).filter((i: number) => dd.attn_resolutions.includes(levelRes(i))),
+      inChannels: dd.in_channels, outCh: dd.out_ch, zChannels: dd.z_channels, embedDim: meta.embed_dim,
+      resampWithConv: dd.resamp_with_conv ?? true, givePreEnd: false, tanhOut: false,
+      normNumGroups: 32, normEps: 1e-6,
     };
     assert.deepEqual(c, want, name);
     const vae = vaeSpec.build(c);
@@ -93,7 +93,7 @@ test('vae at the released configuration: inferred config, keys, order, shapes an
   const shapes = new Map<string, number[]>(rel.keys);
   const c = inferVAEConfig(shapes);
   assert.deepEqual(
-    [c.ch, c.ch_mult, c.num_res_blocks, c.attn_levels, c.z_channels, c.embed_dim, c.in_channels, c.out_ch],
+    [c.ch, c.chMult, c.numResBlocks, c.attnLevels, c.zChannels, c.embedDim, c.inChannels, c.outCh],
     [128, [1, 2, 4, 4], 2, [], 4, 4, 3, 3],
   );
   const vae = vaeSpec.build(c);
@@ -116,12 +116,12 @@ for (const backend of ['cpu', 'wasm']) {
   });
 }
 
-test('vae decoder switches tanh_out and give_pre_end match upstream', async () => {
+test('vae decoder switches tanhOut and givePreEnd match upstream (upstream tanh_out, give_pre_end)', async () => {
   await tf.setBackend('cpu');
   const vae = await loadVAE('noconv');
   const loaded = vae.paramSpecs();
   const z = nhwc(join(dir('noconv'), 'decode_z.npy'));
-  for (const [flag, file] of [['tanh_out', 'decode_out_tanh.npy'], ['give_pre_end', 'decode_out_pre_end.npy']] as const) {
+  for (const [flag, file] of [['tanhOut', 'decode_out_tanh.npy'], ['givePreEnd', 'decode_out_pre_end.npy']] as const) {
     const variant = vaeSpec.build({ ...vae.config, [flag]: true });
     variant.loadWeights((k) => loaded.get(k)?.value ?? undefined); // shares the loaded tensors
     const ref = readNpy(join(dir('noconv'), file));

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import yargs from 'yargs';
 import { convertModelScope } from '../converters/modelscope.js';
-import type { WeightsFile } from '../converters/tfjs-writer.js';
+import type { WeightsFile } from '../src/io/weights-manifest.js';
 import { command as verifyCommand } from '../src/cli/verify.js';
 import { loadNetwork, readModelFolder } from '../src/io/model-folder.js';
 import { verifyModel } from '../src/io/verify.js';

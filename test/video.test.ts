@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
 import { loadImage, createCanvas } from '@napi-rs/canvas';
-import { findFfmpeg } from '../src/pipeline/ffmpeg.js';
-import { contactSheet, encodePng, type Frames } from '../src/pipeline/images.js';
+import { findFfmpeg } from '../src/media/ffmpeg.js';
+import { contactSheet, encodePng, type Frames } from '../src/media/images.js';
 import { NoiseGenerator, seededNoise } from '../src/pipeline/noise.js';
-import { frameFileName, outputKind, writeVideo } from '../src/pipeline/video.js';
+import { frameFileName, outputKind, writeVideo } from '../src/media/video-writer.js';
 import { ffprobePath, probe } from './ffprobe.js';
 
 let work: string;

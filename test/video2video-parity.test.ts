@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { convertDiffusers } from '../converters/diffusers.js';
 import { readNpy } from '../src/io/npy.js';
-import { encodePng, type Frames } from '../src/pipeline/images.js';
+import { encodePng, type Frames } from '../src/media/images.js';
 import { TextToVideo } from '../src/pipeline/text2video.js';
 import { runCli } from './cli-run.js';
 import { PARITY_TOL, relMaxError } from './helpers.js';

@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { guide } from '../src/pipeline/ddim.js';
-import { findFfmpeg } from '../src/pipeline/ffmpeg.js';
-import { encodePng, type Frames } from '../src/pipeline/images.js';
+import { guide } from '../src/pipeline/diffusion.js';
+import { findFfmpeg } from '../src/media/ffmpeg.js';
+import { encodePng, type Frames } from '../src/media/images.js';
 import { NoiseGenerator, seededNoise } from '../src/pipeline/noise.js';
 import { ddimScheduler } from '../src/pipeline/schedulers/ddim.js';
 import { MODELSCOPE_SCHEDULE } from '../src/pipeline/schedulers/scheduler.js';
 import { TextToVideo, type TextToVideoComponents } from '../src/pipeline/text2video.js';
-import { readVideoInput, resizeFrames } from '../src/pipeline/video-input.js';
-import { writeVideo } from '../src/pipeline/video.js';
+import { readVideoInput, resizeFrames } from '../src/media/video-input.js';
+import { writeVideo } from '../src/media/video-writer.js';
 import { standIns } from './stand-ins.js';
 
 // Video-to-video through the pipeline with stand-in networks (test/stand-ins.ts) and an encoder stand-in: the flow

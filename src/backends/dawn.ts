@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { envVar } from '../env.js';
 import { loadDawnBinding, type DawnBinding } from './dawn-binding.js';
-import { deviceFactsOf, type DeviceFacts } from './webgpu/device-facts.js';
+import { deviceFactsOf, type DeviceFacts, type SubgroupMatrixConfig } from './webgpu/device-facts.js';
 import { DEFAULT_DAWN_FLAGS, resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
@@ -147,7 +147,7 @@ export async function installDawn(options?: Readonly<WebGPUOptions>): Promise<Da
   return r.ok ? r.info : null;
 }
 
-export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+export type { SubgroupMatrixConfig } from './webgpu/device-facts.js';
 
 /** Configurations of `chromium-experimental-subgroup-matrix` (tensor cores) that `device` was made with (f16 needed too). */
 function subgroupMatrixConfigsOf(adapter: GPUAdapter, device: GPUDevice): SubgroupMatrixConfig[] {

@@ -3,8 +3,8 @@ import type { CommandModule } from 'yargs';
 import cliProgress from 'cli-progress';
 import { convertModelScope, ConvertError, type ConvertSummary, type ProgressEvent } from '../../converters/modelscope.js';
 import { convertDiffusers, detectLayout } from '../../converters/diffusers.js';
-import { NETWORK_NAMES } from '../../converters/networks.js';
-import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
+import { NETWORK_NAMES } from '../layers/registry.js';
+import { STORAGE_DTYPES, type StorageDType } from '../io/weights-manifest.js';
 import { selectBackend } from '../backend.js';
 import { backendOption } from './info.js';
 

@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import cliProgress from 'cli-progress';
 import { ConvertError } from '../../converters/modelscope.js';
-import { STORAGE_DTYPES, type StorageDType } from '../../converters/tfjs-writer.js';
-import { fetchModel, type FetchModelOptions } from '../hub-model.js';
+import { STORAGE_DTYPES, type StorageDType } from '../io/weights-manifest.js';
+import { fetchModel, type FetchModelOptions } from '../hub/model-cache.js';
 import { conversionBars } from './convert.js';
 
 interface Options {

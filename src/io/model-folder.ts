@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HostWeight, Module } from '../layers/module.js';
 import type { NetworkKind } from '../layers/network.js';
-import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../../converters/networks.js';
-import type { ManifestEntry, ManifestGroup, WeightsFile } from '../../converters/tfjs-writer.js';
+import { NETWORK_KINDS, NETWORK_NAMES, networkSpec } from '../layers/registry.js';
+import type { ManifestEntry, ManifestGroup, WeightsFile } from './weights-manifest.js';
 import { checkInsidePath, checkModelInfo, checkNetworkConfig } from './validate.js';
+import { configFromJson } from './network-config.js';
 import { openSource, type ModelSource } from './source.js';
-import { float16Bits } from '../../converters/float16.js';
+import { float16Bits } from './float16.js';
 import { registerWebGPUKernels } from '../backends/webgpu/register.js';
 import { unpackHalfWeight } from '../backends/webgpu/unpack-half.js';
 
@@ -132,7 +133,7 @@ export async function readNetworkConfig(netDir: string | ModelSource, kind: Netw
     throw new ModelFolderError(`${file}: not valid JSON (${(err as Error).message})`);
   }
   checkNetworkConfig(file, kind, config);
-  return config;
+  return configFromJson(kind, config as Record<string, unknown>);
 }
 
 /** The sha256 of each of a group's files, or undefined; a malformed list is an error. */

@@ -47,7 +47,7 @@ export function checkFields(file: string, obj: unknown, schema: Schema, prefix =
 
 const posInt = int(1);
 
-/** The network configs as written by `t2v convert` (src/layers/<net>/config.ts). */
+/** `<net>/config.json` as `t2v convert` writes it (the file's keys; src/io/network-config.ts maps them to the Config). */
 export const NETWORK_SCHEMAS: Record<NetworkKind, Schema> = {
   text_encoder: {
     context_length: posInt, vocab_size: int(1, 2 ** 24), width: posInt, heads: posInt, layers: int(1, 1024),

@@ -3,7 +3,7 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { NetworkKind } from '../layers/network.js';
-import type { WeightsFile } from '../../converters/tfjs-writer.js';
+import type { WeightsFile } from './weights-manifest.js';
 import { manifestGroups, readModelFolder, readNetworkConfig } from './model-folder.js';
 
 export interface VerifiedShard {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { fromFloat16 } from '../../converters/float16.js';
+import { fromFloat16 } from '../io/float16.js';
 import type { Ops } from './ops.js';
 import { plainOps } from './plain-ops.js';
 import { inTidy } from '../tfjs-internals.js';

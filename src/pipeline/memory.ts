@@ -63,17 +63,17 @@ export function estimateMemory(unet: UNetConfig, vae: VAEConfig, s: MemorySettin
   const unetPeak = skips + working;
   const n = Math.min(s.decodeChunk, f);
   let vaePeak = 0;
-  const levels = vae.ch_mult.length;
+  const levels = vae.chMult.length;
   for (let i = 0; i < levels; i++) {
     const scale = 2 ** i; // level i of the decoder runs at (h, w) / 2^i
     const hw = Math.ceil(s.height / scale) * Math.ceil(s.width / scale);
-    const ch = vae.ch * vae.ch_mult[i];
+    const ch = vae.ch * vae.chMult[i];
     let level = 4 * tensor(n * hw * ch);
-    if (vae.attn_levels.includes(i)) level = Math.max(level, 3 * tensor(n * hw * ch) + 2 * tensor(n * hw * hw, true));
+    if (vae.attnLevels.includes(i)) level = Math.max(level, 3 * tensor(n * hw * ch) + 2 * tensor(n * hw * hw, true));
     vaePeak = Math.max(vaePeak, level);
   }
   const lowest = lh * lw;
-  vaePeak = Math.max(vaePeak, 3 * tensor(n * lowest * vae.ch * vae.ch_mult[levels - 1]) + 2 * tensor(n * lowest * lowest, true)); // mid.attn_1
+  vaePeak = Math.max(vaePeak, 3 * tensor(n * lowest * vae.ch * vae.chMult[levels - 1]) + 2 * tensor(n * lowest * lowest, true)); // mid.attn_1
   const latents = 3 * f * lh * lw * unet.inDim * F32;
   return { unet: unetPeak, vae: vaePeak, largestTensor: largest, largestActivation, peak: Math.max(unetPeak, vaePeak) + latents };
 }

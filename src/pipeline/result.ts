@@ -1,5 +1,5 @@
-import { contactSheet, dataUrl, encodeGif, encodePng, frameView, type Frames } from './images.js';
-import { writeNpy, writeVideo } from './result-files.js';
+import { contactSheet, dataUrl, encodeGif, encodePng, frameView, type Frames } from '../media/images.js';
+import { writeNpy, writeVideo } from '../media/result-files.js';
 
 /** Milliseconds spent in each stage of one generation. */
 export interface StageTimings {

@@ -6,8 +6,8 @@ import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
 import { inBrowser, openSource, type ModelSource } from '../io/source.js';
 import type { NpyArray } from '../io/npy.js';
-import { guide } from './ddim.js';
-import type { Frames } from './images.js';
+import { guide } from './diffusion.js';
+import type { Frames } from '../media/images.js';
 import { randomSeed, seededNoise } from './noise.js';
 import { DEFAULT_DECODE_CHUNK, UPSTREAM_DEFAULTS, validateSettings, type GenerationDefaults } from './options.js';
 import { VideoResult } from './result.js';
@@ -17,7 +17,7 @@ import { CLIPTokenizer } from './tokenizer.js';
 import { backendLimits, checkMemory } from './memory.js';
 import type { UNetConfig } from '../layers/unet/config.js';
 import type { VAEConfig } from '../layers/vae/config.js';
-import type { VideoInput } from './video-frames.js';
+import type { VideoInput } from '../media/video-input-common.js';
 import { checkStrength, encodeVideo, strengthStart } from './video2video.js';
 
 /** What the pipeline needs of each network (the classes in src/layers satisfy these). */
@@ -431,7 +431,7 @@ export class TextToVideo {
   private async videoFrames(o: GenerateOptions, multiple: number): Promise<Frames> {
     if (!this.components.vae.encode) throw new Error('video-to-video needs the VAE encoder, which this model\'s VAE does not have');
     // loaded on first use: video decoding pulls in ffmpeg and @napi-rs/canvas, which plain text-to-video never needs
-    const { readVideoInput } = await import('./video-input.js');
+    const { readVideoInput } = await import('../media/video-input.js');
     const v = await readVideoInput(o.video as VideoInput, { frames: o.frames, width: o.width, height: o.height });
     if (v.width % multiple !== 0 || v.height % multiple !== 0) {
       throw new Error(`the video is ${v.width}x${v.height}: this model needs a width and height that are multiples of ${multiple}; `
@@ -594,7 +594,7 @@ export class TextToVideo {
   private checkFits(s: { frames: number; height: number; width: number; decodeChunk: number }, batchGuidance?: boolean): void {
     const unet = (this.components.unet as { config?: UNetConfig }).config;
     const vae = (this.components.vae as { config?: VAEConfig }).config;
-    if (!unet?.dimMult || !vae?.ch_mult) return;
+    if (!unet?.dimMult || !vae?.chMult) return;
     const batch = (batchGuidance ?? BATCH_IDENTICAL.has(tf.getBackend())) ? 2 : 1;
     checkMemory(unet, vae, { ...s, batch }, backendLimits(tf.getBackend(), this.residentWeightBytes));
   }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Frames } from './images.js';
+import type { Frames } from '../media/images.js';
 
 /** A VAE that can encode: images [n, H, W, 3] in [-1, 1] -> the posterior's mean [n, H/8, W/8, c]. */
 export interface VaeEncoderLike {

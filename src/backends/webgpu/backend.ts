@@ -3,7 +3,7 @@ import webgpuPackage from '@tensorflow/tfjs-backend-webgpu/package.json' with { 
 import {
   bufferManagerClass, checkTfjsInternals, internalsMessage, internalsOf, overridePrivate, stockMethod, type InternalsCheck,
 } from '../../tfjs-internals.js';
-import type { SubgroupMatrixConfig } from '../dawn.js';
+import type { SubgroupMatrixConfig } from './device-facts.js';
 import { BindGroupCache, oldestFirstPool, type BindGroupStats } from './bind-groups.js';
 import { deviceFacts, type DeviceFacts } from './device-facts.js';
 import type { WebGPUOptions } from './options.js';

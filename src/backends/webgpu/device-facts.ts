@@ -1,4 +1,3 @@
-import type { SubgroupMatrixConfig } from '../dawn.js';
 import type { WebGPUOptions } from './options.js';
 
 /**
@@ -11,6 +10,9 @@ import type { WebGPUOptions } from './options.js';
  * differs by GPU, not units (docs/gpu.md).
  */
 export const DEFAULT_COMPUTE_UNITS = 132;
+
+/** One `chromium-experimental-subgroup-matrix` configuration of a device (tensor cores): operand and result types, M x N x K. */
+export interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
 /** What the kernels need to know about the device the backend runs on. */
 export interface DeviceFacts {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { SubgroupMatrixConfig } from '../dawn.js';
+import type { SubgroupMatrixConfig } from './device-facts.js';
 import { deviceFactsOf } from './device-facts.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './program.js';
 import { matrixOps } from './subgroup-matrix.js';

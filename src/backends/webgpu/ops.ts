@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights } from '../../layers/ops.js';
 import { PlainOps, plainAttention } from '../../layers/plain-ops.js';
-import type { SubgroupMatrixConfig } from '../dawn.js';
+import type { SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
 import { gegluSupported } from './geglu.js';
 import { groupNormSupported } from './group-norm.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { SubgroupMatrixConfig } from '../dawn.js';
+import type { SubgroupMatrixConfig } from './device-facts.js';
 import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, paddedRows, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
 import { gemvInfo, gemvSupported } from './gemv.js';
 

@@ -3,18 +3,19 @@ import { OpenCLIPTextEncoder } from './text-encoder.js';
 
 /**
  * OpenCLIP's text tower as ModelScope runs it (FrozenOpenCLIPEmbedder, layer='penultimate'): upstream
- * CLIPTextCfg names. `layers` counts the residual blocks that run, one fewer than the checkpoint holds.
+ * CLIPTextCfg names in camelCase (config.json keeps upstream's spelling, `context_length`, ...). `layers` counts
+ * the residual blocks that run, one fewer than the checkpoint holds.
  */
 export interface TextEncoderConfig {
-  context_length: number;
-  vocab_size: number;
+  contextLength: number;
+  vocabSize: number;
   width: number;
   heads: number;
   layers: number;
   /** c_fc's output width (upstream width * mlp_ratio, 4). */
-  mlp_width: number;
+  mlpWidth: number;
   /** torch.nn.LayerNorm's default, fixed in upstream code. */
-  layer_norm_eps: number;
+  layerNormEps: number;
 }
 
 /** Upstream's head width: ViT-H-14 has width 1024 and 16 heads; every OpenCLIP text config keeps heads = width / 64. */
@@ -28,7 +29,7 @@ function need(shapes: ReadonlyMap<string, readonly number[]>, key: string): read
 
 /** The configuration from tensor shapes (PyTorch layout, keys as in open_clip's CLIP state_dict). */
 export function inferTextEncoderConfig(shapes: ReadonlyMap<string, readonly number[]>): TextEncoderConfig {
-  const [vocab_size, width] = need(shapes, 'token_embedding.weight');
+  const [vocabSize, width] = need(shapes, 'token_embedding.weight');
   const pos = need(shapes, 'positional_embedding');
   if (pos.length !== 2 || pos[1] !== width) {
     throw new Error(`OpenCLIP text tower: positional_embedding is [${pos}], expected [context_length, ${width}]`);
@@ -43,15 +44,15 @@ export function inferTextEncoderConfig(shapes: ReadonlyMap<string, readonly numb
     throw new Error(`OpenCLIP text tower: in_proj_weight is [${inProj}], expected [${3 * width}, ${width}]`);
   }
   if (width % HEAD_WIDTH !== 0) throw new Error(`OpenCLIP text tower: width ${width} is not a multiple of the head width ${HEAD_WIDTH}`);
-  const mlp_width = need(shapes, 'transformer.resblocks.0.mlp.c_fc.weight')[0];
+  const mlpWidth = need(shapes, 'transformer.resblocks.0.mlp.c_fc.weight')[0];
   return {
-    context_length: pos[0],
-    vocab_size,
+    contextLength: pos[0],
+    vocabSize,
     width,
     heads: width / HEAD_WIDTH,
     layers: blocks - 1,
-    mlp_width,
-    layer_norm_eps: 1e-5,
+    mlpWidth,
+    layerNormEps: 1e-5,
   };
 }
 

@@ -18,17 +18,17 @@ export class OpenCLIPTextEncoder extends Module {
   constructor(readonly config: TextEncoderConfig) {
     super();
     const c = config;
-    this.token_embedding = this.param('token_embedding.weight', [c.vocab_size, c.width]);
-    this.positional_embedding = this.param('positional_embedding', [c.context_length, c.width]);
-    this.transformer = this.child('transformer', new Transformer(c.width, c.layers, c.heads, c.mlp_width, c.layer_norm_eps));
-    this.ln_final = this.child('ln_final', new LayerNorm(c.width, c.layer_norm_eps));
+    this.token_embedding = this.param('token_embedding.weight', [c.vocabSize, c.width]);
+    this.positional_embedding = this.param('positional_embedding', [c.contextLength, c.width]);
+    this.transformer = this.child('transformer', new Transformer(c.width, c.layers, c.heads, c.mlpWidth, c.layerNormEps));
+    this.ln_final = this.child('ln_final', new LayerNorm(c.width, c.layerNormEps));
   }
 
   /** ids [b, context_length] int32 -> [b, context_length, width]. */
   forward(ids: tf.Tensor2D): tf.Tensor3D {
     const [, n] = ids.shape;
-    if (n !== this.config.context_length) {
-      throw new Error(`OpenCLIPTextEncoder: ${n} tokens per text, the model takes ${this.config.context_length}`);
+    if (n !== this.config.contextLength) {
+      throw new Error(`OpenCLIPTextEncoder: ${n} tokens per text, the model takes ${this.config.contextLength}`);
     }
     return tf.tidy(() => {
       const idx = ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32');

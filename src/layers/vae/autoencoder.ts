@@ -20,13 +20,13 @@ export class AutoencoderKL extends Module {
     super();
     this.encoder = this.child('encoder', new Encoder(config));
     this.decoder = this.child('decoder', new Decoder(config));
-    this.quant_conv = this.child('quant_conv', new Conv2d(2 * config.z_channels, 2 * config.embed_dim, 1));
-    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(config.embed_dim, config.z_channels, 1));
+    this.quant_conv = this.child('quant_conv', new Conv2d(2 * config.zChannels, 2 * config.embedDim, 1));
+    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(config.embedDim, config.zChannels, 1));
   }
 
   /** Latents [n, h, w, embed_dim] -> images [n, f*h, f*w, out_ch], f = 2^(levels - 1) (8 for the released model). */
   decode(z: tf.Tensor4D): tf.Tensor4D {
-    this.checkChannels(z, this.config.embed_dim, 'decode');
+    this.checkChannels(z, this.config.embedDim, 'decode');
     return tf.tidy(() => this.decoder.forward(this.post_quant_conv.forward(z)));
   }
 
@@ -60,7 +60,7 @@ export class AutoencoderKL extends Module {
    * Sizes that are not multiples of f work as upstream (each Downsample gives floor(size / 2)).
    */
   encodeMoments(x: tf.Tensor4D): tf.Tensor4D {
-    this.checkChannels(x, this.config.in_channels, 'encode');
+    this.checkChannels(x, this.config.inChannels, 'encode');
     return tf.tidy(() => this.quant_conv.forward(this.encoder.forward(x)));
   }
 
@@ -68,7 +68,7 @@ export class AutoencoderKL extends Module {
   encode(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       const m = this.encodeMoments(x);
-      return tf.slice(m, [0, 0, 0, 0], [-1, -1, -1, this.config.embed_dim]);
+      return tf.slice(m, [0, 0, 0, 0], [-1, -1, -1, this.config.embedDim]);
     });
   }
 

@@ -2,34 +2,35 @@ import type { NetworkSpec } from '../network.js';
 import { AutoencoderKL } from './autoencoder.js';
 
 /**
- * ModelScope's AutoencoderKL, configured as upstream's `ddconfig` plus `embed_dim` (same names), with what the
- * checkpoint cannot tell filled by upstream's defaults. `attn_levels` replaces upstream's `attn_resolutions`: the
- * shapes reveal which levels carry attention blocks, not the training resolution they were named by.
+ * ModelScope's AutoencoderKL, configured as upstream's `ddconfig` plus `embed_dim` (upstream names in camelCase;
+ * config.json keeps upstream's spelling, `ch_mult`, ...), with what the checkpoint cannot tell filled by upstream's
+ * defaults. `attnLevels` replaces upstream's `attn_resolutions`: the shapes reveal which levels carry attention
+ * blocks, not the training resolution they were named by.
  */
 export interface VAEConfig {
   ch: number;
-  ch_mult: number[];
-  num_res_blocks: number;
+  chMult: number[];
+  numResBlocks: number;
   /** Levels (upstream `i_level`, 0 = full resolution) whose blocks are followed by an AttnBlock. */
-  attn_levels: number[];
-  in_channels: number;
-  out_ch: number;
-  z_channels: number;
-  embed_dim: number;
+  attnLevels: number[];
+  inChannels: number;
+  outCh: number;
+  zChannels: number;
+  embedDim: number;
   /** Downsample/Upsample with a conv (true upstream) or with average pooling / no conv. */
-  resamp_with_conv: boolean;
+  resampWithConv: boolean;
   /** The decoder returns the features before norm_out (upstream default false). */
-  give_pre_end: boolean;
+  givePreEnd: boolean;
   /** The decoder ends with tanh (upstream default false). */
-  tanh_out: boolean;
+  tanhOut: boolean;
   /** Upstream `Normalize`: GroupNorm(32 groups, eps 1e-6, affine). */
-  norm_num_groups: number;
-  norm_eps: number;
+  normNumGroups: number;
+  normEps: number;
 }
 
 /** How many times the decoder upsamples (and the encoder downsamples): 2^(levels - 1). */
 export function vaeScaleFactor(c: VAEConfig): number {
-  return 2 ** (c.ch_mult.length - 1);
+  return 2 ** (c.chMult.length - 1);
 }
 
 // Upstream's Normalize(): fixed in the code, not visible in a checkpoint.
@@ -54,47 +55,47 @@ export function inferVAEConfig(shapes: ReadonlyMap<string, readonly number[]>): 
   const ch = convIn[0];
   const levels = countIndices(shapes, 'encoder.down.', '.block.0.conv1.weight');
   if (levels === 0) throw new Error('not an AutoencoderKL checkpoint: no encoder.down.0.block.0');
-  const ch_mult: number[] = [];
+  const chMult: number[] = [];
   for (let i = 0; i < levels; i++) {
     const out = need(shapes, `encoder.down.${i}.block.0.conv1.weight`)[0];
     if (out % ch !== 0) throw new Error(`AutoencoderKL: encoder.down.${i} has ${out} channels, not a multiple of ch=${ch}`);
-    ch_mult.push(out / ch);
+    chMult.push(out / ch);
   }
-  const num_res_blocks = countIndices(shapes, 'encoder.down.0.block.', '.conv1.weight');
+  const numResBlocks = countIndices(shapes, 'encoder.down.0.block.', '.conv1.weight');
   const decBlocks = countIndices(shapes, 'decoder.up.0.block.', '.conv1.weight');
-  if (decBlocks !== num_res_blocks + 1) {
-    throw new Error(`AutoencoderKL: decoder.up.0 has ${decBlocks} blocks, expected num_res_blocks + 1 = ${num_res_blocks + 1}`);
+  if (decBlocks !== numResBlocks + 1) {
+    throw new Error(`AutoencoderKL: decoder.up.0 has ${decBlocks} blocks, expected num_res_blocks + 1 = ${numResBlocks + 1}`);
   }
-  const attn_levels: number[] = [];
+  const attnLevels: number[] = [];
   for (let i = 0; i < levels; i++) {
     const enc = shapes.has(`encoder.down.${i}.attn.0.q.weight`);
     const dec = shapes.has(`decoder.up.${i}.attn.0.q.weight`);
     if (enc !== dec) throw new Error(`AutoencoderKL: attention at level ${i} in only one of encoder and decoder`);
-    if (enc) attn_levels.push(i);
+    if (enc) attnLevels.push(i);
   }
   const encOut = need(shapes, 'encoder.conv_out.weight')[0];
-  const z_channels = need(shapes, 'decoder.conv_in.weight')[1];
-  if (encOut !== 2 * z_channels) {
-    throw new Error(`AutoencoderKL: encoder.conv_out has ${encOut} channels; only double_z (2 * z_channels = ${2 * z_channels}) is supported`);
+  const zChannels = need(shapes, 'decoder.conv_in.weight')[1];
+  if (encOut !== 2 * zChannels) {
+    throw new Error(`AutoencoderKL: encoder.conv_out has ${encOut} channels; only double_z (2 * z_channels = ${2 * zChannels}) is supported`);
   }
-  const embed_dim = need(shapes, 'post_quant_conv.weight')[1];
-  if (![ch, ...ch_mult.map((m) => m * ch)].every((c) => c % NORM_GROUPS === 0)) {
-    throw new Error(`AutoencoderKL: channel counts ${ch} x [${ch_mult}] are not divisible by the ${NORM_GROUPS} GroupNorm groups`);
+  const embedDim = need(shapes, 'post_quant_conv.weight')[1];
+  if (![ch, ...chMult.map((m) => m * ch)].every((c) => c % NORM_GROUPS === 0)) {
+    throw new Error(`AutoencoderKL: channel counts ${ch} x [${chMult}] are not divisible by the ${NORM_GROUPS} GroupNorm groups`);
   }
   return {
     ch,
-    ch_mult,
-    num_res_blocks,
-    attn_levels,
-    in_channels: convIn[1],
-    out_ch: need(shapes, 'decoder.conv_out.weight')[0],
-    z_channels,
-    embed_dim,
-    resamp_with_conv: levels === 1 || shapes.has('encoder.down.0.downsample.conv.weight'),
-    give_pre_end: false,
-    tanh_out: false,
-    norm_num_groups: NORM_GROUPS,
-    norm_eps: NORM_EPS,
+    chMult,
+    numResBlocks,
+    attnLevels,
+    inChannels: convIn[1],
+    outCh: need(shapes, 'decoder.conv_out.weight')[0],
+    zChannels,
+    embedDim,
+    resampWithConv: levels === 1 || shapes.has('encoder.down.0.downsample.conv.weight'),
+    givePreEnd: false,
+    tanhOut: false,
+    normNumGroups: NORM_GROUPS,
+    normEps: NORM_EPS,
   };
 }
 

@@ -17,13 +17,13 @@ class Up extends Module {
 
   constructor(blockIn: number, blockOut: number, withAttn: boolean, first: boolean, c: VAEConfig) {
     super();
-    for (let j = 0; j <= c.num_res_blocks; j++) {
+    for (let j = 0; j <= c.numResBlocks; j++) {
       this.block.push(this.child(`block.${j}`, new ResnetBlock(j === 0 ? blockIn : blockOut, blockOut, c)));
     }
     if (withAttn) {
-      for (let j = 0; j <= c.num_res_blocks; j++) this.attn.push(this.child(`attn.${j}`, new AttnBlock(blockOut, c)));
+      for (let j = 0; j <= c.numResBlocks; j++) this.attn.push(this.child(`attn.${j}`, new AttnBlock(blockOut, c)));
     }
-    this.upsample = first ? null : this.child('upsample', new Upsample(blockOut, c.resamp_with_conv));
+    this.upsample = first ? null : this.child('upsample', new Upsample(blockOut, c.resampWithConv));
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
@@ -52,32 +52,32 @@ export class Decoder extends Module {
   constructor(readonly config: VAEConfig) {
     super();
     const c = config;
-    const levels = c.ch_mult.length;
+    const levels = c.chMult.length;
     const blockIns: number[] = [];
-    let blockIn = c.ch * c.ch_mult[levels - 1];
+    let blockIn = c.ch * c.chMult[levels - 1];
     for (let i = levels - 1; i >= 0; i--) {
       blockIns[i] = blockIn;
-      blockIn = c.ch * c.ch_mult[i];
+      blockIn = c.ch * c.chMult[i];
     }
-    const top = c.ch * c.ch_mult[levels - 1];
-    this.conv_in = this.child('conv_in', new Conv2d(c.z_channels, top, 3, 1, 1));
+    const top = c.ch * c.chMult[levels - 1];
+    this.conv_in = this.child('conv_in', new Conv2d(c.zChannels, top, 3, 1, 1));
     this.mid = this.child('mid', new Mid(top, c));
     // Registered in index order (upstream prepends while building from the last level), so keys and order match.
     for (let i = 0; i < levels; i++) {
-      const level = new Up(blockIns[i], c.ch * c.ch_mult[i], c.attn_levels.includes(i), i === 0, c);
+      const level = new Up(blockIns[i], c.ch * c.chMult[i], c.attnLevels.includes(i), i === 0, c);
       this.up.push(this.child(`up.${i}`, level));
     }
-    this.norm_out = this.child('norm_out', Normalize(c.ch * c.ch_mult[0], c));
-    this.conv_out = this.child('conv_out', new Conv2d(c.ch * c.ch_mult[0], c.out_ch, 3, 1, 1));
+    this.norm_out = this.child('norm_out', Normalize(c.ch * c.chMult[0], c));
+    this.conv_out = this.child('conv_out', new Conv2d(c.ch * c.chMult[0], c.outCh, 3, 1, 1));
   }
 
   forward(z: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
       let h = this.mid.forward(this.conv_in.forward(z));
       for (let i = this.up.length - 1; i >= 0; i--) h = this.up[i].forward(h);
-      if (this.config.give_pre_end) return h;
+      if (this.config.givePreEnd) return h;
       h = this.conv_out.forward(this.norm_out.forward(h, true) as tf.Tensor4D);
-      return this.config.tanh_out ? tf.tanh(h) : h;
+      return this.config.tanhOut ? tf.tanh(h) : h;
     });
   }
 }

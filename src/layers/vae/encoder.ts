@@ -17,14 +17,14 @@ class Down extends Module {
 
   constructor(blockIn: number, blockOut: number, withAttn: boolean, last: boolean, c: VAEConfig) {
     super();
-    for (let j = 0; j < c.num_res_blocks; j++) {
+    for (let j = 0; j < c.numResBlocks; j++) {
       this.block.push(this.child(`block.${j}`, new ResnetBlock(j === 0 ? blockIn : blockOut, blockOut, c)));
     }
     // Upstream registers a level's attention blocks after all its resnet blocks (separate ModuleLists).
     if (withAttn) {
-      for (let j = 0; j < c.num_res_blocks; j++) this.attn.push(this.child(`attn.${j}`, new AttnBlock(blockOut, c)));
+      for (let j = 0; j < c.numResBlocks; j++) this.attn.push(this.child(`attn.${j}`, new AttnBlock(blockOut, c)));
     }
-    this.downsample = last ? null : this.child('downsample', new Downsample(blockOut, c.resamp_with_conv));
+    this.downsample = last ? null : this.child('downsample', new Downsample(blockOut, c.resampWithConv));
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
@@ -49,17 +49,17 @@ export class Encoder extends Module {
 
   constructor(c: VAEConfig) {
     super();
-    const levels = c.ch_mult.length;
-    this.conv_in = this.child('conv_in', new Conv2d(c.in_channels, c.ch, 3, 1, 1));
-    const inChMult = [1, ...c.ch_mult];
+    const levels = c.chMult.length;
+    this.conv_in = this.child('conv_in', new Conv2d(c.inChannels, c.ch, 3, 1, 1));
+    const inChMult = [1, ...c.chMult];
     for (let i = 0; i < levels; i++) {
-      const level = new Down(c.ch * inChMult[i], c.ch * c.ch_mult[i], c.attn_levels.includes(i), i === levels - 1, c);
+      const level = new Down(c.ch * inChMult[i], c.ch * c.chMult[i], c.attnLevels.includes(i), i === levels - 1, c);
       this.down.push(this.child(`down.${i}`, level));
     }
-    const blockIn = c.ch * c.ch_mult[levels - 1];
+    const blockIn = c.ch * c.chMult[levels - 1];
     this.mid = this.child('mid', new Mid(blockIn, c));
     this.norm_out = this.child('norm_out', Normalize(blockIn, c));
-    this.conv_out = this.child('conv_out', new Conv2d(blockIn, 2 * c.z_channels, 3, 1, 1));
+    this.conv_out = this.child('conv_out', new Conv2d(blockIn, 2 * c.zChannels, 3, 1, 1));
   }
 
   forward(x: tf.Tensor4D): tf.Tensor4D {

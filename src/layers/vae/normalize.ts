@@ -7,5 +7,5 @@ import type { VAEConfig } from './config.js';
  * GroupNorm's SiLU, which a backend may fuse.
  */
 export function Normalize(channels: number, c: VAEConfig): GroupNorm {
-  return new GroupNorm(c.norm_num_groups, channels, c.norm_eps);
+  return new GroupNorm(c.normNumGroups, channels, c.normEps);
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { ddimCoefficients, ddimStep, ddimTimesteps, diffusionTables, type DiffusionTables } from '../ddim.js';
+import { ddimCoefficients, ddimStep, ddimTimesteps, diffusionTables, type DiffusionTables } from '../diffusion.js';
 import { NoiseGenerator } from '../noise.js';
 import { MODELSCOPE_SCHEDULE, type NoiseSchedule, type SamplingRun, type Scheduler, type SchedulerOptions } from './scheduler.js';
 

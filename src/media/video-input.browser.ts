@@ -1,7 +1,7 @@
 import type { Frames } from './images.js';
-import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-frames.js';
+import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-input-common.js';
 
-export type { VideoInput, VideoReadOptions } from './video-frames.js';
+export type { VideoInput, VideoReadOptions } from './video-input-common.js';
 
 /** Each frame resized to width x height (an OffscreenCanvas, high-quality smoothing). */
 export async function resizeFrames(v: Frames, width: number, height: number): Promise<Frames> {

@@ -1,3 +1,5 @@
+// Upstream GaussianDiffusion's arithmetic (ModelScope's diffusion.py): the float64 noise tables, DDIM's timesteps,
+// coefficients and step, classifier-free guidance. The samplers in schedulers/ build on it.
 import * as tf from '@tensorflow/tfjs';
 
 /** The noise schedule upstream builds: `beta_schedule('linear_sd', 1000, 0.00085, 0.012)`, eps prediction. */

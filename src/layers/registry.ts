@@ -1,8 +1,8 @@
-import type { Module } from '../src/layers/module.js';
-import type { NetworkKind, NetworkSpec } from '../src/layers/network.js';
-import { textEncoderSpec } from '../src/layers/clip/config.js';
-import { unetSpec } from '../src/layers/unet/config.js';
-import { vaeSpec } from '../src/layers/vae/config.js';
+import type { Module } from './module.js';
+import type { NetworkKind, NetworkSpec } from './network.js';
+import { textEncoderSpec } from './clip/config.js';
+import { unetSpec } from './unet/config.js';
+import { vaeSpec } from './vae/config.js';
 
 export const NETWORK_KINDS: readonly NetworkKind[] = ['text_encoder', 'unet', 'vae'];
 

@@ -3,16 +3,16 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { Argv, CommandModule } from 'yargs';
-import { command as info } from './cli/info.js';
-import { command as convert } from './cli/convert.js';
-import { command as generate } from './cli/generate.js';
-import { command as download } from './cli/download.js';
-import { command as verify } from './cli/verify.js';
-import { command as worker } from './cli/worker.js';
-import { command as enqueue } from './cli/enqueue.js';
-import { command as serve } from './cli/serve.js';
-import { command as serveWeb } from './cli/serve-web.js';
-import { usageMessage } from './cli/usage-errors.js';
+import { command as info } from './info.js';
+import { command as convert } from './convert.js';
+import { command as generate } from './generate.js';
+import { command as download } from './download.js';
+import { command as verify } from './verify.js';
+import { command as worker } from './worker.js';
+import { command as enqueue } from './enqueue.js';
+import { command as serve } from './serve.js';
+import { command as serveWeb } from './serve-web.js';
+import { usageMessage } from './usage-errors.js';
 
 // yargs' CommonJS build: its ESM build wraps help text in the middle of words (cliui without wrap-ansi)
 const yargs = createRequire(import.meta.url)('yargs') as (args?: readonly string[]) => Argv;

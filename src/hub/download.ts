@@ -7,8 +7,8 @@ import { createReadStream, createWriteStream, existsSync, statSync } from 'node:
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { HubApiError, downloadFile, listFiles } from '@huggingface/hub';
-import type { NetworkKind } from './layers/network.js';
-import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles } from '../converters/diffusers-files.js';
+import type { NetworkKind } from '../layers/network.js';
+import { CONFIG_FILES, OPTIONAL_FILES, chooseWeights, shardFiles } from '../io/diffusers-files.js';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 

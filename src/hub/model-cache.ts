@@ -1,16 +1,16 @@
 /**
- * A hub model as a converted folder: downloaded (src/hub.ts) and converted (converters/diffusers.ts) on first use,
+ * A hub model as a converted folder: downloaded (src/hub/download.ts) and converted (converters/diffusers.ts) on first use,
  * found again afterwards. Used by `t2v download` and by `t2v generate` without `--model` or with a hub id.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { convertDiffusers, diffusersWeights, isDiffusersFolder, type DiffusersSummary } from '../converters/diffusers.js';
-import { ConvertError, type ProgressEvent } from '../converters/modelscope.js';
-import type { StorageDType } from '../converters/tfjs-writer.js';
-import { selectBackend } from './backend.js';
-import { DEFAULT_ENDPOINT, HubError, downloadModel, type DownloadSummary } from './hub.js';
+import { convertDiffusers, diffusersWeights, isDiffusersFolder, type DiffusersSummary } from '../../converters/diffusers.js';
+import { ConvertError, type ProgressEvent } from '../../converters/modelscope.js';
+import type { StorageDType } from '../io/weights-manifest.js';
+import { selectBackend } from '../backend.js';
+import { DEFAULT_ENDPOINT, HubError, downloadModel, type DownloadSummary } from './download.js';
 
 /** The released model `t2v generate` uses when given no `--model`, and the weights it fetches (half the download). */
 export const DEFAULT_MODEL = 'damo-vilab/text-to-video-ms-1.7b';

@@ -1,6 +1,6 @@
 import type { NpyArray } from '../io/npy.js';
 import type { Frames } from './images.js';
-import type { WriteOptions } from './video.js';
+import type { WriteOptions } from './video-writer.js';
 
 // Browser builds: there are no paths to write to; a page takes result.frames, toGif() or toPng() instead.
 export async function writeVideo(path: string, _v: Frames, _opts: WriteOptions): Promise<string[]> {

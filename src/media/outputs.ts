@@ -1,8 +1,8 @@
 import { existsSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { onInterrupt } from './interrupt.js';
-import type { VideoResult } from './result.js';
-import { atomicWrite, outputKind } from './video.js';
+import type { VideoResult } from '../pipeline/result.js';
+import { atomicWrite, outputKind } from './video-writer.js';
 
 /** What one generation writes (the CLI's --out, --save-latents and --contact-sheet). */
 export interface OutputPaths {

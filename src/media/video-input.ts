@@ -3,10 +3,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { findFfmpeg } from './ffmpeg.js';
 import type { Frames } from './images.js';
-import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-frames.js';
+import { checkFrames, checkReadOptions, firstFrames, type VideoInput, type VideoReadOptions } from './video-input-common.js';
 
 /** A video to start from: frames (uint8 RGB, frame-major) or a path (.mp4, .webm, .gif, or a folder of PNG frames). */
-export type { VideoInput, VideoReadOptions } from './video-frames.js';
+export type { VideoInput, VideoReadOptions } from './video-input-common.js';
 
 /** @napi-rs/canvas, loaded when a PNG is read or a frame resized (not for frames given as they are). */
 const canvas = () => import('@napi-rs/canvas');
@@ -54,7 +54,7 @@ async function readPngFolder(dir: string, limit?: number): Promise<Frames> {
   return { data, frames: names.length, height, width };
 }
 
-/** A video file's frames as rgb24 through ffmpeg (the one the writers find: src/pipeline/ffmpeg.ts). */
+/** A video file's frames as rgb24 through ffmpeg (the one the writers find: src/media/ffmpeg.ts). */
 function readVideoFile(path: string, limit?: number): Promise<Frames> {
   const ffmpeg = findFfmpeg().path;
   const args = ['-hide_banner', '-nostdin', '-i', path, '-map', '0:v:0', ...(limit !== undefined ? ['-frames:v', String(limit)] : []),

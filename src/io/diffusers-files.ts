@@ -2,7 +2,7 @@
  * Which files of a diffusers-layout folder (damo-vilab/text-to-video-ms-1.7b, cerspense/zeroscope_v2_576w) the
  * conversion needs. Shared by the converter (a local folder) and `t2v download` (a hub file list).
  */
-import type { NetworkKind } from '../src/layers/network.js';
+import type { NetworkKind } from '../layers/network.js';
 
 /** The sub-folder of each network in the diffusers layout (the same names as ours). */
 export const DIFFUSERS_FOLDERS: Record<NetworkKind, string> = { text_encoder: 'text_encoder', unet: 'unet', vae: 'vae' };
