@@ -55,10 +55,10 @@ export function median(xs: number[]): number {
 }
 
 /**
- * Median wall time of `fn` in ms, each run synchronized, after `warmup` runs (the first compiles the shaders).
+ * Wall times of `fn` in ms, each run synchronized, after `warmup` runs (the first compiles the shaders).
  * `fn` returns its output tensors, which are disposed after each run.
  */
-export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number> {
+export async function timeRuns(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number[]> {
   const once = async () => {
     const t0 = performance.now();
     const out = fn();
@@ -70,7 +70,12 @@ export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmu
   for (let i = 0; i < warmup; i++) await once();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) times.push(await once());
-  return median(times);
+  return times;
+}
+
+/** The median of timeRuns. */
+export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number> {
+  return median(await timeRuns(fn, runs, warmup));
 }
 
 /** Bytes the webgpu backend holds in GPU buffers (its pool never shrinks, so after a run this is the peak). */

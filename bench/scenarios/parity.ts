@@ -2,14 +2,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { convertModelScope } from '../converters/modelscope.js';
-import { setTensorCores, tensorCoreStats } from '../src/backends/dawn.js';
-import { readNpy } from '../src/io/npy.js';
-import type { UNetConfig } from '../src/layers/unet/config.js';
-import { UNetSD } from '../src/layers/unet/unet.js';
-import { TextToVideo, type UNetLike } from '../src/pipeline/text2video.js';
-import { relMaxError } from './timing.js';
-import { RELEASED_UNET, randomizeWeights } from './unet.js';
+import { convertModelScope } from '../../converters/modelscope.js';
+import { readNpy } from '../../src/io/npy.js';
+import type { UNetConfig } from '../../src/layers/unet/config.js';
+import { UNetSD } from '../../src/layers/unet/unet.js';
+import { TextToVideo, type UNetLike } from '../../src/pipeline/text2video.js';
+import { RELEASED_UNET, randomizeWeights } from '../harness/models.js';
+import type { Scenario } from '../harness/scenario.js';
+import { relMaxError } from '../harness/timing.js';
+import { activateForParity as activate, restoreBackend, tensorCoreStats } from '../harness/webgpu.js';
 
 /**
  * Parity of whole generations across backends (issue 5's "relative error on a 50-step run"), in one process:
@@ -29,24 +30,6 @@ const SMALL_RUN = { frames: 2, height: 128, width: 128, guidance: 9, seed: 7 };
 
 interface Case { prompt: string; negative: string | null; height: number; width: number; frames: number; steps: number; guidance: number }
 type Backend = 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc';
-
-async function activate(b: Backend): Promise<void> {
-  if (b === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    // the bundle on the GPU host carries the .wasm files beside it (docs/gpu.md)
-    // (and the ESM bundle has no __dirname, which the package's Emscripten loader reads)
-    const dir = process.env.T2V_WASM_DIR;
-    if (dir) {
-      (globalThis as { __dirname?: string }).__dirname ??= dir;
-      wasm.setWasmPaths(dir.replace(/\/?$/, '/'));
-    }
-  }
-  if (!(await tf.setBackend(b === 'webgpu-tc' ? 'webgpu' : b))) throw new Error(`backend ${b} did not initialize`);
-  if (b.startsWith('webgpu')) {
-    const cfg = setTensorCores(b === 'webgpu-tc');
-    if (b === 'webgpu-tc' && !cfg) throw new Error('no tensor cores on this device');
-  }
-}
 
 async function convertTiny(fixtures: string, vocab: string): Promise<{ work: string; model: string }> {
   const work = mkdtempSync(join(tmpdir(), 't2v-parity-'));
@@ -109,8 +92,26 @@ export async function benchParityRef(log: (s: string) => void, outDir: string, a
   }
 }
 
+/** Where the fixtures and the vocabulary are: --fixtures/--vocab, else this checkout's test/fixtures/e2e and ../shared. */
+function parityInputs(fixtures: string | undefined, vocab: string | undefined, root: string): [string, string] {
+  const f = fixtures ?? join(root, 'test', 'fixtures', 'e2e');
+  const v = vocab ?? [join(root, '..', 'shared', 'clip-tokenizer', 'bpe_simple_vocab_16e6.txt.gz'), join(root, '.ref', 'bpe_simple_vocab_16e6.txt.gz')]
+    .find((p) => existsSync(p));
+  if (!existsSync(join(f, 'tiny'))) throw new Error(`no tiny fixture model at ${f}/tiny: pass --fixtures DIR (test/fixtures/e2e)`);
+  if (!v) throw new Error('no CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz): pass --vocab FILE');
+  return [f, v];
+}
+
+export const parity: Scenario = {
+  name: 'parity', about: 'whole generations on cpu, wasm, webgpu fp32 and tensor cores from the same noise, errors', kind: 'once',
+  run: async (ctx) => {
+    const [f, v] = parityInputs(ctx.opts.fixtures, ctx.opts.vocab, ctx.opts.origin);
+    return { raw: await benchParity(ctx.log, ctx.opts.out, [f, v, String(ctx.opts.tiny ? 3 : 50)]) };
+  },
+};
+
 /** `parity OUT FIXTURES VOCAB [steps]`: A and B on every backend, errors against the references. */
-export async function benchParity(log: (s: string) => void, outDir: string, args: string[]): Promise<unknown> {
+async function benchParity(log: (s: string) => void, outDir: string, args: string[]): Promise<unknown> {
   const [fixtures, vocab, stepsArg] = args;
   const steps = Number(stepsArg ?? 50);
   const cases = join(fixtures, 'cases');
@@ -164,7 +165,7 @@ export async function benchParity(log: (s: string) => void, outDir: string, args
       t2v.dispose();
     }
   } finally {
-    setTensorCores(false);
+    await restoreBackend();
     rmSync(work, { recursive: true, force: true });
   }
   const errs: Record<string, number> = {};

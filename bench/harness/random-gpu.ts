@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../src/backends/webgpu/program.js';
+import { FLAT_WORKGROUP_WGSL, flatDispatch, program } from './webgpu.js';
 
 /**
  * Uniform noise in [-scale, scale) made on the GPU by a hash of the index: the full UNet's 1.4 G weights in well under

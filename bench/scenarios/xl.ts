@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
-import { randomReleasedPipeline } from './pipeline.js';
-import { gpuRandom } from './random-gpu.js';
-import { gpuBytes, sync, timeIt } from './timing.js';
+import { gpuRandom } from '../harness/random-gpu.js';
+import type { Models } from '../harness/models.js';
+import type { Scenario } from '../harness/scenario.js';
+import { gpuBytes, sync, timeIt } from '../harness/timing.js';
 
 const GiB = 2 ** 30;
 
@@ -10,22 +10,22 @@ const GiB = 2 ** 30;
  * zeroscope_v2_XL's upscale shape on random weights (its UNet and VAE have the released configuration): 24 frames at
  * 1024x576, latents [1, 24, 72, 128, 4]. One guided UNet call (x once under two contexts), one batch-1 call, the VAE
  * encode (video-to-video's input) and decode of 24 frames, each with the GPU buffers held after it (the pool never
- * shrinks, so that is the peak so far). Args: [frames] [height] [width] [decodeChunk].
+ * shrinks, so that is the peak so far), then video-to-video at strength 0.7 as zeroscope's re-render runs.
  */
-export async function benchXL(log: (s: string) => void, args: string[]): Promise<unknown> {
-  const frames = Number(args[0] ?? 24);
-  const height = Number(args[1] ?? 576);
-  const width = Number(args[2] ?? 1024);
-  const chunk = Number(args[3] ?? 2);
-  registerWebGPUKernels();
-  const { unet, vae, t2v } = randomReleasedPipeline();
+export const xl: Scenario = {
+  name: 'xl', about: "zeroscope XL's 24x1024x576: UNet calls, VAE encode and decode, video-to-video, memory", kind: 'once',
+  run: async (ctx) => ({ raw: await benchXL(ctx.log, ctx.models(), ctx.opts.tiny ? [3, 64, 112, 2] : [24, 576, 1024, 2]) }),
+};
+
+async function benchXL(log: (s: string) => void, models: Models, [frames, height, width, chunk]: number[]): Promise<unknown> {
+  const { unet, vae, t2v, contextDim } = models;
   await sync();
   const res: Record<string, unknown> = { frames, height, width, chunk, weights_gib: gpuBytes().allocated / GiB };
   log(`XL shape ${frames}x${width}x${height}: weights ${(gpuBytes().allocated / GiB).toFixed(2)} GiB on the GPU`);
   const lh = height / 8;
   const lw = width / 8;
   const x1 = gpuRandom([1, frames, lh, lw, 4], Math.sqrt(3), 101) as tf.Tensor5D;
-  const c2 = gpuRandom([2, 77, 1024], Math.sqrt(3), 102) as tf.Tensor3D;
+  const c2 = gpuRandom([2, 77, contextDim], Math.sqrt(3), 102) as tf.Tensor3D;
   const c1 = tf.slice(c2, 0, 1) as tf.Tensor3D;
   const t1 = tf.tensor1d([500]);
   const stage = async (name: string, fn: () => tf.Tensor, runs: number) => {

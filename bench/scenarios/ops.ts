@@ -1,17 +1,25 @@
 import * as tf from '@tensorflow/tfjs';
-import { geglu } from '../src/backends/geglu.js';
-import { registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../src/backends/webgpu/register.js';
-import { attention } from '../src/layers/common/attention.js';
-import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
-import { gpuRandom } from './random-gpu.js';
-import { relMaxError, timeIt } from './timing.js';
+import { attention } from '../../src/layers/common/attention.js';
+import { GroupNorm, LayerNorm } from '../../src/layers/common/norm.js';
+import { gpuRandom } from '../harness/random-gpu.js';
+import type { Scenario } from '../harness/scenario.js';
+import { relMaxError, timeIt } from '../harness/timing.js';
+import { geglu, registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../harness/webgpu.js';
 
 export interface OpRow { op: string; shape: string; gflop?: number; stockMs?: number; fusedMs?: number; relErr?: number; note?: string }
 
 const tflops = (gflop: number, ms: number) => gflop / ms; // GFLOP per ms = TFLOP/s
 
+export const ops: Scenario = {
+  name: 'ops', about: "stock tfjs ops vs the fused WGSL kernels on the UNet's shapes, with their errors", kind: 'once',
+  run: async (ctx) => {
+    if (ctx.opts.backend !== 'webgpu') throw new Error('ops compares webgpu kernels: run it with --backend webgpu');
+    return { raw: await benchOps(ctx.log) };
+  },
+};
+
 /** Stock tfjs ops vs the fused kernels on the UNet's shapes, with the fused result's error against the stock one. */
-export async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
+async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
   const rows: OpRow[] = [];
   const add = (r: OpRow) => {
     rows.push(r);
