@@ -64,7 +64,7 @@ def put_diffusers_on_path(where: str) -> None:
     if os.path.isfile(where):
         dest = tempfile.mkdtemp(prefix='t2v-diffusers-')
         with tarfile.open(where) as tf:
-            tf.extractall(dest)
+            tf.extractall(dest, **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
         where = dest
     for cand in (where, os.path.join(where, 'src')):
         if os.path.isdir(os.path.join(cand, 'diffusers')):

@@ -22,4 +22,4 @@ elif [ -d "$src/src/diffusers" ]; then
 else
   echo "DIFFUSERS_SRC=$src holds no diffusers package" >&2; exit 1
 fi
-du -sh .gpu "$app"/diffusers-src.tar.xz 2>/dev/null | sed 's/^/packed: /'
+du -sh .gpu | sed "s/^/packed: /"; ls -sh "$app"/diffusers-src.tar.xz 2>/dev/null || true
