@@ -265,7 +265,7 @@ def main() -> None:
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            with torch.inference_mode() if mode == 'eager' or mode == 'compile' else torch.no_grad():
+            with torch.no_grad():
                 t1 = time.perf_counter()
                 b1, b2 = make_callers(mode)
                 # first calls: CUDA graph capture, or torch.compile's compilation

@@ -3,6 +3,8 @@
  * (a Partial<WebGPUOptions>) through today's API (activateWebGPU / selectBackend and the module switches). When the
  * execution-layer redesign lands (issue 15), this file alone changes: the options object goes to the new API whole.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/backend.js';
 import { activateWebGPU, dawnFlags, setTensorCores, tensorCoresOn, tensorCoreStats, uniformCache } from '../../src/backends/dawn.js';
@@ -33,13 +35,16 @@ let device: Device | null = null;
 
 /** Makes `backend` the tfjs backend for the whole run; on webgpu with `base` (device-level fields fixed from here on). */
 export async function openBackend(backend: Backend, base: Partial<WebGPUOptions> = {}): Promise<Device> {
+  if (backend === 'wasm') await wasmFiles();
   if (backend !== 'webgpu') {
     const choice = await selectBackend(backend);
     device = { backend, details: choice.details, base: null };
     return device;
   }
-  const opts = resolveWebGPUOptions(base);
+  let opts = resolveWebGPUOptions(base);
   const setup = await activateWebGPU({ tensorCores: opts.tensorCores, flags: [...opts.dawnFlags] });
+  // a device without subgroup matrices runs the default column in fp32 (the details line says why)
+  if (!setup.tensorCores) opts = resolveWebGPUOptions({ ...opts, tensorCores: false }, () => undefined);
   tf.env().set('PROD', true);
   const a = setup.adapter;
   const tc = setup.tensorCores;
@@ -94,18 +99,25 @@ export function tensorCoresActive(): boolean {
 }
 
 /**
+ * Where the wasm backend finds its .wasm files in a bundle: T2V_WASM_DIR, else wasm/ beside the bundle (bench/pack.sh
+ * puts them there). Under tsx the package finds its own.
+ */
+async function wasmFiles(): Promise<void> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const beside = join(dirname(process.argv[1] ?? '.'), 'wasm');
+  const dir = process.env.T2V_WASM_DIR ?? (existsSync(join(beside, 'tfjs-backend-wasm.wasm')) ? beside : undefined);
+  if (dir) {
+    (globalThis as { __dirname?: string }).__dirname ??= dir; // the ESM bundle has none; Emscripten's loader reads it
+    wasm.setWasmPaths(dir.replace(/\/?$/, '/'));
+  }
+}
+
+/**
  * The parity scenario's backends: cpu, wasm (with the .wasm files from T2V_WASM_DIR in a bundle), webgpu fp32 and
  * webgpu with tensor cores. It leaves the switches moved; the harness applies the variant again after it.
  */
 export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc'): Promise<void> {
-  if (b === 'wasm') {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    const dir = process.env.T2V_WASM_DIR;
-    if (dir) {
-      (globalThis as { __dirname?: string }).__dirname ??= dir; // the ESM bundle has none; Emscripten's loader reads it
-      wasm.setWasmPaths(dir.replace(/\/?$/, '/'));
-    }
-  }
+  if (b === 'wasm') await wasmFiles();
   if (!(await tf.setBackend(b === 'webgpu-tc' ? 'webgpu' : b))) throw new Error(`backend ${b} did not initialize`);
   if (b.startsWith('webgpu')) {
     const cfg = setTensorCores(b === 'webgpu-tc');
