@@ -7,6 +7,7 @@ import { BenchUsageError, parseBenchArgs, USAGE } from './options.js';
 import type { RunContext, Scenario } from './scenario.js';
 import { ResultTable, ROW_KEYS, shapeKey, type RowKey, type Shape } from './table.js';
 import { gpuBytes } from './timing.js';
+import { VARIANTS } from './variants.js';
 import { applyVariant, openBackend, type Device } from './webgpu.js';
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
@@ -54,7 +55,10 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   const shapeOf = (s: Scenario): Shape => (opts.tiny ? s.shape!.tiny : s.shape!.full);
   const shapes: Shape[] = [];
   for (const s of tableScen) if (!shapes.some((x) => shapeKey(x) === shapeKey(shapeOf(s)))) shapes.push(shapeOf(s));
-  const column = (label: string) => (opts.backend === 'webgpu' ? label : `t2v (${opts.backend})`);
+  let device: Device | null = null;
+  // the default column says so where the device has no tensor cores (it runs fp32 then)
+  const column = (label: string) => (opts.backend !== 'webgpu' ? `t2v (${opts.backend})`
+    : device?.base?.tensorCores === false && label === VARIANTS[0].label ? 't2v (webgpu, fp32: no tensor cores here)' : label);
   const about: string[] = [];
   const header = () => [`# t2v benchmark, ${raw.date as string}`, '', `Command: \`bench ${argv.join(' ')}\``, '',
     ...about.map((l) => `${l}  `), '',
@@ -76,10 +80,8 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   };
 
   // t2v
-  let device: Device | null = null;
   let models: Models | null = null;
   const t2vWanted = selected.some((s) => s.kind !== 'torch');
-  for (const v of opts.variants) for (const s of tableScen) table.expect(shapeOf(s), [...s.rows!, 'memory'], column(v.label));
   if (t2vWanted) {
     try {
       device = await openBackend(opts.backend);
@@ -90,6 +92,8 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
       for (const v of opts.variants) for (const s of tableScen) table.fail(shapeOf(s), [...s.rows!, 'memory'], column(v.label), msg);
     }
   }
+  // declared once the device is known (the labels depend on it), so that cells never reached read "not run"
+  for (const v of opts.variants) for (const s of tableScen) table.expect(shapeOf(s), [...s.rows!, 'memory'], column(v.label));
   const ctxFor = (col: string): RunContext => ({
     opts, table, log, column: col,
     models: () => {
