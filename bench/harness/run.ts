@@ -60,7 +60,7 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   const column = (label: string) => (opts.backend !== 'webgpu' ? `t2v (${opts.backend})`
     : device?.base?.tensorCores === false && label === VARIANTS[0].label ? 't2v (webgpu, fp32: no tensor cores here)' : label);
   const about: string[] = [];
-  const header = () => [`# t2v benchmark, ${raw.date as string}`, '', `Command: \`bench ${argv.join(' ')}\``, '',
+  const header = () => [`# t2v benchmark, ${raw.date as string}`, '', `Command: \`bench ${argv.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}\``, '',
     ...about.map((l) => `${l}  `), '',
     `Random weights, ${opts.tiny ? 'tiny configuration (--tiny)' : 'released configuration'}. UNet calls: median (range) of ${opts.runs} `
     + `after 2 warm-ups; videos: of ${opts.videoRuns} after a 2-step warm-up. t2v's memory is tfjs's buffer pool (every buffer it made), `

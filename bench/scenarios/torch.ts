@@ -105,7 +105,7 @@ export const torch: Scenario = {
       const why = !m ? 'not reported' : m.skipped ? `${c.mode}: ${m.skipped}` : m.error ? `${c.mode}: ${m.error}` : null;
       const missing = (what: string): Cell => (m?.skipped ? { skipped: why! } : { error: why ?? `${c.mode}: no ${what} figure` });
       // diffusers' guided step is a plain batch of 2 ([x, x]): the same call as the batch-2 row
-      if (rows.includes('unet-call-b2') && rows.includes('guided-step')) ctx.table.set(shape, 'unet-call-b2', c.label, { text: '(= guided step)' });
+      if (rows.includes('unet-call-b2') && rows.includes('guided-step')) ctx.table.set(shape, 'unet-call-b2', c.label, m?.guided_step ? { text: '(= guided step)' } : missing('batch-2'));
       else if (rows.includes('unet-call-b2')) ctx.table.set(shape, 'unet-call-b2', c.label, m?.guided_step ? { stat: m.guided_step, unit: 'ms' } : missing('batch-2'));
       const put = (row: RowKey, s: Stat | undefined, unit: 'ms' | 's') => {
         if (!rows.includes(row)) return;
