@@ -9,8 +9,8 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { UNetConfig } from '../src/layers/unet/config.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
-import { timeIt } from './timing.js';
-import { RELEASED_UNET, randomizeWeights, unetInputs } from './unet.js';
+import { timeIt } from './harness/timing.js';
+import { RELEASED_UNET, randomizeWeights, unetInputs } from './harness/models.js';
 
 const FRAMES = 4;
 const SIZE = 16;

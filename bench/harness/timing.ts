@@ -1,0 +1,96 @@
+import * as tf from '@tensorflow/tfjs';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+
+/** Waits until the GPU has finished everything queued so far (a no-op on CPU backends). */
+export async function sync(): Promise<void> {
+  if (tf.getBackend() === 'webgpu') {
+    // the backend keeps an open compute pass and encoder between ops: close and submit them before waiting
+    const b = tf.backend() as unknown as { endComputePassEncoder(): void; commandEncoder: unknown; submitQueue(): void;
+      device: WebGPUBackend['device'] };
+    if (b.commandEncoder) {
+      b.endComputePassEncoder();
+      b.submitQueue();
+    }
+    await b.device.queue.onSubmittedWorkDone();
+  }
+}
+
+/** The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out). */
+export async function timedKernels(fn: () => tf.Tensor): Promise<{ name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[]> {
+  const prof = await tf.profile(() => fn());
+  tf.dispose(prof.result as tf.Tensor);
+  const out: { name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[] = [];
+  for (const k of prof.kernels) {
+    const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
+    if (typeof ms === 'number') out.push({ name: k.name, inputShapes: k.inputShapes as number[][], outputShapes: k.outputShapes as number[][], ms });
+  }
+  return out;
+}
+
+/** GPU milliseconds per kernel name. */
+export function sumByName(kernels: { name: string; ms: number }[]): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const k of kernels) byName[k.name] = (byName[k.name] ?? 0) + k.ms;
+  return byName;
+}
+
+/** Median time until `fn` returns (its dispatches encoded and submitted, not finished), each run synchronized around. */
+export async function encodeMs(fn: () => tf.Tensor, runs = 5): Promise<number> {
+  const t: number[] = [];
+  await sync();
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const y = fn();
+    t.push(performance.now() - t0);
+    await sync();
+    y.dispose();
+  }
+  return median(t);
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/**
+ * Wall times of `fn` in ms, each run synchronized, after `warmup` runs (the first compiles the shaders).
+ * `fn` returns its output tensors, which are disposed after each run.
+ */
+export async function timeRuns(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number[]> {
+  const once = async () => {
+    const t0 = performance.now();
+    const out = fn();
+    await sync();
+    const ms = performance.now() - t0;
+    tf.dispose(out);
+    return ms;
+  };
+  for (let i = 0; i < warmup; i++) await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  return times;
+}
+
+/** The median of timeRuns. */
+export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmup = 2): Promise<number> {
+  return median(await timeRuns(fn, runs, warmup));
+}
+
+/** Bytes the webgpu backend holds in GPU buffers (its pool never shrinks, so after a run this is the peak). */
+export function gpuBytes(): { inUse: number; allocated: number } {
+  if (tf.getBackend() !== 'webgpu') return { inUse: 0, allocated: 0 };
+  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
+  return { inUse: m.numBytesInGPU ?? 0, allocated: m.numBytesAllocatedInGPU ?? 0 };
+}
+
+export function relMaxError(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs(ours[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return diff / (scale || 1);
+}

@@ -1,0 +1,25 @@
+import type { WebGPUOptions } from './webgpu.js';
+
+/**
+ * The t2v columns a run can add (--variants a,b): each a Partial<WebGPUOptions> over the defaults, applied in the same
+ * process between scenarios (harness/webgpu.ts). Device-level fields (dawnFlags) need a process of their own.
+ */
+export interface Variant { name: string; label: string; options: Partial<WebGPUOptions> }
+
+export const VARIANTS: readonly Variant[] = [
+  { name: 'default', label: 't2v (webgpu, tensor cores)', options: {} },
+  { name: 'fp32', label: 't2v (webgpu, fp32: tensor cores off)', options: { tensorCores: false } },
+  { name: 'no-context-projection', label: 't2v, a context projection per layer', options: { contextProjection: false } },
+  { name: 'no-split-k', label: 't2v, K never split', options: { splitK: false } },
+  { name: 'stock-kernels', label: 't2v, tfjs kernels only (no fused WGSL)', options: { kernels: [] } },
+  { name: 'no-bind-group-cache', label: 't2v, bind groups made per dispatch', options: { bindGroupCache: false } },
+  { name: 'no-uniform-cache', label: 't2v, uniforms written per dispatch', options: { uniformCache: false } },
+];
+
+export function findVariants(names: string[]): Variant[] {
+  return names.map((n) => {
+    const v = VARIANTS.find((x) => x.name === n);
+    if (!v) throw new Error(`unknown variant ${n}; valid: ${VARIANTS.map((x) => x.name).join(', ')}`);
+    return v;
+  });
+}
