@@ -20,7 +20,7 @@ export { CLIPTokenizer, type TokenizerOptions } from './pipeline/tokenizer.js';
 export { readModelFolder, loadNetwork, type ModelFolder, type ModelInfo, type ShardProgress } from './io/model-folder.js';
 export { openSource, type ModelSource } from './io/source.js';
 export { fetchSource, DownloadError, MODEL_CACHE, type FetchSourceOptions } from './io/fetch-source.js';
-export { selectBackend, resolveBackendRequest, opsForActiveBackend, BACKENDS, BackendError, type BackendChoice, type BackendName, type BackendOptions } from './backend.js';
+export { selectBackend, resolveBackendRequest, opsForActiveBackend, BACKENDS, BackendError, type BackendChoice, type BackendName, type BackendOptions } from './backends/select.js';
 export { resolveWebGPUOptions, DEFAULT_WEBGPU_OPTIONS, type WebGPUOptions } from './backends/webgpu/options.js';
 export { checkWebGPU, describeGpuError, watchGpuErrors, type WebGPUCheck } from './browser/gpu-check.js';
 export { filesSource } from './io/files-source.js';

@@ -72,7 +72,7 @@ export {
 export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 
 // Backends and arrays
-export { selectBackend, resolveBackendRequest, opsForActiveBackend, BACKENDS, type BackendChoice, type BackendName, type BackendOptions } from './backend.js';
+export { selectBackend, resolveBackendRequest, opsForActiveBackend, BACKENDS, type BackendChoice, type BackendName, type BackendOptions } from './backends/select.js';
 export { resolveWebGPUOptions, DEFAULT_WEBGPU_OPTIONS, WEBGPU_KERNELS, type WebGPUOptions, type WebGPUKernel } from './backends/webgpu/options.js';
 export type { Ops } from './layers/ops.js';
 export { plainOps } from './layers/plain-ops.js';

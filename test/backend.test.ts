@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
-import { BackendError, resolveBackendRequest, selectBackend, softwareAdapterReason } from '../src/backend.js';
+import { BackendError, resolveBackendRequest, selectBackend, softwareAdapterReason } from '../src/backends/select.js';
 import { vulkanLoaderMissing } from '../src/backends/dawn.js';
 import { ROOT } from './helpers.js';
 

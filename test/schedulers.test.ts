@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../src/backend.js';
+import { selectBackend } from '../src/backends/select.js';
 import { readNpy } from '../src/io/npy.js';
 import { dpmSolverMultistep } from '../src/pipeline/schedulers/dpm-solver.js';
 import { eulerDiscrete } from '../src/pipeline/schedulers/euler.js';

@@ -8,6 +8,7 @@ import { AutoencoderKL } from '../../src/layers/vae/autoencoder.js';
 import type { VAEConfig } from '../../src/layers/vae/config.js';
 import { TextToVideo } from '../../src/pipeline/text2video.js';
 import { gpuRandom } from './random-gpu.js';
+import { track } from './webgpu.js';
 
 /** The released ModelScope text-to-video UNet (configuration.json's unet_* keys). */
 export const RELEASED_UNET: UNetConfig = {
@@ -18,19 +19,19 @@ export const RELEASED_UNET: UNetConfig = {
 export const UNET_TFLOP = 4.89;
 /** OpenCLIP ViT-H-14's text tower as the pipeline uses it: 24 blocks, the last one unused (penultimate output). */
 export const RELEASED_TEXT: TextEncoderConfig = {
-  context_length: 77, vocab_size: 49408, width: 1024, heads: 16, layers: 23, mlp_width: 4096, layer_norm_eps: 1e-5,
+  contextLength: 77, vocabSize: 49408, width: 1024, heads: 16, layers: 23, mlpWidth: 4096, layerNormEps: 1e-5,
 };
 /** The released KL autoencoder (VQGAN_autoencoder.pth's ddconfig). */
 export const RELEASED_VAE: VAEConfig = {
-  ch: 128, ch_mult: [1, 2, 4, 4], num_res_blocks: 2, attn_levels: [], in_channels: 3, out_ch: 3, z_channels: 4,
-  embed_dim: 4, resamp_with_conv: true, give_pre_end: false, tanh_out: false, norm_num_groups: 32, norm_eps: 1e-6,
+  ch: 128, chMult: [1, 2, 4, 4], numResBlocks: 2, attnLevels: [], inChannels: 3, outCh: 3, zChannels: 4,
+  embedDim: 4, resampWithConv: true, givePreEnd: false, tanhOut: false, normNumGroups: 32, normEps: 1e-6,
 };
 // --tiny: the same structures, small enough for cpu and wasm here (the harness's smoke run)
 const TINY_WIDTH = 64;
 export const TINY_UNET: UNetConfig = { ...RELEASED_UNET, dim: 32, embedDim: 128, contextDim: TINY_WIDTH,
   decoderContextDim: TINY_WIDTH, dimMult: [1, 2], numHeads: 2, headDim: 16, numResBlocks: 1, attnScales: [1, 0.5] };
-export const TINY_TEXT: TextEncoderConfig = { ...RELEASED_TEXT, width: TINY_WIDTH, heads: 2, layers: 1, mlp_width: 128 };
-export const TINY_VAE: VAEConfig = { ...RELEASED_VAE, ch: 32, ch_mult: [1, 1, 1, 1], num_res_blocks: 1 };
+export const TINY_TEXT: TextEncoderConfig = { ...RELEASED_TEXT, width: TINY_WIDTH, heads: 2, layers: 1, mlpWidth: 128 };
+export const TINY_VAE: VAEConfig = { ...RELEASED_VAE, ch: 32, chMult: [1, 1, 1, 1], numResBlocks: 1 };
 
 function fanIn(torchShape: readonly number[]): number {
   return torchShape.slice(1).reduce((a, b) => a * b, 1);
@@ -76,6 +77,7 @@ export function randomPipeline(tiny = false): Models {
   const unet = new UNetSD(tiny ? TINY_UNET : RELEASED_UNET);
   const vae = new AutoencoderKL(tiny ? TINY_VAE : RELEASED_VAE);
   for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  track(text, unet, vae); // they run on the variant in force (harness/webgpu.ts)
   const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
   const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });
   return { text, unet, vae, t2v, contextDim: (tiny ? TINY_UNET : RELEASED_UNET).contextDim };

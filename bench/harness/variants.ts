@@ -1,4 +1,4 @@
-import type { WebGPUOptions } from './webgpu.js';
+import { WEBGPU_KERNELS, type WebGPUOptions } from './webgpu.js';
 
 /**
  * The t2v columns a run can add (--variants a,b): each a Partial<WebGPUOptions> over the defaults, applied in the same
@@ -9,7 +9,7 @@ export interface Variant { name: string; label: string; options: Partial<WebGPUO
 export const VARIANTS: readonly Variant[] = [
   { name: 'default', label: 't2v (webgpu, tensor cores)', options: {} },
   { name: 'fp32', label: 't2v (webgpu, fp32: tensor cores off)', options: { tensorCores: false } },
-  { name: 'no-context-projection', label: 't2v, a context projection per layer', options: { contextProjection: false } },
+  { name: 'no-context-projection', label: 't2v, a context projection per layer', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'context-attention') } },
   { name: 'no-split-k', label: 't2v, K never split', options: { splitK: false } },
   { name: 'stock-kernels', label: 't2v, tfjs kernels only (no fused WGSL)', options: { kernels: [] } },
   { name: 'no-bind-group-cache', label: 't2v, bind groups made per dispatch', options: { bindGroupCache: false } },

@@ -6,19 +6,19 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { selectBackend } from '../../src/backend.js';
-import { activateWebGPU, dawnFlags, setTensorCores, tensorCoresOn, tensorCoreStats, uniformCache } from '../../src/backends/dawn.js';
-import { bindGroupCache } from '../../src/backends/webgpu/bind-groups.js';
-import { splitK } from '../../src/backends/webgpu/matmul-f16-staged.js';
-import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, WEBGPU_KERNELS, type WebGPUKernel,
-  type WebGPUOptions } from '../../src/backends/webgpu/options.js';
-import { registerWebGPUKernels, unregisterWebGPUKernels } from '../../src/backends/webgpu/register.js';
-import { contextProjection } from '../../src/layers/unet/unet.js';
+import { selectBackend } from '../../src/backends/select.js';
+import { activateWebGPU, webgpuFacts } from '../../src/backends/dawn.js';
+import type { T2VWebGPUBackend } from '../../src/backends/webgpu/backend.js';
+import { WebGPUOps } from '../../src/backends/webgpu/ops.js';
+import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type WebGPUOptions } from '../../src/backends/webgpu/options.js';
+import type { Module } from '../../src/layers/module.js';
+import type { Ops } from '../../src/layers/ops.js';
+import { plainOps } from '../../src/layers/plain-ops.js';
+import type { RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 
-export type { WebGPUKernel, WebGPUOptions };
+export type { Ops, WebGPUKernel, WebGPUOptions };
+export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
-export { geglu } from '../../src/backends/geglu.js';
-export { registerWebGPUKernels, unregisterWebGPUKernels, tensorCoreStats };
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'wasm', 'cpu'];
@@ -32,6 +32,27 @@ export interface Device {
 }
 
 let device: Device | null = null;
+/** The ops of the variant in force, and the networks that run on them (track). */
+let current: Ops = plainOps;
+const tracked = new Set<Module>();
+
+/** The networks in `ms` run on the variant in force, now and after every applyVariant. */
+export function track(...ms: Module[]): void {
+  for (const m of ms) {
+    tracked.add(m);
+    m.useOps(current);
+  }
+}
+
+export function untrack(...ms: Module[]): void {
+  for (const m of ms) tracked.delete(m);
+}
+
+/** WebGPU ops with `variant` over the device's options (for a scenario that compares two ways itself), or plainOps. */
+export function opsWith(variant: Partial<WebGPUOptions>): Ops {
+  if (!device || device.backend !== 'webgpu') return plainOps;
+  return new WebGPUOps(resolveWebGPUOptions({ ...(device.base ?? DEFAULT_WEBGPU_OPTIONS), ...variant }, () => undefined), webgpuFacts());
+}
 
 /** Makes `backend` the tfjs backend for the whole run; on webgpu with `base` (device-level fields fixed from here on). */
 export async function openBackend(backend: Backend, base: Partial<WebGPUOptions> = {}): Promise<Device> {
@@ -39,22 +60,26 @@ export async function openBackend(backend: Backend, base: Partial<WebGPUOptions>
   if (backend !== 'webgpu') {
     const choice = await selectBackend(backend);
     device = { backend, details: choice.details, base: null };
+    current = plainOps;
     return device;
   }
   let opts = resolveWebGPUOptions(base);
-  const setup = await activateWebGPU({ tensorCores: opts.tensorCores, flags: [...opts.dawnFlags] });
+  const setup = await activateWebGPU({ options: opts });
+  const facts = webgpuFacts();
+  const probe = new WebGPUOps(opts, facts);
   // a device without subgroup matrices runs the default column in fp32 (the details line says why)
-  if (!setup.tensorCores) opts = resolveWebGPUOptions({ ...opts, tensorCores: false }, () => undefined);
+  if (!probe.tensorCores) opts = resolveWebGPUOptions({ ...opts, tensorCores: false }, () => undefined);
   tf.env().set('PROD', true);
   const a = setup.adapter;
-  const tc = setup.tensorCores;
+  const tc = probe.tensorCores;
   device = {
     backend,
     details: {
       adapter: [a.vendor, a.architecture, a.description].filter(Boolean).join(' / ') || 'unknown',
       features: [...a.features].sort().join(' '),
-      'tensor cores': tc ? `f16 ${tc.M}x${tc.N}x${tc.K} -> f32` : `off: ${setup.tensorCoresOff}`,
-      'dawn flags': dawnFlags().join(' '),
+      'tensor cores': tc ? `f16 ${tc.M}x${tc.N}x${tc.K} -> f32` : `off: ${probe.tensorCoresOff}`,
+      'compute units': `${facts.computeUnits} (${facts.computeUnitsFrom})`,
+      'dawn flags': opts.dawnFlags.join(' '),
       tfjs: tf.version.tfjs,
       ...(a.softwareReason ? { warning: a.softwareReason } : {}),
     },
@@ -65,8 +90,9 @@ export async function openBackend(backend: Backend, base: Partial<WebGPUOptions>
 }
 
 /**
- * Puts every switch to `variant` over the device's base options (so a scenario that moved a switch is undone by the
- * next apply). Returns the options in force. Throws, naming the field, for what cannot change after the device exists.
+ * Makes the ops of `variant` over the device's base options the ones every tracked network runs on, and puts the
+ * backend's caches to it. Returns the options in force. Throws, naming the field, for what cannot change after the
+ * device exists.
  */
 export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOptions> | null {
   if (!device) throw new Error('applyVariant before openBackend');
@@ -79,23 +105,28 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
   if (o.dawnFlags.join(' ') !== base.dawnFlags.join(' ')) {
     throw new Error('dawnFlags are fixed when the device is made: run a separate process with T2V_DAWN_FLAGS');
   }
-  if (o.computeUnits !== null) throw new Error('computeUnits cannot be set through today\'s API (the tiling assumes 132)');
+  if (o.computeUnits !== base.computeUnits) throw new Error('computeUnits is fixed when the device is made: run a separate process with T2V_COMPUTE_UNITS');
   // both caches are consulted per dispatch, so they can switch in a running process
-  uniformCache.enabled = o.uniformCache;
-  bindGroupCache.enabled = o.bindGroupCache;
-  const on = new Set<WebGPUKernel>(o.kernels);
-  unregisterWebGPUKernels(WEBGPU_KERNELS.filter((k) => !on.has(k)));
-  registerWebGPUKernels([...on]);
-  contextProjection.enabled = o.contextProjection;
-  splitK.enabled = o.splitK;
-  const cfg = setTensorCores(o.tensorCores);
-  if (o.tensorCores && !cfg) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
+  const caches = (tf.backend() as unknown as T2VWebGPUBackend).caches;
+  if (caches) {
+    caches.uniforms.enabled = o.uniformCache;
+    caches.bindGroups.enabled = o.bindGroupCache;
+  }
+  const ops = new WebGPUOps(o, webgpuFacts());
+  if (o.tensorCores && !ops.tensorCores) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
+  current = ops;
+  for (const m of tracked) m.useOps(current);
   return o;
 }
 
 /** Whether matmuls and convolutions go to the tensor cores now. */
 export function tensorCoresActive(): boolean {
-  return tensorCoresOn() !== null;
+  return current instanceof WebGPUOps && current.tensorCores !== null;
+}
+
+/** The tensor-core route's counts of the ops in force (zeros elsewhere). */
+export function tensorCoreStats(): RouteStats {
+  return current instanceof WebGPUOps ? current.tensorCoreStats : { routed: 0, fallback: 0 };
 }
 
 /**
@@ -114,15 +145,17 @@ async function wasmFiles(): Promise<void> {
 
 /**
  * The parity scenario's backends: cpu, wasm (with the .wasm files from T2V_WASM_DIR in a bundle), webgpu fp32 and
- * webgpu with tensor cores. It leaves the switches moved; the harness applies the variant again after it.
+ * webgpu with tensor cores. Returns the ops networks built by hand run on there, and the webgpu options a
+ * TextToVideo.load there takes. The harness applies the variant again after it.
  */
-export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc'): Promise<void> {
+export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc'): Promise<{ ops: Ops; webgpu?: Partial<WebGPUOptions> }> {
   if (b === 'wasm') await wasmFiles();
   if (!(await tf.setBackend(b === 'webgpu-tc' ? 'webgpu' : b))) throw new Error(`backend ${b} did not initialize`);
-  if (b.startsWith('webgpu')) {
-    const cfg = setTensorCores(b === 'webgpu-tc');
-    if (b === 'webgpu-tc' && !cfg) throw new Error('no tensor cores on this device');
-  }
+  if (!b.startsWith('webgpu')) return { ops: plainOps };
+  const webgpu = { tensorCores: b === 'webgpu-tc' };
+  const ops = new WebGPUOps(resolveWebGPUOptions(webgpu), webgpuFacts());
+  if (b === 'webgpu-tc' && !ops.tensorCores) throw new Error('no tensor cores on this device');
+  return { ops, webgpu };
 }
 
 /** Back to the run's backend after a scenario that switched it (parity). */

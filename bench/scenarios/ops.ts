@@ -1,10 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import { attention } from '../../src/layers/common/attention.js';
 import { GroupNorm, LayerNorm } from '../../src/layers/common/norm.js';
 import { gpuRandom } from '../harness/random-gpu.js';
 import type { Scenario } from '../harness/scenario.js';
 import { relMaxError, timeIt } from '../harness/timing.js';
-import { geglu, registerWebGPUKernels, unregisterWebGPUKernels, type WebGPUKernel } from '../harness/webgpu.js';
+import { opsWith, type Ops, type WebGPUKernel } from '../harness/webgpu.js';
 
 export interface OpRow { op: string; shape: string; gflop?: number; stockMs?: number; fusedMs?: number; relErr?: number; note?: string }
 
@@ -28,8 +27,7 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
       `${r.relErr !== undefined ? `, rel err ${r.relErr.toExponential(2)}` : ''}${r.note ? ` (${r.note})` : ''}`);
   };
 
-  // plain reference ops
-  unregisterWebGPUKernels();
+  // tfjs's own kernels (tensor cores off, no fused kernel): tf ops below
   {
     const a = gpuRandom([4096, 4096], 1, 1);
     const b = gpuRandom([4096, 4096], 1, 2);
@@ -51,19 +49,19 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     tf.dispose([x, w]);
   }
 
+  // the same op on WebGPU ops without fused kernels (tfjs's kernels) and with just `kernel`; tensor cores off in both
+  const stock = opsWith({ kernels: [], tensorCores: false });
   const compare = async (op: string, shape: string, gflop: number | undefined, kernel: WebGPUKernel,
-    fn: () => tf.Tensor) => {
-    unregisterWebGPUKernels();
-    const stockMs = await timeIt(fn);
-    const ref = fn();
+    fn: (ops: Ops) => tf.Tensor) => {
+    const fused = opsWith({ kernels: [kernel], tensorCores: false });
+    const stockMs = await timeIt(() => fn(stock));
+    const ref = fn(stock);
     const refData = await ref.data();
     ref.dispose();
-    registerWebGPUKernels([kernel]);
-    const fusedMs = await timeIt(fn);
-    const out = fn();
+    const fusedMs = await timeIt(() => fn(fused));
+    const out = fn(fused);
     const relErr = relMaxError(await out.data(), refData);
     out.dispose();
-    unregisterWebGPUKernels();
     add({ op, shape, gflop, stockMs, fusedMs, relErr });
   };
 
@@ -85,7 +83,7 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     const v = gpuRandom([b, nk, inner], 1, 9);
     const causal = name.includes('causal');
     await compare(name, `B=${b} nq=${nq} nk=${nk} h=${heads} d=64`, 4 * b * heads * nq * nk * 64 / 1e9, 'attention',
-      () => attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, heads, causal));
+      (o) => o.attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, heads, causal));
     tf.dispose([q, k, v]);
   }
 
@@ -96,7 +94,7 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     gn.weight.value = gpuRandom([c], 1, 10).add(1);
     gn.bias.value = gpuRandom([c], 0.1, 11);
     const x = gpuRandom(shape, 2, 12).add(0.5);
-    await compare(`GroupNorm${silu ? '+SiLU' : ''}`, `[${shape}] 32 groups`, undefined, 'groupnorm', () => gn.forward(x, silu));
+    await compare(`GroupNorm${silu ? '+SiLU' : ''}`, `[${shape}] 32 groups`, undefined, 'groupnorm', (o) => gn.useOps(o).forward(x, silu));
     tf.dispose([x, gn.weight.value, gn.bias.value]);
   }
 
@@ -106,13 +104,13 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     ln.weight.value = gpuRandom([c], 1, 14).add(1);
     ln.bias.value = gpuRandom([c], 0.1, 15);
     const x = gpuRandom(shape, 2, 16).add(0.5);
-    await compare('LayerNorm', `[${shape}]`, undefined, 'layernorm', () => ln.forward(x));
+    await compare('LayerNorm', `[${shape}]`, undefined, 'layernorm', (o) => ln.useOps(o).forward(x));
     tf.dispose([x, ln.weight.value, ln.bias.value]);
   }
 
   for (const shape of [[16, 1024, 2560], [16, 256, 5120]]) {
     const h = gpuRandom(shape, 3, 13);
-    await compare('GEGLU', `[${shape}]`, undefined, 'geglu', () => geglu(h));
+    await compare('GEGLU', `[${shape}]`, undefined, 'geglu', (o) => o.geglu(h));
     h.dispose();
   }
   return rows;

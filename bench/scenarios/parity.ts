@@ -10,7 +10,7 @@ import { TextToVideo, type UNetLike } from '../../src/pipeline/text2video.js';
 import { RELEASED_UNET, randomizeWeights } from '../harness/models.js';
 import type { Scenario } from '../harness/scenario.js';
 import { relMaxError } from '../harness/timing.js';
-import { activateForParity as activate, restoreBackend, tensorCoreStats } from '../harness/webgpu.js';
+import { activateForParity as activate, restoreBackend, type Ops } from '../harness/webgpu.js';
 
 /**
  * Parity of whole generations across backends (issue 5's "relative error on a 50-step run"), in one process:
@@ -56,8 +56,8 @@ function checksum(w: Map<string, { data: Float32Array }>): number {
   return s;
 }
 
-async function runSmall(t2v: TextToVideo, weights: Map<string, { data: Float32Array; shape: number[] }>, prompt: string, steps: number): Promise<Float32Array> {
-  const unet = new UNetSD(SMALL_UNET);
+async function runSmall(t2v: TextToVideo, weights: Map<string, { data: Float32Array; shape: number[] }>, prompt: string, steps: number, ops: Ops): Promise<Float32Array> {
+  const unet = new UNetSD(SMALL_UNET).useOps(ops);
   unet.loadWeights((k) => { const w = weights.get(k)!; return tf.tensor(w.data, w.shape); });
   const c = t2v.components;
   const small = new TextToVideo({ tokenizer: c.tokenizer, textEncoder: c.textEncoder, unet: unet as unknown as UNetLike, vae: c.vae, scaleFactor: t2v.scaleFactor });
@@ -76,11 +76,11 @@ export async function benchParityRef(log: (s: string) => void, outDir: string, a
   const { work, model } = await convertTiny(fixtures, vocab);
   try {
     const weights = await smallWeights();
-    await activate('wasm');
+    const on = await activate('wasm');
     const t2v = await TextToVideo.load(model);
     const wide = JSON.parse(readFileSync(join(fixtures, 'cases', 'wide', 'case.json'), 'utf8')) as Case;
     const t0 = performance.now();
-    const lat = await runSmall(t2v, weights, wide.prompt, steps);
+    const lat = await runSmall(t2v, weights, wide.prompt, steps, on.ops);
     t2v.dispose();
     writeFileSync(join(outDir, 'parity-small-wasm.f32'), Buffer.from(lat.buffer, lat.byteOffset, lat.byteLength));
     const res = { steps, checksum: checksum(weights), ms: performance.now() - t0, n: lat.length };
@@ -137,13 +137,16 @@ async function benchParity(log: (s: string) => void, outDir: string, args: strin
   }
   try {
     for (const backend of ['cpu', 'wasm', 'webgpu', 'webgpu-tc'] as Backend[]) {
+      let on: Awaited<ReturnType<typeof activate>>;
       try {
-        await activate(backend);
+        on = await activate(backend);
       } catch (e) {
         log(`${backend}: ${(e as Error).message}; skipped`);
         continue;
       }
-      const t2v = await TextToVideo.load(model);
+      const t2v = await TextToVideo.load(model, { webgpu: on.webgpu });
+      const statsOf = (o: Ops | null) => (o as { tensorCoreStats?: { routed: number; fallback: number } } | null)?.tensorCoreStats ?? { routed: 0, fallback: 0 };
+      let tensorCoreStats = statsOf(t2v.ops);
       const got = (lat[backend] ??= {});
       for (const r of runs) {
         const c = readCase(r.case);
@@ -156,10 +159,11 @@ async function benchParity(log: (s: string) => void, outDir: string, args: strin
         log(`tiny ${r.name} on ${backend}: ${(performance.now() - t0).toFixed(0)} ms${backend === 'webgpu-tc' ? `; tensor cores took ${tensorCoreStats.routed} matmuls/convs, tfjs ${tensorCoreStats.fallback}` : ''}`);
       }
       if (backend !== 'cpu' && !(backend === 'wasm' && haveRef)) {
+        tensorCoreStats = statsOf(on.ops);
         tensorCoreStats.routed = 0;
         tensorCoreStats.fallback = 0;
         const t0 = performance.now();
-        got.small = await runSmall(t2v, weights, readCase('wide').prompt, steps);
+        got.small = await runSmall(t2v, weights, readCase('wide').prompt, steps, on.ops);
         log(`small ${steps} steps on ${backend}: ${(performance.now() - t0).toFixed(0)} ms${backend === 'webgpu-tc' ? `; tensor cores took ${tensorCoreStats.routed} matmuls/convs, tfjs ${tensorCoreStats.fallback}` : ''}`);
       }
       t2v.dispose();

@@ -9,7 +9,7 @@ import { registerWebGPUKernels } from './webgpu/register.js';
  * The one place that sets up WebGPU in Node (docs/gpu.md): Dawn's binding (npm `webgpu`) as `navigator.gpu`, a
  * webgpu backend over a Dawn device of our own (shader-f16, subgroups and subgroup matrices where the adapter has
  * them), the fused kernels, and optionally the tensor-core route for matmuls and convolutions. `selectBackend`
- * (src/backend.ts), the benchmark and the tests all come through here.
+ * (src/backends/select.ts), the benchmark and the tests all come through here.
  */
 
 /** The Dawn toggles in use by default (WebGPUOptions.dawnFlags; options.ts says what each does). */

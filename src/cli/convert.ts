@@ -5,7 +5,7 @@ import { convertModelScope, ConvertError, type ConvertSummary, type ProgressEven
 import { convertDiffusers, detectLayout } from '../../converters/diffusers.js';
 import { NETWORK_NAMES } from '../layers/registry.js';
 import { STORAGE_DTYPES, type StorageDType } from '../io/weights-manifest.js';
-import { selectBackend } from '../backend.js';
+import { selectBackend } from '../backends/select.js';
 import { backendOption } from './info.js';
 
 interface Options {

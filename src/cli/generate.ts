@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { CommandModule } from 'yargs';
-import { selectBackend } from '../backend.js';
+import { selectBackend } from '../backends/select.js';
 import { readModelFolder } from '../io/model-folder.js';
 import { readNpy, type NpyArray } from '../io/npy.js';
 import { createScheduler, noiseScheduleFromInfo, SCHEDULER_NAMES, type SchedulerName } from '../pipeline/schedulers/index.js';

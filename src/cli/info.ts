@@ -1,5 +1,5 @@
 import type { CommandModule, Options } from 'yargs';
-import { BACKEND_REQUESTS, selectBackend } from '../backend.js';
+import { BACKEND_REQUESTS, selectBackend } from '../backends/select.js';
 
 /** The `--backend` option every computing command carries. */
 export const backendOption = {

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { BACKEND_REQUESTS } from '../backend.js';
+import { BACKEND_REQUESTS } from '../backends/select.js';
 import { startWorker, type WorkerEvent } from '../queue/worker.js';
 import { redisOption, untilSignal } from './queue-options.js';
 

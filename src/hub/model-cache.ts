@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { convertDiffusers, diffusersWeights, isDiffusersFolder, type DiffusersSummary } from '../../converters/diffusers.js';
 import { ConvertError, type ProgressEvent } from '../../converters/modelscope.js';
 import type { StorageDType } from '../io/weights-manifest.js';
-import { selectBackend } from '../backend.js';
+import { selectBackend } from '../backends/select.js';
 import { DEFAULT_ENDPOINT, HubError, downloadModel, type DownloadSummary } from './download.js';
 
 /** The released model `t2v generate` uses when given no `--model`, and the weights it fetches (half the download). */

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import { opsForActiveBackend, selectBackend, type BackendChoice } from '../backend.js';
+import { opsForActiveBackend, selectBackend, type BackendChoice } from '../backends/select.js';
 import type { WebGPUOptions } from '../backends/webgpu/options.js';
+import type { Ops } from '../layers/ops.js';
 import { bufferLimitProblem } from '../backends/limits.js';
 import type { FetchSourceOptions } from '../io/fetch-source.js';
 import { loadNetwork, manifestBytes, readModelFolder, type ModelInfo, type ShardProgress } from '../io/model-folder.js';
@@ -110,7 +111,7 @@ export interface GenerateOptions {
 
 export interface LoadOptions {
   /**
-   * tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backend.ts). Omitted: `auto` (or T2V_BACKEND), unless the
+   * tfjs backend: auto, tensorflow, webgpu, wasm, cpu (src/backends/select.ts). Omitted: `auto` (or T2V_BACKEND), unless the
    * application already made a tfjs backend current (tf.setBackend, selectBackend), which is then kept.
    */
   backend?: string;
@@ -221,6 +222,8 @@ export class TextToVideo {
   readonly latentChannels: number;
   /** The backend `load` selected (null when built from components). */
   backend: BackendChoice | null = null;
+  /** What `load` runs the networks on (plainOps, or WebGPUOps with its options); null when built from components. */
+  ops: Ops | null = null;
   /** The model folder `load` read (null when built from components); named in error messages. */
   dir: string | null = null;
   /** Bytes of weights resident in the backend (wasm's heap holds them beside the activations). */
@@ -299,6 +302,7 @@ export class TextToVideo {
         schedule: noiseScheduleFromInfo(sched),
       }, info);
       t2v.backend = backend;
+      t2v.ops = ops;
       t2v.dir = dir;
       if (!stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
       t2v.halfWeights = half;

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, webgpuFacts } from './backends/dawn.js';
-import { WebGPUOps } from './backends/webgpu/ops.js';
-import { resolveWebGPUOptions, type WebGPUOptions } from './backends/webgpu/options.js';
-import { envVar } from './env.js';
-import type { Ops } from './layers/ops.js';
-import { plainOps } from './layers/plain-ops.js';
+import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, webgpuFacts } from './dawn.js';
+import { WebGPUOps } from './webgpu/ops.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
+import { envVar } from '../env.js';
+import type { Ops } from '../layers/ops.js';
+import { plainOps } from '../layers/plain-ops.js';
 
 export { softwareAdapterReason };
 
