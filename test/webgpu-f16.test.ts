@@ -7,19 +7,14 @@ import { matMulF16Staged, matMulF16StagedSupported } from '../src/backends/webgp
 import { pickConfig } from '../src/backends/webgpu/tensor-core-route.js';
 import { program } from '../src/backends/webgpu/program.js';
 import { relMaxError } from './helpers.js';
+import { webgpuSkip } from './webgpu-gate.js';
 
 // The f16 path of the webgpu backend (own Dawn device, WGSL directives hoisted, f16 storage bindings) and, where
 // the adapter has subgroup matrices (tensor cores), the f16 matmul. Needs an adapter with shader-f16; software
-// adapters only with T2V_WEBGPU_SOFTWARE=1.
+// adapters only with T2V_WEBGPU_SOFTWARE=1 (T2V_REQUIRE_WEBGPU=1, CI on lavapipe: no adapter is a failure).
 const adapter = await installDawn();
-const usable = adapter !== null && (!adapter.software || process.env.T2V_WEBGPU_SOFTWARE === '1')
-  && adapter.features.includes('shader-f16');
-const skip = usable ? false
-  : adapter === null ? 'no WebGPU adapter (no GPU with a Vulkan driver, or Dawn cannot load)'
-    : adapter.software && process.env.T2V_WEBGPU_SOFTWARE !== '1'
-      ? `only a software WebGPU adapter (${adapter.description}); set T2V_WEBGPU_SOFTWARE=1 to use it`
-      : 'the WebGPU adapter has no shader-f16';
-if (usable) await useWebGPU();
+const skip = await webgpuSkip(adapter, ['shader-f16']);
+if (!skip) await useWebGPU();
 
 test('f16 storage bindings and hoisted enable directives work through the tfjs program interface', { skip }, async () => {
   const x = tf.tensor1d([1.5, -2.25, 1000, 0.1]);

@@ -19,14 +19,13 @@ import { CrossAttention } from '../src/layers/unet/cross-attention.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
 import { UNetSD } from '../src/layers/unet/unet.js';
 import { relMaxError } from './helpers.js';
+import { webgpuSkip } from './webgpu-gate.js';
 
 // The fused WGSL kernels against the plain ops on the cpu backend. They need a WebGPU adapter: a GPU with a Vulkan
-// driver (software adapters such as lavapipe only with T2V_WEBGPU_SOFTWARE=1; they are slow but exact).
+// driver (software adapters such as lavapipe only with T2V_WEBGPU_SOFTWARE=1; they are slow but exact). CI runs
+// them on lavapipe (.ci/lavapipe.sh) with T2V_REQUIRE_WEBGPU=1: no adapter is a failure there.
 const adapter = await installDawn();
-const usable = adapter !== null && (!adapter.software || process.env.T2V_WEBGPU_SOFTWARE === '1');
-const skip = usable ? false
-  : adapter ? `only a software WebGPU adapter (${adapter.description}); set T2V_WEBGPU_SOFTWARE=1 to use it`
-    : 'no WebGPU adapter (no GPU with a Vulkan driver, or Dawn cannot load)';
+const skip = await webgpuSkip(adapter);
 const TOL = 1e-5;
 
 await tf.setBackend('cpu');
