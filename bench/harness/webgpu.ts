@@ -162,3 +162,30 @@ export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-t
 export async function restoreBackend(): Promise<void> {
   if (device && tf.getBackend() !== device.backend) await tf.setBackend(device.backend);
 }
+
+/**
+ * What one call of `fn` costs the CPU side on webgpu: dispatches (runWebGPUProgram calls) and the bind-group and
+ * uniform caches' hits and misses; null on other backends. Counting wraps the backend instance's public
+ * runWebGPUProgram for that one call.
+ */
+export async function dispatchReport(fn: () => tf.Tensor): Promise<string | null> {
+  if (tf.getBackend() !== 'webgpu') return null;
+  const b = tf.backend() as unknown as T2VWebGPUBackend;
+  const counted = b as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const own = Object.prototype.hasOwnProperty.call(b, 'runWebGPUProgram');
+  const orig = counted.runWebGPUProgram;
+  let n = 0;
+  counted.runWebGPUProgram = function (this: unknown, ...a: unknown[]) { n++; return orig.apply(this, a); };
+  const c = b.caches;
+  const before = c ? [c.bindGroups.hits, c.bindGroups.misses, c.uniforms.hits, c.uniforms.misses] : [0, 0, 0, 0];
+  try {
+    const y = fn();
+    await y.data();
+    y.dispose();
+  } finally {
+    if (own) counted.runWebGPUProgram = orig; else delete (counted as { runWebGPUProgram?: unknown }).runWebGPUProgram;
+  }
+  if (!c) return `${n} dispatches (no t2v caches)`;
+  const d = [c.bindGroups.hits, c.bindGroups.misses, c.uniforms.hits, c.uniforms.misses].map((v, i) => v - before[i]);
+  return `${n} dispatches; bind groups ${d[0]} kept, ${d[1]} made; uniforms ${d[2]} kept, ${d[3]} written (internals ${b.internals?.ok ? 'ok' : 'NOT ok'})`;
+}

@@ -4,6 +4,7 @@ import type { RunContext } from '../harness/scenario.js';
 import { stat } from '../harness/stats.js';
 import type { RowKey, Shape } from '../harness/table.js';
 import { sync, timeRuns } from '../harness/timing.js';
+import { dispatchReport } from '../harness/webgpu.js';
 
 /**
  * UNet calls on random latents of `shape` at t = 500 under random text features: batch 1, batch 2 (x repeated) and
@@ -35,6 +36,11 @@ export async function measureCalls(ctx: RunContext, shape: Shape, rows: readonly
         ctx.table.set(shape, row, ctx.column, { stat: s, unit: 'ms' });
         raw[row] = s;
         ctx.log(`  ${row} ${shape.frames}x${shape.height}x${shape.width}: median ${s.median.toFixed(1)} ms (${s.min.toFixed(1)}-${s.max.toFixed(1)}, ${s.runs.length} runs)`);
+        const report = await dispatchReport(fn);
+        if (report) {
+          raw[`${row}-dispatches`] = report;
+          ctx.log(`  ${row}: ${report}`);
+        }
       } catch (e) {
         const msg = (e as Error).message.split('\n')[0];
         ctx.table.set(shape, row, ctx.column, { error: `t2v ${row}: ${msg}` });

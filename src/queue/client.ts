@@ -39,9 +39,13 @@ function progressOf(p: unknown): JobProgress | null {
   return null;
 }
 
-async function statusOf(job: Job<T2VJobData, JobResult>): Promise<JobStatus> {
+async function statusOf(fetched: Job<T2VJobData, JobResult>, queue: Queue<T2VJobData, JobResult>): Promise<JobStatus> {
+  const state = (await fetched.getState()) as JobState;
+  // the job's fields were read before its state: one that finished in between is read again, so that its result or
+  // failure reason (written with the state change) comes with the state
+  const job = state === 'completed' || state === 'failed' ? (await Job.fromId<T2VJobData, JobResult>(queue, fetched.id as string)) ?? fetched : fetched;
   return {
-    id: job.id as string, state: (await job.getState()) as JobState, progress: progressOf(job.progress), data: job.data,
+    id: job.id as string, state, progress: progressOf(job.progress), data: job.data,
     result: job.returnvalue ?? null, failedReason: job.failedReason || null, attemptsMade: job.attemptsMade,
     createdAt: job.timestamp, startedAt: job.processedOn ?? null, finishedAt: job.finishedOn ?? null,
   };
@@ -94,7 +98,7 @@ export class T2VQueue {
 
   async status(id: string): Promise<JobStatus | null> {
     const job = await Job.fromId<T2VJobData, JobResult>(this.queue, id);
-    return job ? statusOf(job) : null;
+    return job ? statusOf(job, this.queue) : null;
   }
 
   /** The newest jobs of every state (at most `limit`), and how many there are in each. */
@@ -102,7 +106,7 @@ export class T2VQueue {
     const states = ['active', 'waiting', 'prioritized', 'delayed', 'completed', 'failed'] as const;
     const counts = await this.queue.getJobCounts(...states);
     const jobs = (await this.queue.getJobs([...states], 0, limit - 1, false)).filter((j): j is Job<T2VJobData, JobResult> => Boolean(j));
-    const all = await Promise.all(jobs.map(statusOf));
+    const all = await Promise.all(jobs.map((j) => statusOf(j, this.queue)));
     all.sort((a, b) => b.createdAt - a.createdAt || Number(b.id) - Number(a.id));
     return { counts, jobs: all.slice(0, limit) };
   }
