@@ -19,6 +19,7 @@ import { readNpy } from '../src/io/npy.js';
 import { loadNetwork } from '../src/io/model-folder.js';
 import type { OpenCLIPTextEncoder } from '../src/layers/clip/text-encoder.js';
 import { CLIPTokenizer } from '../src/pipeline/tokenizer.js';
+import { relMaxError } from '../test/helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VOCAB = join(ROOT, '..', 'shared', 'clip-tokenizer', 'bpe_simple_vocab_16e6.txt.gz');
@@ -28,15 +29,6 @@ function arg(name: string, fallback: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
 }
 
-function relMaxError(ours: ArrayLike<number>, ref: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs(ours[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return diff / (scale || 1);
-}
 
 async function main(): Promise<void> {
   const work = arg('--work', '/tmp/t2v-clip-full');
