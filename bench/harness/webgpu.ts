@@ -44,10 +44,6 @@ export function track(...ms: Module[]): void {
   }
 }
 
-export function untrack(...ms: Module[]): void {
-  for (const m of ms) tracked.delete(m);
-}
-
 /** WebGPU ops with `variant` over the device's options (for a scenario that compares two ways itself), or plainOps. */
 export function opsWith(variant: Partial<WebGPUOptions>): Ops {
   if (!device || device.backend !== 'webgpu') return plainOps;
@@ -117,11 +113,6 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
   current = ops;
   for (const m of tracked) m.useOps(current);
   return o;
-}
-
-/** Whether matmuls and convolutions go to the tensor cores now. */
-export function tensorCoresActive(): boolean {
-  return current instanceof WebGPUOps && current.tensorCores !== null;
 }
 
 /** The tensor-core route's counts of the ops in force (zeros elsewhere). */

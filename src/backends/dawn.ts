@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { envVar } from '../env.js';
 import { loadDawnBinding, type DawnBinding } from './dawn-binding.js';
 import { deviceFactsOf, type DeviceFacts, type SubgroupMatrixConfig } from './webgpu/device-facts.js';
-import { DEFAULT_DAWN_FLAGS, resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
 import { registerWebGPUKernels } from './webgpu/register.js';
 
 /**
@@ -11,9 +11,6 @@ import { registerWebGPUKernels } from './webgpu/register.js';
  * them), the fused kernels, and optionally the tensor-core route for matmuls and convolutions. `selectBackend`
  * (src/backends/select.ts), the benchmark and the tests all come through here.
  */
-
-/** The Dawn toggles in use by default (WebGPUOptions.dawnFlags; options.ts says what each does). */
-export const DAWN_FLAGS = DEFAULT_DAWN_FLAGS;
 
 export interface DawnAdapter {
   description: string;

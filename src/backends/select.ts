@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { activateWebGPU, DAWN_FLAGS, softwareAdapterReason, webgpuFacts } from './dawn.js';
+import { activateWebGPU, softwareAdapterReason, webgpuFacts } from './dawn.js';
 import { WebGPUOps } from './webgpu/ops.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from './webgpu/options.js';
 import { envVar } from '../env.js';
@@ -13,8 +13,6 @@ export type BackendName = (typeof BACKENDS)[number];
 export type BackendRequest = BackendName | 'auto';
 export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', ...BACKENDS];
 
-/** Dawn toggles that expose shader-f16 and subgroup matrices on NVIDIA (see ../shared/gpu/README.md). */
-export const DEFAULT_DAWN_FLAGS = DAWN_FLAGS;
 
 /** What selectBackend may be told besides the backend's name. */
 export interface BackendOptions {

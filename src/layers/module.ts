@@ -143,10 +143,6 @@ export abstract class Module extends tf.layers.Layer {
     return this;
   }
 
-  /** The ops this module runs on. */
-  get executionOps(): Ops {
-    return this.ops;
-  }
 
   /** Every weight of this module and its children, in declaration order, with full upstream keys. */
   *namedParams(prefix = ''): Generator<[string, Param]> {

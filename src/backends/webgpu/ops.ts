@@ -77,10 +77,11 @@ export class WebGPUOps extends PlainOps {
     const n = w.shape[1];
     return tf.tidy((): tf.Tensor2D => {
       if (this.route && isVector(bias, n)) {
-        const attrs = { route: this.route };
-        if (residual && planGemm(m, n, k, residual.size)) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias, residual }, attrs);
-        if (planGemm(m, n, k, null)) {
-          const y = run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias }, attrs);
+        const fused = residual ? planGemm(m, n, k, residual.size) : null;
+        if (fused) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias, residual }, { route: this.route, plan: fused });
+        const plan = planGemm(m, n, k, null);
+        if (plan) {
+          const y = run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias }, { route: this.route, plan });
           return residual ? tf.add<tf.Tensor2D>(y, residual) : y;
         }
       }

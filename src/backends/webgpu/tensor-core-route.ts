@@ -43,15 +43,13 @@ function chosenTiles(route: GemmRoute, s: GemmShape): Tiles | undefined {
   return t && tilesFit(t, s.m, s.n, s.k) && (!s.conv || s.conv.c % t.tk === 0) ? t : undefined;
 }
 
-/** The TensorCoreGemm kernel: a [.., m, k] x b [k, n] (+ bias [n]) (+ residual) as planGemm planned it. */
-export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, a: tf.TensorInfo, b: tf.TensorInfo,
-  bias: tf.TensorInfo | null, residual: tf.TensorInfo | null): tf.TensorInfo {
+/** The TensorCoreGemm kernel: a [.., m, k] x b [k, n] (+ bias [n]) (+ residual) as planGemm planned it (`plan`). */
+export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: 'gemv' | 'staged', a: tf.TensorInfo,
+  b: tf.TensorInfo, bias: tf.TensorInfo | null, residual: tf.TensorInfo | null): tf.TensorInfo {
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
   const n = b.shape[b.shape.length - 1];
   const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
-  const plan = planGemm(m, n, k, residual ? tf.util.sizeFromShape(residual.shape) : null);
-  if (plan === null) throw new Error(`tensor-core GEMM: [${m},${k}]x[${k},${n}] does not fit the route`);
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
