@@ -7,8 +7,8 @@ import { UNetSD } from '../../src/layers/unet/unet.js';
 import { AutoencoderKL } from '../../src/layers/vae/autoencoder.js';
 import type { VAEConfig } from '../../src/layers/vae/config.js';
 import { TextToVideo } from '../../src/pipeline/text2video.js';
-import { gpuRandom } from './random-gpu.js';
-import { track } from './webgpu.js';
+import { gpuPackHalf, gpuRandom } from './random-gpu.js';
+import { HALF_MIN_VALUES, track, unpackHalfWeight } from './webgpu.js';
 
 /** The released ModelScope text-to-video UNet (configuration.json's unet_* keys). */
 export const RELEASED_UNET: UNetConfig = {
@@ -41,20 +41,27 @@ export type Rand = (shape: number[], scale: number, seed: number) => tf.Tensor;
 
 /**
  * Random weights with variance 1/fan_in (norm scales near 1, small biases), so activations stay in range through
- * the whole network. `rand(shape, scale, seed)` draws uniform [-scale, scale).
+ * the whole network. `rand(shape, scale, seed)` draws uniform [-scale, scale). `half` (webgpu): the weights the loader
+ * would keep float16-resident (HALF_MIN_VALUES values or more) are packed to halves on the GPU, as it keeps them.
  */
-export function randomizeWeights(m: Module, rand: Rand): void {
+export function randomizeWeights(m: Module, rand: Rand, half = false): void {
   let seed = 1;
   const made = new Map<string, tf.Tensor>();
+  const halves = new Map<string, tf.Tensor>();
   for (const [key, p] of m.namedParams()) {
     const s = p.tfShape;
     let t: tf.Tensor;
     if (p.torchShape.length > 1) t = rand(s, Math.sqrt(3 / fanIn(p.torchShape)), seed++);
     else if (key.endsWith('.weight')) t = tf.tidy(() => tf.add(rand(s, 0.1, seed++), 1));
     else t = rand(s, 0.05, seed++);
-    made.set(key, t);
+    if (half && t.size >= HALF_MIN_VALUES && t.size % 2 === 0) {
+      halves.set(key, gpuPackHalf(t));
+      t.dispose();
+    } else {
+      made.set(key, t);
+    }
   }
-  m.loadWeights((k) => made.get(k));
+  m.loadWeights((k) => made.get(k), (k) => halves.get(k), half ? unpackHalfWeight : null);
 }
 
 export function unetInputs(frames: number, size: number, rand: Rand, contextDim = 1024) {
@@ -72,11 +79,11 @@ export interface Models { text: OpenCLIPTextEncoder; unet: UNetSD; vae: Autoenco
  * them whose tokenizer is a fixed token sequence (the vocabulary does not travel to the GPU host; tokenizing costs
  * microseconds).
  */
-export function randomPipeline(tiny = false): Models {
+export function randomPipeline(tiny = false, half = false): Models {
   const text = new OpenCLIPTextEncoder(tiny ? TINY_TEXT : RELEASED_TEXT);
   const unet = new UNetSD(tiny ? TINY_UNET : RELEASED_UNET);
   const vae = new AutoencoderKL(tiny ? TINY_VAE : RELEASED_VAE);
-  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom);
+  for (const m of [text, unet, vae]) randomizeWeights(m, gpuRandom, half);
   track(text, unet, vae); // they run on the variant in force (harness/webgpu.ts)
   const ids = [49406, 320, 1929, 49407, ...new Array(73).fill(0)];
   const t2v = new TextToVideo({ tokenizer: { encode: () => ids }, textEncoder: text, unet, vae });

@@ -12,6 +12,7 @@ export const USAGE = `usage: bench OUT [options]     (on the GPU host: bash .gpu
   --steps N           video steps (default 50); --guidance G (default 9)
   --variants a,b      t2v columns (harness/variants.ts; default: default)
   --backend B         webgpu (default), wasm or cpu; --tiny: small networks and shapes (a smoke run)
+  --weights W         f16: the large weights float16 on the device; f32; auto (default): f16 where tensor cores run
   --python P          the PyTorch side's python (T2V_PYTHON, else python3); --diffusers DIR|TAR (T2V_DIFFUSERS)
   --torch-modes a,b   eager,graph,compile (default all); --torch-args="..." more for bench/diffusers_unet.py
   --torch-script F    bench/diffusers_unet.py elsewhere; --budget S: seconds the whole run may take (default 570)
@@ -38,7 +39,7 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
       options: {
         scenarios: { type: 'string' }, runs: { type: 'string' }, 'video-runs': { type: 'string' }, gens: { type: 'string' },
         steps: { type: 'string' }, guidance: { type: 'string' }, variants: { type: 'string' }, backend: { type: 'string' },
-        tiny: { type: 'boolean' }, python: { type: 'string' }, diffusers: { type: 'string' }, 'torch-modes': { type: 'string' },
+        tiny: { type: 'boolean' }, weights: { type: 'string' }, python: { type: 'string' }, diffusers: { type: 'string' }, 'torch-modes': { type: 'string' },
         'torch-args': { type: 'string' }, 'torch-script': { type: 'string' }, 'torch-timeout': { type: 'string' },
         budget: { type: 'string' }, fixtures: { type: 'string' }, vocab: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
       },
@@ -60,11 +61,13 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
   } catch (e) {
     throw new BenchUsageError((e as Error).message);
   }
+  const weights = (v.weights ?? 'auto') as BenchOptions['weights'];
+  if (!['f16', 'f32', 'auto'].includes(weights)) throw new BenchUsageError(`--weights ${v.weights}: use f16, f32 or auto`);
   const torchModes = list(v['torch-modes']) ?? ['eager', 'graph', 'compile'];
   for (const m of torchModes) if (!['eager', 'graph', 'compile'].includes(m)) throw new BenchUsageError(`unknown torch mode ${m}; valid: eager, graph, compile`);
   const path = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(origin, p));
   return {
-    origin, out: path(out ?? '.')!, scenarios, backend, variants, torchModes, tiny: v.tiny ?? false, list: v.list ?? false, help: v.help ?? false,
+    origin, out: path(out ?? '.')!, scenarios, backend, variants, torchModes, tiny: v.tiny ?? false, weights, list: v.list ?? false, help: v.help ?? false,
     runs: count('runs', v.runs, 10), videoRuns: count('video-runs', v['video-runs'], 3), gens: count('gens', v.gens, 3),
     steps: count('steps', v.steps, 50), guidance: count('guidance', v.guidance, 9, 0),
     python: v.python ?? process.env.T2V_PYTHON ?? 'python3', diffusers: path(v.diffusers), torchScript: path(v['torch-script']),

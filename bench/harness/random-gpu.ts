@@ -33,3 +33,20 @@ fn main() {
     { type: 'uint32', data: [size] }, { type: 'uint32', data: [seed >>> 0] }, { type: 'float32', data: [scale] }]);
   return tf.engine().makeTensorFromTensorInfo(info);
 }
+
+/** float32 `x` as float16 pairs packed two to a float32 element ([n/2]: Param.half's layout), made on the GPU. */
+export function gpuPackHalf(x: tf.Tensor): tf.Tensor {
+  const n = x.size;
+  if (n % 2 !== 0) throw new Error(`gpuPackHalf: ${n} values (an even count is needed)`);
+  const backend = tf.backend() as WebGPUBackend;
+  const prog = program({
+    key: `t2vPackHalf_${n}`, inputs: ['X'], outputShape: [n / 2], workgroupSize: 256,
+    dispatch: flatDispatch(Math.ceil(n / 2 / 256)), components: [1], outputComponent: 1, code: `
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let i = flatWorkgroup() * 256u + localId.x;
+  if (i < ${n / 2}u) { result[i] = bitcast<f32>(pack2x16float(vec2<f32>(X[2u * i], X[2u * i + 1u]))); }
+}`,
+  });
+  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(prog, [x], 'float32'));
+}

@@ -8,7 +8,7 @@ import type { RunContext, Scenario } from './scenario.js';
 import { ResultTable, ROW_KEYS, shapeKey, type RowKey, type Shape } from './table.js';
 import { gpuBytes } from './timing.js';
 import { VARIANTS } from './variants.js';
-import { applyVariant, openBackend, type Device } from './webgpu.js';
+import { applyVariant, halfWeightsByDefault, openBackend, type Device } from './webgpu.js';
 
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
 
@@ -99,8 +99,9 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
     models: () => {
       if (!models) {
         const t0 = performance.now();
-        models = randomPipeline(opts.tiny);
-        log(`random ${opts.tiny ? 'tiny' : 'released'} text tower, UNet and VAE in ${(performance.now() - t0).toFixed(0)} ms`);
+        const half = opts.weights === 'f16' || (opts.weights === 'auto' && halfWeightsByDefault());
+        models = randomPipeline(opts.tiny, half);
+        log(`random ${opts.tiny ? 'tiny' : 'released'} text tower, UNet and VAE (${half ? 'float16' : 'float32'} weights) in ${(performance.now() - t0).toFixed(0)} ms`);
       }
       return models;
     },

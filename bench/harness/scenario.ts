@@ -18,6 +18,8 @@ export interface BenchOptions {
   variants: Variant[];
   backend: Backend;
   tiny: boolean;
+  /** The large weights float16-resident on the device (as TextToVideo.load keeps them where tensor cores run), or float32. */
+  weights: 'f16' | 'f32' | 'auto';
   python: string;
   diffusers?: string;
   torchScript?: string;

@@ -19,6 +19,8 @@ import type { RouteStats } from '../../src/backends/webgpu/tensor-core-route.js'
 export type { Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
+export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
+export { HALF_MIN_VALUES } from '../../src/io/model-folder.js';
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'wasm', 'cpu'];
@@ -179,4 +181,9 @@ export async function dispatchReport(fn: () => tf.Tensor): Promise<string | null
   if (!c) return `${n} dispatches (no t2v caches)`;
   const d = [c.bindGroups.hits, c.bindGroups.misses, c.uniforms.hits, c.uniforms.misses].map((v, i) => v - before[i]);
   return `${n} dispatches; bind groups ${d[0]} kept, ${d[1]} made; uniforms ${d[2]} kept, ${d[3]} written (internals ${b.internals?.ok ? 'ok' : 'NOT ok'})`;
+}
+
+/** Whether TextToVideo.load would keep the weights float16-resident here (webgpu with tensor cores in use). */
+export function halfWeightsByDefault(): boolean {
+  return current instanceof WebGPUOps && current.tensorCores !== null;
 }

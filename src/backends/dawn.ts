@@ -169,11 +169,12 @@ function hoistDirectives(code: string): string {
     directives.push(line.trim());
     return '';
   });
-  // `// t2v:f16 NAME...` retypes those storage bindings to array<f16> (data packed two halves per float32 element)
+  // `// t2v:f16 NAME...` retypes those storage bindings to array<f16> (or vec2/vec4<f16>: data packed two halves per
+  // float32 element)
   let body = rest;
   for (const m of code.matchAll(/\/\/ t2v:f16 ([\w ]+)/g)) {
     for (const name of m[1].trim().split(/\s+/)) {
-      body = body.replace(new RegExp(`(var<storage, read> ${name}\\s*: )array<f32>`), '$1array<f16>');
+      body = body.replace(new RegExp(`(var<storage, read> ${name}\\s*: )array<(vec[24]<)?f32(>?)>`), '$1array<$2f16$3>');
     }
   }
   return directives.length ? `${[...new Set(directives)].join('\n')}\n${body}` : body;

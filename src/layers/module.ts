@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { fromFloat16 } from '../io/float16.js';
-import type { Ops } from './ops.js';
+import type { Ops, Weight } from './ops.js';
 import { plainOps } from './plain-ops.js';
 import { inTidy } from '../tfjs-internals.js';
 
@@ -47,7 +47,8 @@ export type UnpackHalf = (packed: tf.Tensor, shape: number[]) => tf.Tensor;
  * A weight declared by a module: its PyTorch shape and role; the tensor arrives when weights are loaded. A streamed
  * weight (`host`) has no resident tensor: each use uploads it inside the caller's tf.tidy, which frees it again.
  */
-export class Param {
+export class Param implements Weight {
+  readonly kind = 'weight';
   value: tf.Tensor | null = null;
   host: HostWeight | null = null;
   /**
@@ -65,6 +66,13 @@ export class Param {
   constructor(readonly torchShape: readonly number[], readonly role: ParamRole) {}
 
   get tfShape(): number[] { return tfShape(this.role, this.torchShape); }
+  get shape(): number[] { return this.tfShape; }
+
+  /** This weight seen as `shape` (the same values in the same order: a 1x1 kernel as a matrix, say). */
+  as(shape: readonly number[]): Weight {
+    const p = this;
+    return { kind: 'weight', shape, get tensor() { return p.tensor.reshape([...shape]); }, half: p.half };
+  }
 
   get tensor(): tf.Tensor {
     if (this.value !== null) return this.value;
@@ -80,6 +88,29 @@ export class Param {
     const values = this.reuseScratch ? scratch(n) : new Float32Array(n);
     return tf.tensor(fromFloat16(this.host, values), this.tfShape, 'float32');
   }
+}
+
+/**
+ * Weights side by side along their last axis (to_q|to_k|to_v, say), made by `concat` from tensors it is given:
+ * the resident float32 values, or, when every part is float16-resident, their packed halves (each part's last axis
+ * even, so the pairs never straddle two parts). Null when the parts are neither (streamed).
+ */
+export function concatWeights(parts: readonly Param[], concat: (name: 'float32' | 'half', from: tf.Tensor[],
+  make: () => tf.Tensor) => tf.Tensor): tf.Tensor2D | Weight | null {
+  if (parts.every((p) => p.value !== null)) {
+    const from = parts.map((p) => p.value!);
+    return concat('float32', from, () => tf.concat(from, -1)) as tf.Tensor2D;
+  }
+  const unpack = parts[0].unpack;
+  if (!parts.every((p) => p.half !== null && p.tfShape.length === 2 && p.tfShape[1] % 2 === 0) || unpack === null) return null;
+  const rows = parts[0].tfShape[0];
+  if (parts.some((p) => p.tfShape[0] !== rows)) throw new Error('concatWeights: the parts have different row counts');
+  const cols = parts.reduce((a, p) => a + p.tfShape[1], 0);
+  const from = parts.map((p) => p.half!);
+  // the packed pairs are copied as float32 bit patterns (a concat moves values without arithmetic)
+  const half = concat('half', from, () => tf.concat(parts.map((p) => p.half!.reshape([rows, p.tfShape[1] / 2])), 1).reshape([rows * cols / 2]));
+  const shape = [rows, cols];
+  return { kind: 'weight', shape, get tensor() { return unpack(half, shape); }, half };
 }
 
 let scratchValues: Float32Array<ArrayBuffer> = new Float32Array(0);

@@ -3,21 +3,35 @@ import type * as tf from '@tensorflow/tfjs';
 /** Explicit NHWC padding as tfjs takes it: [[0, 0], [top, bottom], [left, right], [0, 0]]. */
 export type ExplicitPadding = [[number, number], [number, number], [number, number], [number, number]];
 
+/**
+ * A GEMM's weight operand as a layer holds it (Param, or a view or concatenation of Params): `tensor` gives its
+ * float32 values, and `half`, for a float16-resident weight, the same values as float16 pairs packed two to a float32
+ * element ([n/2], row-major in `shape`), which ops that read float16 take directly instead of `tensor` (an unpacked
+ * copy per use, freed by the caller's tf.tidy). Ops take a plain tensor wherever they take a Weight.
+ */
+export interface Weight {
+  readonly kind: 'weight';
+  /** tfjs layout ([in, out], HWIO). */
+  readonly shape: readonly number[];
+  readonly tensor: tf.Tensor;
+  readonly half: tf.Tensor | null;
+}
+
 /** to_q, to_k and to_v of a self-attention ([in, inner] each), and the three side by side when the weights allow it. */
 export interface QKVWeights {
   /** Output width of each (heads * head dim). */
   inner: number;
-  q: tf.Tensor2D;
-  k: tf.Tensor2D;
-  v: tf.Tensor2D;
+  q: tf.Tensor2D | Weight;
+  k: tf.Tensor2D | Weight;
+  v: tf.Tensor2D | Weight;
   /** [in, 3*inner], made once by the layer and kept with its weights; null when the weights are not resident. */
-  packed(): tf.Tensor2D | null;
+  packed(): tf.Tensor2D | Weight | null;
 }
 
 /** One cross-attention's to_k and to_v ([contextDim, inner] each). */
 export interface KeyValueWeights {
-  k: tf.Tensor2D;
-  v: tf.Tensor2D;
+  k: tf.Tensor2D | Weight;
+  v: tf.Tensor2D | Weight;
 }
 
 /**
@@ -39,9 +53,9 @@ export interface ProjectedContext {
 export interface Ops {
   readonly name: string;
   /** x [m, k] w [k, n] (+ bias [n]) (+ residual [m, n]). */
-  linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor | null, residual?: tf.Tensor2D | null): tf.Tensor2D;
+  linear(x: tf.Tensor2D, w: tf.Tensor2D | Weight, bias?: tf.Tensor | null, residual?: tf.Tensor2D | null): tf.Tensor2D;
   /** NHWC conv2d of x with filter [kh, kw, in, out] (+ bias [out]) (+ residual, the output's shape). */
-  conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding, bias?: tf.Tensor | null,
+  conv2d(x: tf.Tensor4D, filter: tf.Tensor4D | Weight, strides: number, pad: 'same' | ExplicitPadding, bias?: tf.Tensor | null,
     residual?: tf.Tensor4D | null): tf.Tensor4D;
   /** GroupNorm on channels-last x [N, ..., C] (statistics per sample and group), then SiLU when `silu`. */
   groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, silu: boolean): tf.Tensor;
@@ -63,7 +77,7 @@ export interface Ops {
    * The keys and values of `context` [b, keys, width] for each of `layers`; `packed` gives their to_k|to_v weights
    * side by side ([width, 2*inner per layer], layer i's k then v), made once by the caller, or null.
    */
-  projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], packed: () => tf.Tensor2D | null): ProjectedContext;
+  projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], packed: () => tf.Tensor2D | Weight | null): ProjectedContext;
   /** q [b, Nq, heads*d] attends to layer `layer`'s keys and values of batch item b in `context`. */
   contextAttention(q: tf.Tensor3D, context: ProjectedContext, layer: number, heads: number): tf.Tensor3D;
 }

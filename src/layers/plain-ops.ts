@@ -1,5 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ExplicitPadding, KeyValueWeights, Ops, ProjectedContext, QKVWeights } from './ops.js';
+import type { ExplicitPadding, KeyValueWeights, Ops, ProjectedContext, QKVWeights, Weight } from './ops.js';
+
+/** A weight operand's float32 values (a plain tensor as it is; Weight.tensor unpacks a float16-resident one). */
+export function valuesOf<T extends tf.Tensor>(w: T | Weight): T {
+  return w instanceof tf.Tensor ? w : w.tensor as T;
+}
 
 /** Scores above this many elements are computed in batch chunks (same numbers, bounded memory). */
 const MAX_SCORE_ELEMENTS = 1 << 27;
@@ -71,18 +76,18 @@ class ContextAsGiven implements ProjectedContext {
 export class PlainOps implements Ops {
   readonly name: string = 'plain';
 
-  linear(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null = null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
+  linear(x: tf.Tensor2D, w: tf.Tensor2D | Weight, bias: tf.Tensor | null = null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
     return tf.tidy(() => {
-      let y: tf.Tensor2D = tf.matMul(x, w);
+      let y: tf.Tensor2D = tf.matMul(x, valuesOf(w));
       if (bias) y = tf.add(y, bias);
       return residual ? tf.add(y, residual) : y;
     });
   }
 
-  conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding, bias: tf.Tensor | null = null,
+  conv2d(x: tf.Tensor4D, filter: tf.Tensor4D | Weight, strides: number, pad: 'same' | ExplicitPadding, bias: tf.Tensor | null = null,
     residual: tf.Tensor4D | null = null): tf.Tensor4D {
     return tf.tidy(() => {
-      let y = tf.conv2d(x, filter, strides, pad);
+      let y = tf.conv2d(x, valuesOf(filter), strides, pad);
       if (bias) y = tf.add(y, bias);
       return residual ? tf.add(y, residual) : y;
     });
@@ -132,12 +137,12 @@ export class PlainOps implements Ops {
       }
       const [b, n, c] = x.shape;
       const x2 = x.reshape([b * n, c]) as tf.Tensor2D;
-      const project = (wt: tf.Tensor2D) => this.linear(x2, wt).reshape([b, n, wt.shape[1]]) as tf.Tensor3D;
+      const project = (wt: tf.Tensor2D | Weight) => this.linear(x2, wt).reshape([b, n, wt.shape[1]]) as tf.Tensor3D;
       return this.attention(project(w.q), project(w.k), project(w.v), heads) as T;
     });
   }
 
-  projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], _packed?: () => tf.Tensor2D | null): ProjectedContext {
+  projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], _packed?: () => tf.Tensor2D | Weight | null): ProjectedContext {
     return new ContextAsGiven(context, layers);
   }
 
@@ -147,7 +152,7 @@ export class PlainOps implements Ops {
       const [b, keys, width] = c.context.shape;
       const ctx = c.context.reshape([b * keys, width]) as tf.Tensor2D;
       const { k, v } = c.layers[layer];
-      const project = (wt: tf.Tensor2D) => this.linear(ctx, wt).reshape([b, keys, wt.shape[1]]) as tf.Tensor3D;
+      const project = (wt: tf.Tensor2D | Weight) => this.linear(ctx, wt).reshape([b, keys, wt.shape[1]]) as tf.Tensor3D;
       return this.attention(q, project(k), project(v), heads);
     });
   }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { opsForActiveBackend, selectBackend, type BackendChoice } from '../backends/select.js';
 import type { WebGPUOptions } from '../backends/webgpu/options.js';
+import { WebGPUOps } from '../backends/webgpu/ops.js';
 import type { Ops } from '../layers/ops.js';
 import { bufferLimitProblem } from '../backends/limits.js';
 import type { FetchSourceOptions } from '../io/fetch-source.js';
@@ -135,16 +136,19 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /**
    * webgpu: keep the large weights in float16 on the device (half the memory: the released model's 7.3 GB become
-   * about 3.7 GB), unpacked to float32 for each use. Default: on in a browser whose device has shader-f16, off
-   * elsewhere (in Node the measured fast paths keep float32 weights; docs/browser.md).
+   * about 3.7 GB). The tensor-core GEMMs read them as they are (they round B to f16 anyway); other uses unpack a
+   * float32 copy. Default: on where the ops run GEMMs on tensor cores, and in a browser whose device has shader-f16;
+   * off elsewhere (docs/browser.md).
    */
   halfWeights?: boolean;
 }
 
-/** Whether to keep weights float16-resident (LoadOptions.halfWeights) on the active backend. */
-export function shouldKeepHalf(asked?: boolean): boolean {
+/** Whether to keep weights float16-resident (LoadOptions.halfWeights) on the active backend, running `ops`. */
+export function shouldKeepHalf(asked?: boolean, ops?: Ops): boolean {
   if (asked !== undefined) return asked;
-  if (tf.getBackend() !== 'webgpu' || !inBrowser()) return false;
+  if (tf.getBackend() !== 'webgpu') return false;
+  if (ops instanceof WebGPUOps && ops.tensorCores !== null) return true;
+  if (!inBrowser()) return false;
   const device = (tf.backend() as unknown as { device?: { features?: { has(f: string): boolean } } }).device;
   return device?.features?.has('shader-f16') === true;
 }
@@ -278,7 +282,7 @@ export class TextToVideo {
     const modelTotalBytes = [...sizes.values()].reduce((a, b) => a + b, 0);
     let before = 0;
     const stream = shouldStream(info, opts.streamWeights);
-    const half = !stream && shouldKeepHalf(opts.halfWeights);
+    const half = !stream && shouldKeepHalf(opts.halfWeights, ops);
     const load = async (kind: 'text_encoder' | 'unet' | 'vae') => {
       const m = await loadNetwork(source, kind, {
         stream, half, verify: opts.verify,
@@ -304,7 +308,7 @@ export class TextToVideo {
       t2v.backend = backend;
       t2v.ops = ops;
       t2v.dir = dir;
-      if (!stream) t2v.residentWeightBytes = 4 * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
+      if (!stream) t2v.residentWeightBytes = (half ? 2 : 4) * Object.values(info.networks ?? {}).reduce((a, n) => a + (n?.params ?? 0), 0);
       t2v.halfWeights = half;
       return t2v;
     } catch (err) {

@@ -16,10 +16,10 @@ export function gemvSupported(m: number, n: number): boolean {
  * K over 16 slices of threads (each reads whole 256-byte rows of W), summed in workgroup memory.
  */
 export function gemvInfo(backend: WebGPUBackend, x: tf.TensorInfo, w: tf.TensorInfo, bias: tf.TensorInfo | null,
-  residual: tf.TensorInfo | null, outShape: number[]): tf.TensorInfo {
+  residual: tf.TensorInfo | null, outShape: number[], half = false): tf.TensorInfo {
   const k = x.shape[x.shape.length - 1];
-  const n = w.shape[w.shape.length - 1];
-  const code = () => `
+  const n = outShape[outShape.length - 1];
+  const code = () => `${half ? 'enable f16;\n// t2v:f16 W' : ''}
 const K = ${k}u;
 const N4 = ${n / 4}u;
 var<workgroup> part : array<vec4<f32>, ${COL4 * SLICES}>;
@@ -28,7 +28,7 @@ fn main() {
   let slice = localId.x / ${COL4}u;
   let col = workgroupId.x * ${COL4}u + c;
   var acc = vec4<f32>(0.0);
-  for (var r = slice; r < K; r += ${SLICES}u) { acc = fma(vec4<f32>(X[r]), W[r * N4 + col], acc); }
+  for (var r = slice; r < K; r += ${SLICES}u) { acc = fma(vec4<f32>(X[r]), ${half ? 'vec4<f32>(W[r * N4 + col])' : 'W[r * N4 + col]'}, acc); }
   part[localId.x] = acc;
   workgroupBarrier();
   if (slice == 0u) {
@@ -40,7 +40,7 @@ fn main() {
   }
 }`;
   return backend.runWebGPUProgram(program({
-    key: `t2vGemv_${k}_${n}_${bias ? 'b' : ''}${residual ? 'r' : ''}`,
+    key: `t2vGemv_${k}_${n}_${bias ? 'b' : ''}${residual ? 'r' : ''}${half ? 'h' : ''}`,
     inputs: ['X', 'W', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: outShape,
     workgroupSize: COL4 * SLICES,

@@ -163,6 +163,8 @@ export interface StagedOptions {
   splitK?: boolean;
   /** Tests: the subgroup-matrix builtins replaced by per-lane loops (subgroup-matrix.ts; 16x16x16 only). */
   emulate?: boolean;
+  /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
+  b?: { half: boolean; n: number };
 }
 
 /**
@@ -178,11 +180,12 @@ export interface StagedOptions {
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
   const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
+  const halfB = opts.b?.half ?? false;
   // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
   // last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
-  const n = b.shape[b.shape.length - 1];
+  const n = opts.b?.n ?? b.shape[b.shape.length - 1];
   const m = conv || (tiles && tilesFit(tiles, rows, n, k)) ? rows : paddedRows(rows);
   const t = tiles ?? defaultTiles(m, n, k, { bias: bias !== null, convC: conv?.c,
     maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, units: deviceFactsOf(backend).computeUnits, splitK });
@@ -247,11 +250,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ].join('\n    ');
     const storeRegs = [
       ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w); }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${halfB ? 'Bs[o] = x.x; Bs[o + 1u] = x.y; Bs[o + 2u] = x.z; Bs[o + 3u] = x.w;' : 'Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w);'} }`),
     ].join('\n    ');
     return `
   enable f16;
   ${mx.enable}
+  ${halfB ? '// t2v:f16 B' : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
@@ -282,7 +286,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
     var ra : array<vec4<f32>, ${aVecs}>;
-    var rb : array<vec4<f32>, ${bVecs}>;
+    var rb : array<vec4<${halfB ? 'f16' : 'f32'}>, ${bVecs}>;
     // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
     // its barriers stay in uniform control flow
     let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
@@ -306,7 +310,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights } from '../../layers/ops.js';
-import { PlainOps, plainAttention } from '../../layers/plain-ops.js';
+import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights, Weight } from '../../layers/ops.js';
+import { PlainOps, plainAttention, valuesOf } from '../../layers/plain-ops.js';
 import type { SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
 import { gegluSupported } from './geglu.js';
@@ -40,6 +40,7 @@ function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tens
 }
 
 const isVector = (t: tf.Tensor | null, n: number) => t === null || (t.rank === 1 && t.shape[0] === n);
+const halfOf = (w: tf.Tensor | Weight): tf.Tensor | null => (w instanceof tf.Tensor ? null : w.half);
 
 /**
  * The networks' computations on webgpu: the fused WGSL kernels where they take the shapes (flash attention, GroupNorm
@@ -72,32 +73,44 @@ export class WebGPUOps extends PlainOps {
     } : null;
   }
 
-  override linear(x: tf.Tensor2D, w: tf.Tensor2D, bias: tf.Tensor | null = null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
+  /**
+   * On the tensor-core route a float16-resident weight (Weight.half) is read as it is (the GEMM rounds B to f16 in
+   * any case, so the numbers are the same as from its float32 values); elsewhere its values are unpacked for the use.
+   */
+  override linear(x: tf.Tensor2D, w: tf.Tensor2D | Weight, bias: tf.Tensor | null = null, residual: tf.Tensor2D | null = null): tf.Tensor2D {
     const [m, k] = x.shape;
     const n = w.shape[1];
     return tf.tidy((): tf.Tensor2D => {
       if (this.route && isVector(bias, n)) {
+        const b = () => halfOf(w) ?? valuesOf(w);
+        const attrs = { route: this.route, half: halfOf(w) !== null, n };
         const fused = residual ? planGemm(m, n, k, residual.size) : null;
-        if (fused) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias, residual }, { route: this.route, plan: fused });
+        if (fused) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: b(), bias, residual }, { ...attrs, plan: fused });
         const plan = planGemm(m, n, k, null);
         if (plan) {
-          const y = run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: w, bias }, { route: this.route, plan });
+          const y = run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: b(), bias }, { ...attrs, plan });
           return residual ? tf.add<tf.Tensor2D>(y, residual) : y;
         }
       }
       if (this.route) this.route.stats.fallback++;
-      const y: tf.Tensor2D = bias ? tf.fused.matMul({ a: x, b: w, bias }) as tf.Tensor2D : tf.matMul(x, w);
+      const wt = valuesOf(w);
+      const y: tf.Tensor2D = bias ? tf.fused.matMul({ a: x, b: wt, bias }) as tf.Tensor2D : tf.matMul(x, wt);
       return residual ? tf.add<tf.Tensor2D>(y, residual) : y;
     });
   }
 
-  override conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, strides: number, pad: 'same' | ExplicitPadding, bias: tf.Tensor | null = null,
+  override conv2d(x: tf.Tensor4D, filter: tf.Tensor4D | Weight, strides: number, pad: 'same' | ExplicitPadding, bias: tf.Tensor | null = null,
     residual: tf.Tensor4D | null = null): tf.Tensor4D {
     return tf.tidy(() => {
       const geom = this.route && isVector(bias, filter.shape[3]) ? planConv(x.shape, filter.shape, strides, pad) : null;
-      if (geom) return run<tf.Tensor4D>(TensorCoreConv, { x, filter, bias, residual }, { route: this.route, geom });
+      if (geom) {
+        const half = halfOf(filter);
+        return run<tf.Tensor4D>(TensorCoreConv, { x, filter: half ?? valuesOf(filter), bias, residual },
+          { route: this.route, geom, half: half !== null, n: filter.shape[3] });
+      }
       if (this.route) this.route.stats.fallback++;
-      const y = bias ? tf.fused.conv2d({ x, filter, strides, pad, bias }) : tf.conv2d(x, filter, strides, pad);
+      const f = valuesOf(filter);
+      const y = bias ? tf.fused.conv2d({ x, filter: f, strides, pad, bias }) : tf.conv2d(x, f, strides, pad);
       return residual ? tf.add(y, residual) : y;
     });
   }
@@ -133,7 +146,7 @@ export class WebGPUOps extends PlainOps {
     });
   }
 
-  override projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], packed: () => tf.Tensor2D | null): ProjectedContext {
+  override projectContext(context: tf.Tensor3D, layers: readonly KeyValueWeights[], packed: () => tf.Tensor2D | Weight | null): ProjectedContext {
     const w = this.kernels.has('context-attention') && layers.length > 0 ? packed() : null;
     if (!w) return super.projectContext(context, layers);
     const [b, keys, width] = context.shape;
@@ -163,6 +176,6 @@ export class WebGPUOps extends PlainOps {
     if (!this.route || transposeA || transposeB || !one(a) || !one(b)) return tf.matMul(a, b, transposeA, transposeB);
     const [m, k] = a.shape.slice(-2);
     const n = b.shape[b.rank - 1];
-    return tf.tidy(() => this.linear(a.reshape([m, k]), b.reshape([k, n])).reshape([...a.shape.slice(0, -1), n]));
+    return tf.tidy(() => this.linear(a.reshape([m, k]), b.reshape([k, n]) as tf.Tensor2D).reshape([...a.shape.slice(0, -1), n]));
   };
 }

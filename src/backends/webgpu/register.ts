@@ -22,9 +22,9 @@ const KERNELS: Record<string, Func> = {
   [FusedLayerNorm]: (b, i, a) => fusedLayerNorm(b, i.x!, i.gamma!, i.beta!, a.eps as number),
   [FusedGEGLU]: (b, i) => fusedGEGLU(b, i.h!),
   [TensorCoreGemm]: (b, i, a) => tensorCoreGemm(b, a.route as GemmRoute, a.plan as 'gemv' | 'staged', i.a!, i.b!, i.bias ?? null,
-    i.residual ?? null),
+    i.residual ?? null, { half: a.half === true, n: a.n as number }),
   [TensorCoreConv]: (b, i, a) => tensorCoreConv(b, a.route as GemmRoute, i.x!, i.filter!, i.bias ?? null, i.residual ?? null,
-    a.geom as ConvGeom),
+    a.geom as ConvGeom, { half: a.half === true, n: a.n as number }),
   [UnpackHalf]: (b, i, a) => unpackHalf(b, i.x!, a.shape as number[]),
 };
 

@@ -43,17 +43,23 @@ function chosenTiles(route: GemmRoute, s: GemmShape): Tiles | undefined {
   return t && tilesFit(t, s.m, s.n, s.k) && (!s.conv || s.conv.c % t.tk === 0) ? t : undefined;
 }
 
+/**
+ * How B arrives: `n` columns, as float32 [k, n], or (`half`) as float16 pairs packed two to a float32 element
+ * ([k * n / 2], Param.half), which the kernels read as f16 without an unpacking pass.
+ */
+export interface BOperand { half: boolean; n: number }
+
 /** The TensorCoreGemm kernel: a [.., m, k] x b [k, n] (+ bias [n]) (+ residual) as planGemm planned it (`plan`). */
 export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: 'gemv' | 'staged', a: tf.TensorInfo,
-  b: tf.TensorInfo, bias: tf.TensorInfo | null, residual: tf.TensorInfo | null): tf.TensorInfo {
+  b: tf.TensorInfo, bias: tf.TensorInfo | null, residual: tf.TensorInfo | null, bOp: BOperand): tf.TensorInfo {
   const m = a.shape[a.shape.length - 2];
   const k = a.shape[a.shape.length - 1];
-  const n = b.shape[b.shape.length - 1];
+  const n = bOp.n;
   const outShape = a.shape.length > 2 ? [...a.shape.slice(0, -1), n] : [m, n];
   route.stats.routed++;
-  if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape);
+  if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape, bOp.half);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate });
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
 }
 
 /**
@@ -87,11 +93,11 @@ export function planConv(x: readonly number[], filter: readonly number[], stride
 
 /** The TensorCoreConv kernel: conv2d (+ bias) (+ residual) as an implicit GEMM on the staged kernel. */
 export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.TensorInfo, filter: tf.TensorInfo,
-  bias: tf.TensorInfo | null, residual: tf.TensorInfo | null, geom: ConvGeom): tf.TensorInfo {
-  const out = filter.shape[3];
+  bias: tf.TensorInfo | null, residual: tf.TensorInfo | null, geom: ConvGeom, bOp: BOperand): tf.TensorInfo {
+  const out = bOp.n;
   if (residual && tf.util.sizeFromShape(residual.shape) !== convRows(geom) * out) throw new Error('tensor-core conv: residual is not the output');
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: convRows(geom), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
-    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate });
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
 }

@@ -22,7 +22,7 @@ export class MultiheadAttention extends Module {
   forward(x: tf.Tensor3D, causal: boolean): tf.Tensor3D {
     return tf.tidy(() => {
       const [b, n, w] = x.shape;
-      const qkv = this.ops.linear(x.reshape([b * n, w]) as tf.Tensor2D, this.in_proj_weight.tensor as tf.Tensor2D, this.in_proj_bias.tensor);
+      const qkv = this.ops.linear(x.reshape([b * n, w]) as tf.Tensor2D, this.in_proj_weight, this.in_proj_bias.tensor);
       const [q, k, v] = tf.split(qkv, 3, 1).map((t) => t.reshape([b, n, w]) as tf.Tensor3D);
       return this.out_proj.forward(this.ops.attention(q, k, v, this.numHeads, causal)) as tf.Tensor3D;
     });

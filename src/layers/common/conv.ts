@@ -38,13 +38,12 @@ export class Conv2d extends Module {
       if (k === 1 && this.stride === 1 && this.padding === 0) {
         const [n, h, w, c] = x.shape;
         const a = x.reshape([n * h * w, c]) as tf.Tensor2D;
-        const b = this.weight.tensor.reshape([c, this.outChannels]) as tf.Tensor2D;
         const r = residual ? residual.reshape([n * h * w, this.outChannels]) as tf.Tensor2D : null;
-        return this.ops.linear(a, b, bias, r).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+        return this.ops.linear(a, this.weight.as([c, this.outChannels]), bias, r).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
       }
       const same = this.stride === 1 && this.padding === (k - 1) / 2;
       const pad = same ? 'same' : explicitPadding(this.padding);
-      return this.ops.conv2d(x, this.weight.tensor as tf.Tensor4D, this.stride, pad, bias, residual ?? null);
+      return this.ops.conv2d(x, this.weight, this.stride, pad, bias, residual ?? null);
     });
   }
 }

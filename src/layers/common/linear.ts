@@ -18,7 +18,7 @@ export class Linear extends Module {
       const lead = x.shape.slice(0, -1);
       const x2 = x.reshape([-1, this.inFeatures]) as tf.Tensor2D;
       const r = residual ? residual.reshape([-1, this.outFeatures]) as tf.Tensor2D : null;
-      return this.ops.linear(x2, this.weight.tensor as tf.Tensor2D, bias, r).reshape([...lead, this.outFeatures]);
+      return this.ops.linear(x2, this.weight, bias, r).reshape([...lead, this.outFeatures]);
     });
   }
 }

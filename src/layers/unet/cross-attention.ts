@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Module } from '../module.js';
+import { Module, concatWeights } from '../module.js';
 import { Linear } from '../common/linear.js';
 import type { KeyValueWeights, ProjectedContext, QKVWeights } from '../ops.js';
 
@@ -57,21 +57,16 @@ export class CrossAttention extends Module {
 
   /** to_k and to_v's weights (what Ops.projectContext reads), read when used (a streamed weight uploads then). */
   keyValueWeights(): KeyValueWeights {
-    const [k, v] = [this.to_k.weight, this.to_v.weight];
-    return { get k() { return k.tensor as tf.Tensor2D; }, get v() { return v.tensor as tf.Tensor2D; } };
+    return { k: this.to_k.weight, v: this.to_v.weight };
   }
 
   private qkvWeights(): QKVWeights {
     const [q, k, v] = [this.to_q.weight, this.to_k.weight, this.to_v.weight];
     return {
       inner: this.innerDim,
-      get q() { return q.tensor as tf.Tensor2D; },
-      get k() { return k.tensor as tf.Tensor2D; },
-      get v() { return v.tensor as tf.Tensor2D; },
+      q, k, v,
       // to_q|to_k|to_v side by side, made once and kept with the weights (resident weights only)
-      packed: () => (q.value && k.value && v.value
-        ? this.derived('to_qkv', [q.value, k.value, v.value], () => tf.concat([q.value!, k.value!, v.value!], 1)) as tf.Tensor2D
-        : null),
+      packed: () => concatWeights([q, k, v], (kind, from, make) => this.derived(`to_qkv_${kind}`, from, make)),
     };
   }
 }

@@ -20,7 +20,7 @@ export class TemporalConv3d extends Module {
 
   /** x [b, f, pixels, c] -> [b, f, pixels, outChannels], plus `residual` (that shape) when given. */
   forward(x: tf.Tensor4D, residual?: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => this.ops.conv2d(x, this.weight.tensor as tf.Tensor4D, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
+    return tf.tidy(() => this.ops.conv2d(x, this.weight, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
       this.bias.tensor, residual ?? null));
   }
 }

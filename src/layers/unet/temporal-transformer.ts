@@ -18,9 +18,8 @@ export class PointwiseConv1d extends Module {
   forward(x: tf.Tensor, residual?: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const w = this.weight.tensor.reshape([this.inChannels, this.outChannels]) as tf.Tensor2D;
       const r = residual ? residual.reshape([-1, this.outChannels]) as tf.Tensor2D : null;
-      return this.ops.linear(x.reshape([-1, this.inChannels]) as tf.Tensor2D, w, this.bias.tensor, r).reshape([...lead, this.outChannels]);
+      return this.ops.linear(x.reshape([-1, this.inChannels]) as tf.Tensor2D, this.weight.as([this.inChannels, this.outChannels]), this.bias.tensor, r).reshape([...lead, this.outChannels]);
     });
   }
 }

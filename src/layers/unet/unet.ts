@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { Module } from '../module.js';
+import { Module, concatWeights } from '../module.js';
 import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
@@ -195,9 +195,8 @@ export class UNetSD extends Module {
   private projectContext(context: tf.Tensor3D): ProjectedContext {
     const attns = this.crossAttentions.map((s) => s.block.attn2);
     const packed = () => {
-      const weights = attns.flatMap((a) => [a.to_k.weight.value, a.to_v.weight.value]);
-      if (weights.length === 0 || weights.some((w) => !w)) return null;
-      return this.derived('context_kv', weights as tf.Tensor[], () => tf.concat(weights as tf.Tensor2D[], 1)) as tf.Tensor2D;
+      const weights = attns.flatMap((a) => [a.to_k.weight, a.to_v.weight]);
+      return weights.length === 0 ? null : concatWeights(weights, (kind, from, make) => this.derived(`context_kv_${kind}`, from, make));
     };
     return this.ops.projectContext(context, attns.map((a) => a.keyValueWeights()), packed);
   }
