@@ -14,7 +14,8 @@ import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type W
 import type { Module } from '../../src/layers/module.js';
 import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
-import type { RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
+import { pickConfig, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
+import { defaultTiles, matMulF16StagedInfo, type StagedOptions, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
 
 export type { Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
@@ -186,4 +187,28 @@ export async function dispatchReport(fn: () => tf.Tensor): Promise<string | null
 /** Whether TextToVideo.load would keep the weights float16-resident here (webgpu with tensor cores in use). */
 export function halfWeightsByDefault(): boolean {
   return current instanceof WebGPUOps && current.tensorCores !== null;
+}
+
+/**
+ * One staged tensor-core GEMM (or implicit-GEMM convolution) as WebGPUOps' route runs it, with the benchmark's probe
+ * options (matMulF16StagedInfo's: tiles, halfA, doubleBuffer, B as halves), on the device's f16 configuration; null
+ * where the device has none. `a` and `b` are given with their logical shapes (packed halves are [n/2] tensors).
+ */
+export function stagedGemm(a: tf.Tensor, aShape: number[], b: tf.Tensor, n: number, bias: tf.Tensor | null, outShape: number[],
+  opts: Omit<StagedOptions, 'b'> & { halfB: boolean }): tf.Tensor | null {
+  // emulated matrices (a software adapter's smoke run) are 16x16x16
+  const cfg = opts.emulate ? { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 } : pickConfig(webgpuFacts().subgroupMatrixConfigs);
+  if (!cfg) return null;
+  const info = (t: tf.Tensor, shape = t.shape) => ({ dataId: t.dataId, shape, dtype: t.dtype });
+  const backend = tf.backend() as unknown as Parameters<typeof matMulF16StagedInfo>[0];
+  return tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(a, aShape), info(b), bias ? info(bias) : null, cfg,
+    outShape, { ...opts, b: { half: opts.halfB, n } }));
+}
+export { tilesBytes, tilesFit, type ConvGeom, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
+
+/** The tiling the route gives a GEMM here (defaultTiles with this device's facts). */
+export function routeTiles(m: number, n: number, k: number, bias: boolean, convC?: number): Tiles {
+  const backend = tf.backend() as T2VWebGPUBackend;
+  return defaultTiles(m, n, k, { bias, convC, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize,
+    units: backend.facts.computeUnits });
 }
