@@ -14,10 +14,10 @@ import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type W
 import type { Module } from '../../src/layers/module.js';
 import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
-import { pickConfig, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
+import { pickConfig, type GemmShape, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 import { defaultTiles, matMulF16StagedInfo, type StagedOptions, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
 
-export type { Ops, WebGPUKernel, WebGPUOptions };
+export type { GemmShape, Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
 export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
@@ -211,4 +211,30 @@ export function routeTiles(m: number, n: number, k: number, bias: boolean, convC
   const backend = tf.backend() as T2VWebGPUBackend;
   return defaultTiles(m, n, k, { bias, convC, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize,
     units: backend.facts.computeUnits });
+}
+
+/** Every GEMM shape the tensor-core route runs during `run()` on the tracked networks, with how often each ran. */
+export async function gemmShapesOf(run: () => tf.Tensor, emulate = false): Promise<{ shape: GemmShape; count: number }[]> {
+  if (!(current instanceof WebGPUOps)) return [];
+  const seen = new Map<string, { shape: GemmShape; count: number }>();
+  // emulated (a software adapter's smoke run): the 16x16x16 configuration with per-lane matrix loops
+  const facts = emulate ? { subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }] } : webgpuFacts();
+  const probe = new WebGPUOps({ ...current.options, tensorCores: true }, facts, {
+    emulateMatrices: emulate,
+    onGemm: (s) => {
+      const key = JSON.stringify(s);
+      const e = seen.get(key);
+      if (e) e.count++;
+      else seen.set(key, { shape: s, count: 1 });
+    },
+  });
+  for (const m of tracked) m.useOps(probe);
+  try {
+    const y = run();
+    await y.data();
+    y.dispose();
+  } finally {
+    for (const m of tracked) m.useOps(current);
+  }
+  return [...seen.values()];
 }

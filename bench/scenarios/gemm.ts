@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { gpuPackHalf, gpuRandom } from '../harness/random-gpu.js';
 import type { Scenario } from '../harness/scenario.js';
 import { median, relMaxError, sync } from '../harness/timing.js';
-import { routeTiles, stagedGemm, tilesBytes, tilesFit, type ConvGeom, type Tiles } from '../harness/webgpu.js';
+import { gemmShapesOf, routeTiles, stagedGemm, tilesBytes, tilesFit, type ConvGeom, type Tiles } from '../harness/webgpu.js';
 
 /** A GEMM of the guided step (UNet at batch 2, 16 frames of 32x32 latents): a plain one, or a convolution's implicit GEMM. */
 interface GemmCase { name: string; m: number; n: number; k: number; bias: boolean; conv?: ConvGeom }
@@ -138,4 +138,118 @@ function gemmMarkdown(rows: Row[]): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** The candidate tilings of the step probe: [label, tiles] (split-K parts are added per shape). */
+const STEP_BASES: [string, Tiles][] = [
+  ['64x128 (2x2 of 32x64)', { bm: 32, sgRows: 2, sgCols: 2, bn: 64, tk: 32 }],
+  ['64x64 (2x2 of 32x32)', { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 }],
+  ['128x64 (4x1 of 32x64)', { bm: 32, sgRows: 4, sgCols: 1, bn: 64, tk: 32 }],
+  ['128x128 (4x2 of 32x64)', { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32 }],
+  ['128x128 (4x2 of 32x64), K step 64', { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 64 }],
+  ['128x64 (4x2 of 32x32)', { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32 }],
+];
+const SPLITS = [1, 2, 3, 4, 6, 8, 10, 12];
+
+interface StepRow { shape: string; count: number; m: number; n: number; k: number; conv: boolean; routeMs: number | null; route: string;
+  candidates: { base: string; splits: number; ms: number }[] }
+
+/**
+ * The GEMMs of one guided step and one batch-1 call as the route runs them (shapes recorded by WebGPUOps' onGemm),
+ * each timed with today's tiling and with the candidate tilings (with and without split-K): per shape the best,
+ * and over the step the total of each policy (a fixed base tiling with its best split, or the best per shape).
+ */
+export const gemmStep: Scenario = {
+  name: 'gemm-step', kind: 'once',
+  about: "the guided step's own GEMMs, each timed with today's tiling and with candidate tilings (totals per policy)",
+  run: async (ctx) => {
+    if (ctx.opts.backend !== 'webgpu') throw new Error('gemm-step times the tensor-core kernel: run it with --backend webgpu');
+    const { unet, contextDim } = ctx.models();
+    const frames = ctx.opts.tiny ? 2 : 16;
+    const s = ctx.opts.tiny ? 4 : 32;
+    const x1 = gpuRandom([1, frames, s, s, 4], Math.sqrt(3), 101) as tf.Tensor5D;
+    const c2 = gpuRandom([2, 77, contextDim], Math.sqrt(3), 102) as tf.Tensor3D;
+    const c1 = tf.slice(c2, 0, 1) as tf.Tensor3D;
+    const t = tf.tensor1d([500]);
+    const calls: [string, () => tf.Tensor][] = [
+      ['guided step', () => unet.forward(x1, t, c2)],
+      ['batch 1', () => unet.forward(x1, t, c1)],
+    ];
+    const emulate = ctx.opts.tiny;
+    const maxBytes = (tf.backend() as unknown as { device: GPUDevice }).device.limits.maxComputeWorkgroupStorageSize;
+    const out: Record<string, StepRow[]> = {};
+    const md: string[] = ['## The step\'s GEMMs under candidate tilings (`gemm-step`)', ''];
+    for (const [callName, call] of calls) {
+      const shapes = await gemmShapesOf(call, emulate);
+      const rows: StepRow[] = [];
+      for (const { shape, count } of shapes) {
+        const c: GemmCase = { name: '', m: shape.m, n: shape.n, k: shape.k, bias: shape.bias, conv: shape.conv };
+        const aShape = c.conv ? [c.conv.n, c.conv.h, c.conv.w, c.conv.c] : [c.m, c.k];
+        const a = gpuRandom(aShape, 1, 1);
+        const b32 = gpuRandom(c.conv ? [c.conv.kh, c.conv.kw, c.conv.c, c.n] : [c.k, c.n], 1 / Math.sqrt(c.k), 2);
+        const b16 = gpuPackHalf(b32);
+        b32.dispose();
+        const bias = c.bias ? gpuRandom([c.n], 0.1, 3) : null;
+        const outShape = c.conv ? [c.conv.n, c.conv.oh ?? c.conv.h, c.conv.ow ?? c.conv.w, c.n] : [c.m, c.n];
+        const time = async (tiles: Tiles | undefined): Promise<number | null> => {
+          const t = emulate ? { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 } : tiles;
+          if (t && (!tilesFit(t, c.m, c.n, c.k) || (c.conv && c.conv.c % t.tk !== 0)
+            || tilesBytes(t, c.bias) > maxBytes)) return null;
+          const once = () => stagedGemm(a, aShape, b16, c.n, bias, outShape, { conv: c.conv, tiles: t, halfB: true, emulate })!;
+          once().dispose();
+          await sync();
+          const reps = emulate ? 1 : 6;
+          const samples: number[] = [];
+          for (let r = 0; r < (emulate ? 1 : 3); r++) {
+            const t0 = performance.now();
+            for (let i = 0; i < reps; i++) once().dispose();
+            await sync();
+            samples.push((performance.now() - t0) / reps);
+          }
+          return median(samples);
+        };
+        const route = routeTiles(c.m, c.n, c.k, c.bias, c.conv?.c);
+        const row: StepRow = { shape: `${c.conv ? `conv ${c.conv.kh}x${c.conv.kw}${c.conv.stride === 2 ? '/2' : ''} ` : ''}${c.m}x${c.n}x${c.k}`,
+          count, m: c.m, n: c.n, k: c.k, conv: !!c.conv, routeMs: await time(undefined),
+          route: `${route.bm}x${route.sgRows}x${route.sgCols}x${route.bn}x${route.tk}${route.splits ? ` s${route.splits}` : ''}`, candidates: [] };
+        for (const [base, t] of emulate ? STEP_BASES.slice(0, 1) : STEP_BASES) {
+          for (const splits of emulate ? [1] : SPLITS) {
+            const tiles = { ...t, ...(splits > 1 ? { splits } : {}) };
+            const groups = (c.m / (t.bm * t.sgRows)) * (c.n / (t.bn * t.sgCols)) * splits;
+            if (splits > 1 && (c.k / (t.tk * splits) < 4 || groups > 16 * 132)) continue;
+            const ms = await time(tiles);
+            if (ms !== null) row.candidates.push({ base, splits, ms });
+          }
+        }
+        tf.dispose([a, b16, ...(bias ? [bias] : [])]);
+        rows.push(row);
+        const best = [...row.candidates].sort((p, q) => p.ms - q.ms)[0];
+        ctx.log(`${callName} ${row.shape} x${count}: route ${row.routeMs?.toFixed(3)} ms (${row.route}); best ${best?.ms.toFixed(3)} ms (${best?.base}${best && best.splits > 1 ? ` split ${best.splits}` : ''})`);
+      }
+      out[callName] = rows;
+      md.push(...stepMarkdown(callName, rows));
+    }
+    tf.dispose([x1, c2, c1, t]);
+    return { raw: out, markdown: md.join('\n') };
+  },
+};
+
+function stepMarkdown(callName: string, rows: StepRow[]): string[] {
+  const total = (pick: (r: StepRow) => number | null) => rows.reduce((a, r) => a + r.count * (pick(r) ?? r.routeMs ?? 0), 0);
+  const bestOf = (r: StepRow, base?: string) => {
+    const c = r.candidates.filter((x) => base === undefined || x.base === base);
+    return c.length ? Math.min(...c.map((x) => x.ms)) : null;
+  };
+  const lines = [`### ${callName}: GPU ms of its GEMMs (each timed alone, back to back)`, '', '| policy | total ms |', '|---|---|',
+    `| today's tiling (route) | ${total((r) => r.routeMs).toFixed(2)} |`,
+    `| best candidate per shape | ${total((r) => Math.min(r.routeMs ?? Infinity, bestOf(r) ?? Infinity)).toFixed(2)} |`];
+  for (const [base] of STEP_BASES) lines.push(`| ${base}, best split per shape | ${total((r) => bestOf(r, base)).toFixed(2)} |`);
+  lines.push('', '| GEMM | calls | route ms (tiles) | best ms (tiles) | top 3 |', '|---|---|---|---|---|');
+  for (const r of [...rows].sort((p, q) => q.count * (q.routeMs ?? 0) - p.count * (p.routeMs ?? 0))) {
+    const top = [...r.candidates].sort((p, q) => p.ms - q.ms).slice(0, 3);
+    const f = (x: { base: string; splits: number; ms: number }) => `${x.ms.toFixed(3)} ${x.base}${x.splits > 1 ? ` s${x.splits}` : ''}`;
+    lines.push(`| ${r.shape} | ${r.count} | ${r.routeMs?.toFixed(3) ?? '-'} (${r.route}) | ${top[0] ? f(top[0]) : '-'} | ${top.slice(1).map(f).join('; ')} |`);
+  }
+  lines.push('');
+  return lines;
 }
