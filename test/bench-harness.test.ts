@@ -4,11 +4,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
 import { CATEGORY, classify, summarize } from '../bench/harness/kernel-categories.js';
 import { BenchUsageError, DEFAULT_SCENARIOS, parseBenchArgs } from '../bench/harness/options.js';
 import { formatStat, stat } from '../bench/harness/stats.js';
 import { ResultTable } from '../bench/harness/table.js';
-import type { TimedKernel } from '../bench/harness/timing.js';
+import { timedKernels, type TimedKernel } from '../bench/harness/timing.js';
 import { findVariants, VARIANTS } from '../bench/harness/variants.js';
 import { SCENARIOS } from '../bench/scenarios/index.js';
 import { renderCall, type CallProfile } from '../bench/scenarios/profile.js';
@@ -172,6 +173,18 @@ test('bench profile: categories add up to the total, rates from the shapes, and 
   const none = renderCall('one UNet call, batch 1', { ...p, timing: 'none' }).split('\n');
   assert.equal(none.filter((l) => /timestamp/.test(l)).length, 1);
   assert.ok(!none.some((l) => /\| ms \|/.test(l) || /\b0\.00\b/.test(l)), 'no table of zeros');
+});
+
+test('bench profile: tf.profile\'s scopes of custom-gradient ops are not kernels (their kernels are counted once)', async () => {
+  await tf.setBackend('cpu');
+  const x = tf.ones([1, 8, 8, 4]) as tf.Tensor4D;
+  const f = tf.ones([3, 3, 4, 8]) as tf.Tensor4D;
+  const b = tf.ones([8]) as tf.Tensor1D;
+  const ks = await timedKernels(() => tf.fused.conv2d({ x, filter: f, bias: b, strides: 1, pad: 'same' }));
+  tf.dispose([x, f, b]);
+  assert.deepEqual(ks.map((k) => k.name), ['FusedConv2D']);
+  assert.deepEqual(ks[0].outputShapes, [[1, 8, 8, 8]]);
+  assert.equal(ks[0].programs, undefined, 'no per-dispatch breakdown on cpu');
 });
 
 test('bench profile scenario on cpu (--tiny): both calls profiled, categories sum to the total, CPU times said so', () => {

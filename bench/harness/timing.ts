@@ -40,7 +40,11 @@ export function parsePrograms(extraInfo: unknown): ProgramTime[] | undefined {
   return out;
 }
 
-/** The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out). */
+/**
+ * The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out).
+ * tf.profile also lists the scopes of custom-gradient ops (`fusedConv2d__op`, ...) around their kernels: left out too
+ * (on webgpu they time nothing of their own, on cpu their kernels' time again).
+ */
 export async function timedKernels(fn: () => tf.Tensor): Promise<TimedKernel[]> {
   const perDispatch = tf.getBackend() === 'webgpu';
   const prof = await tf.profile(() => fn());
@@ -48,7 +52,7 @@ export async function timedKernels(fn: () => tf.Tensor): Promise<TimedKernel[]> 
   const out: TimedKernel[] = [];
   for (const k of prof.kernels) {
     const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
-    if (typeof ms !== 'number') continue;
+    if (typeof ms !== 'number' || k.name.endsWith('__op')) continue;
     const programs = perDispatch ? parsePrograms(await (k.extraInfo as unknown as Promise<unknown>)) : undefined;
     out.push({ name: k.name, inputShapes: k.inputShapes as number[][], outputShapes: k.outputShapes as number[][], ms, ...(programs ? { programs } : {}) });
   }
