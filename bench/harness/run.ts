@@ -84,7 +84,7 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   const t2vWanted = selected.some((s) => s.kind !== 'torch');
   if (t2vWanted) {
     try {
-      device = await openBackend(opts.backend);
+      device = await openBackend(opts.backend, {}, [...new Set(selected.flatMap((s) => s.dawnFlags ?? []))]);
       raw.device = device.details;
       log(`t2v on ${opts.backend}: ${Object.entries(device.details).map(([k, v]) => `${k} ${v}`).join('; ')}`);
     } catch (e) {

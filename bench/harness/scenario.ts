@@ -55,6 +55,8 @@ export interface Scenario {
   /** table scenarios: the video shape (full size, and --tiny's) and the rows they fill */
   shape?: { full: Shape; tiny: Shape };
   rows?: readonly RowKey[];
+  /** Dawn flags the scenario needs on the device: added to the run's when it is selected (webgpu) */
+  dawnFlags?: readonly string[];
   /** `rows`: a table scenario's own; for torch, every row the table scenarios fill at `shape` */
   run: (ctx: RunContext, shape: Shape, rows: readonly RowKey[]) => Promise<{ raw: unknown; markdown?: string }>;
 }

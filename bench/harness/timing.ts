@@ -15,14 +15,46 @@ export async function sync(): Promise<void> {
   }
 }
 
-/** The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out). */
-export async function timedKernels(fn: () => tf.Tensor): Promise<{ name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[]> {
+/** One dispatch of a timed kernel: tfjs's program class name (ours are plain objects: "Object") and its GPU time. */
+export interface ProgramTime { name: string; ms: number }
+
+/**
+ * One kernel of a profiled call. `ms` is what tfjs reports for it: on webgpu the sum of its dispatches' timestamp
+ * intervals (every program it ran, a split-K GEMM's sum and a padded GEMM's Slice included), on cpu and wasm the
+ * kernel's CPU time. `programs`: on webgpu each dispatch in order (none for a kernel that dispatches nothing, such as
+ * Reshape); absent where the backend gives no breakdown.
+ */
+export interface TimedKernel { name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number; programs?: ProgramTime[] }
+
+/** tfjs-backend-webgpu's per-dispatch breakdown of a timed kernel: `Name: ms, Name: ms` (empty: no dispatch). */
+export function parsePrograms(extraInfo: unknown): ProgramTime[] | undefined {
+  if (typeof extraInfo !== 'string') return undefined;
+  if (extraInfo.trim() === '') return [];
+  const out: ProgramTime[] = [];
+  for (const part of extraInfo.split(', ')) {
+    const at = part.lastIndexOf(': ');
+    const ms = Number(part.slice(at + 2));
+    if (at < 0 || !Number.isFinite(ms)) return undefined;
+    out.push({ name: part.slice(0, at), ms });
+  }
+  return out;
+}
+
+/**
+ * The kernels one call of `fn` ran, with their GPU times (timestamp queries through tf.profile; untimed ones left out).
+ * tf.profile also lists the scopes of custom-gradient ops (`fusedConv2d__op`, ...) around their kernels: left out too
+ * (on webgpu they time nothing of their own, on cpu their kernels' time again).
+ */
+export async function timedKernels(fn: () => tf.Tensor): Promise<TimedKernel[]> {
+  const perDispatch = tf.getBackend() === 'webgpu';
   const prof = await tf.profile(() => fn());
   tf.dispose(prof.result as tf.Tensor);
-  const out: { name: string; inputShapes: number[][]; outputShapes: number[][]; ms: number }[] = [];
+  const out: TimedKernel[] = [];
   for (const k of prof.kernels) {
     const ms = await (k.kernelTimeMs as unknown as Promise<number | { error: string }>);
-    if (typeof ms === 'number') out.push({ name: k.name, inputShapes: k.inputShapes as number[][], outputShapes: k.outputShapes as number[][], ms });
+    if (typeof ms !== 'number' || k.name.endsWith('__op')) continue;
+    const programs = perDispatch ? parsePrograms(await (k.extraInfo as unknown as Promise<unknown>)) : undefined;
+    out.push({ name: k.name, inputShapes: k.inputShapes as number[][], outputShapes: k.outputShapes as number[][], ms, ...(programs ? { programs } : {}) });
   }
   return out;
 }

@@ -22,6 +22,13 @@ export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
 export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
 export { HALF_MIN_VALUES } from '../../src/io/model-folder.js';
+export * as T2V_KERNELS from '../../src/backends/webgpu/kernel-names.js';
+
+/**
+ * Dawn rounds timestamp queries to a 65.5 us grid by default (a browser's guard against timing attacks), coarser than
+ * most of a UNet call's dispatches; the profile scenario asks for exact ones (bench/scenarios/profile.ts).
+ */
+export const EXACT_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'wasm', 'cpu'];
@@ -53,8 +60,11 @@ export function opsWith(variant: Partial<WebGPUOptions>): Ops {
   return new WebGPUOps(resolveWebGPUOptions({ ...(device.base ?? DEFAULT_WEBGPU_OPTIONS), ...variant }, () => undefined), webgpuFacts());
 }
 
-/** Makes `backend` the tfjs backend for the whole run; on webgpu with `base` (device-level fields fixed from here on). */
-export async function openBackend(backend: Backend, base: Partial<WebGPUOptions> = {}): Promise<Device> {
+/**
+ * Makes `backend` the tfjs backend for the whole run; on webgpu with `base` (device-level fields fixed from here on)
+ * and `extraFlags` after the Dawn flags in force (T2V_DAWN_FLAGS or the default).
+ */
+export async function openBackend(backend: Backend, base: Partial<WebGPUOptions> = {}, extraFlags: readonly string[] = []): Promise<Device> {
   if (backend === 'wasm') await wasmFiles();
   if (backend !== 'webgpu') {
     const choice = await selectBackend(backend);
@@ -63,6 +73,8 @@ export async function openBackend(backend: Backend, base: Partial<WebGPUOptions>
     return device;
   }
   let opts = resolveWebGPUOptions(base);
+  const more = extraFlags.filter((f) => !opts.dawnFlags.includes(f));
+  if (more.length) opts = resolveWebGPUOptions({ ...opts, dawnFlags: [...opts.dawnFlags, ...more] });
   const setup = await activateWebGPU({ options: opts });
   const facts = webgpuFacts();
   const probe = new WebGPUOps(opts, facts);
@@ -155,6 +167,12 @@ export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-t
 /** Back to the run's backend after a scenario that switched it (parity). */
 export async function restoreBackend(): Promise<void> {
   if (device && tf.getBackend() !== device.backend) await tf.setBackend(device.backend);
+}
+
+/** Whether the webgpu device can time dispatches ('timestamp-query'; tfjs times each one then); null elsewhere. */
+export function gpuTimestamps(): boolean | null {
+  if (tf.getBackend() !== 'webgpu') return null;
+  return (tf.backend() as unknown as { device: GPUDevice }).device.features.has('timestamp-query');
 }
 
 /**
