@@ -6,13 +6,14 @@ import { installDawn } from '../src/backends/dawn.js';
 import type { T2VWebGPUBackend } from '../src/backends/webgpu/backend.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import {
-  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv, TensorCoreGemm,
+  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention, TensorCoreConv, TensorCoreGemm,
 } from '../src/backends/webgpu/kernel-names.js';
 import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainOps } from '../src/layers/plain-ops.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
+import { tensorCoreAttention, tensorCoreAttentionSupported } from '../src/backends/webgpu/attention-tc.js';
 import { matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
 import { GroupNorm, LayerNorm } from '../src/layers/common/norm.js';
 import { CrossAttention } from '../src/layers/unet/cross-attention.js';
@@ -286,9 +287,9 @@ function stubMatrices(code: string): string {
     .replace(/enable chromium_experimental_subgroup_matrix;/, '')
     .replace(/diagnostic\(off, chromium\.subgroup_matrix_uniformity\);/, '')
     .replace(/subgroup_matrix_result<f32, \d+, \d+>\(\)/g, '0.0')
-    .replace(/subgroupMatrixLoad<.*?>>\(&(\w+), ([^,]+), false, ([^)]+)\)/g, 'f32($1[$2])')
+    .replace(/subgroupMatrixLoad<.*?>>\(&(\w+), ([^,]+), (?:false|true), ([^)]+)\)/g, 'f32($1[$2])')
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
-    .replace(/subgroupMatrixStore\(&result, (.+), (acc\d+_\d+), false, N\);/g, 'result[$1] = $2;');
+    .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
 test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual and split-K variants', { skip }, async () => {
   await tf.setBackend('webgpu');
@@ -311,6 +312,7 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], {
     tiles: { bm: 32, sgRows: 2, sgCols: 2, bn: 32, tk: 32 }, halfA: true, doubleBuffer: true, b: { half: true, n: 256 } });
   assert.ok(progs.some((p) => /ad_/.test(p.shaderKey)), 'the two-stage program was made');
+  tensorCoreAttention(capture, info([2, 128, 3 * 320]), 5, cfg);
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
   for (const p of progs) {
     const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };
@@ -388,6 +390,35 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
   } finally {
     await tf.setBackend('cpu');
   }
+});
+
+// Packed self-attention on tensor cores (emulated matrices): f16 q, k, v and probabilities, so the tolerance is f16's
+test('webgpu tensor-core self-attention (emulated matrices) matches plain attention within f16 rounding', { skip }, async () => {
+  const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
+  for (const [b, n, heads, d] of [[2, 128, 2, 64], [1, 64, 3, 32]]) {
+    const inner = heads * d;
+    const qkvd = rand([b, n, 3 * inner], 61);
+    await tf.setBackend('cpu');
+    const ref = tf.tidy(() => {
+      const [q, k, v] = tf.split(tf.tensor3d(qkvd, [b, n, 3 * inner]), 3, -1) as tf.Tensor3D[];
+      return plainOps.attention(q, k, v, heads);
+    });
+    const want = (await ref.data()) as Float32Array;
+    ref.dispose();
+    await tf.setBackend('webgpu');
+    registerWebGPUKernels();
+    const before = tf.memory().numTensors;
+    const qkv = tf.tensor3d(qkvd, [b, n, 3 * inner]);
+    assert.ok(tensorCoreAttentionSupported(qkv, heads, cfg));
+    const out = tf.engine().runKernel(TensorCoreAttention, { qkv }, { heads, route: { cfg, emulate: true } } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const got = (await out.data()) as Float32Array;
+    tf.dispose([qkv, out]);
+    assert.equal(tf.memory().numTensors, before);
+    const err = relMaxError(got, want);
+    console.log(`tensor-core attention [${b}, ${n}], ${heads} heads of ${d}: rel err ${err.toExponential(2)}`);
+    assert.ok(err <= 4e-3, `rel err ${err}`);
+  }
+  await tf.setBackend('cpu');
 });
 
 test('webgpu uniform and bind-group caches: repeated dispatches reuse their uniform buffers and bind groups and compute exactly what tfjs computes without them', { skip }, async () => {

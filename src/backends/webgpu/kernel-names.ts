@@ -22,6 +22,8 @@ export const FusedConv2DAdd = 'T2VFusedConv2DAdd';
 export const TensorCoreGemm = 'T2VTensorCoreGemm';
 /** A convolution as an implicit GEMM on the tensor-core route: attrs { route, geom }. */
 export const TensorCoreConv = 'T2VTensorCoreConv';
+/** Packed self-attention [B, N, 3*inner] on tensor cores (attention-tc.ts): attrs { heads, route }. */
+export const TensorCoreAttention = 'T2VTensorCoreAttention';
 /** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
 export const UnpackHalf = 'T2VUnpackHalf';
 

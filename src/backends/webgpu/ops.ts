@@ -3,11 +3,12 @@ import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights, We
 import { PlainOps, plainAttention, valuesOf } from '../../layers/plain-ops.js';
 import type { SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
+import { tensorCoreAttentionSupported } from './attention-tc.js';
 import { gegluSupported } from './geglu.js';
 import { groupNormSupported } from './group-norm.js';
 import {
-  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
-  TensorCoreGemm,
+  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention,
+  TensorCoreConv, TensorCoreGemm,
 } from './kernel-names.js';
 import { layerNormSupported } from './layer-norm.js';
 import type { WebGPUKernel, WebGPUOptions } from './options.js';
@@ -142,6 +143,9 @@ export class WebGPUOps extends PlainOps {
     if (!packed) return super.selfAttention(x, w, heads);
     return tf.tidy(() => {
       const qkv = this.linear(x.reshape([-1, x.shape[x.rank - 1]]) as tf.Tensor2D, packed).reshape(shape);
+      if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
+        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route });
+      }
       return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
     });
   }

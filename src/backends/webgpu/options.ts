@@ -5,7 +5,8 @@ import { envVar } from '../../env.js';
  * packed-attention: self-attention reads q|k|v from one matmul; context-attention: every cross-attention's keys and
  * values come from one matmul per UNet call and are read in place.
  */
-export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu'] as const;
+/** `tensor-core-attention`: packed self-attention on tensor cores where tensorCores is on and the shape fits (attention-tc.ts). */
+export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'tensor-core-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu'] as const;
 export type WebGPUKernel = (typeof WEBGPU_KERNELS)[number];
 
 /**

@@ -5,12 +5,13 @@ import { fusedGEGLU } from './geglu.js';
 import { fusedGroupNorm } from './group-norm.js';
 import {
   FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
-  TensorCoreGemm, UnpackHalf, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
+  TensorCoreAttention, TensorCoreGemm, UnpackHalf, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from './kernel-names.js';
 import { fusedLayerNorm } from './layer-norm.js';
 import type { ConvGeom } from './matmul-f16-staged.js';
 import { tensorCoreConv, tensorCoreGemm, type GemmRoute } from './tensor-core-route.js';
 import { unpackHalf } from './unpack-half.js';
+import { tensorCoreAttention } from './attention-tc.js';
 
 type Func = (backend: WebGPUBackend, inputs: tf.NamedTensorInfoMap, attrs: Record<string, unknown>) => tf.TensorInfo;
 
@@ -25,6 +26,7 @@ const KERNELS: Record<string, Func> = {
     i.residual ?? null, { half: a.half === true, n: a.n as number }),
   [TensorCoreConv]: (b, i, a) => tensorCoreConv(b, a.route as GemmRoute, i.x!, i.filter!, i.bias ?? null, i.residual ?? null,
     a.geom as ConvGeom, { half: a.half === true, n: a.n as number }),
+  [TensorCoreAttention]: (b, i, a) => tensorCoreAttention(b, i.qkv!, a.heads as number, (a.route as GemmRoute).cfg, (a.route as GemmRoute).emulate),
   [UnpackHalf]: (b, i, a) => unpackHalf(b, i.x!, a.shape as number[]),
 };
 
