@@ -1,0 +1,178 @@
+import * as tf from '@tensorflow/tfjs';
+import { freeListOf, type BufferPool, type TensorData } from '../../tfjs-internals.js';
+
+/**
+ * The pool's switches and figures, one per backend (T2VWebGPUBackend.pool). The benchmark and tests flip the switches;
+ * the figures are bytes.
+ */
+export interface PoolStats {
+  /** Free buffers handed out oldest first (so bind groups recur: bind-groups.ts); false: tfjs's last-freed first. */
+  oldestFirst: boolean;
+  /** Storage buffers of 1 MiB and more are made at their size class (sizeClass), so nearby sizes share free buffers. */
+  sizeClasses: boolean;
+  /** The most bytes in buffers handed out at once since the pool was made or resetPeak. */
+  peakInUse: number;
+  /** The most bytes allocated (handed out + free) at once since the pool was made or resetPeak. */
+  peakAllocated: number;
+  /** Buffers made (device.createBuffer) and free buffers destroyed by releaseFree. */
+  created: number;
+  destroyed: number;
+}
+
+/** Bytes of one backend's buffers now and at their peak (T2VWebGPUBackend.gpuMemory). */
+export interface GPUMemory {
+  /** in buffers handed out (tensors, uniforms, staging): tfjs's memory().numBytesInGPU */
+  inUse: number;
+  /** the most of inUse since the backend was made or the peak was reset; null where tfjs's own pool runs */
+  peakInUse: number | null;
+  /** free buffers the pool keeps for reuse */
+  pooled: number;
+  /** inUse + pooled: every buffer made and not destroyed (memory().numBytesAllocatedInGPU) */
+  allocated: number;
+  /** the most of allocated since the backend was made or the peak was reset; null where tfjs's own pool runs */
+  peakAllocated: number | null;
+}
+
+/** Requests from this size on are rounded up to a size class (below, every size is its own, as in tfjs). */
+export const SIZE_CLASS_FROM = 1 << 20;
+/** Size classes per power of two: a buffer is at most 1/8 larger than the tensor it holds. */
+export const SIZE_CLASSES_PER_OCTAVE = 8;
+
+const STORAGE = 0x80; // GPUBufferUsage.STORAGE (the WebGPU spec's value; the global may be absent under test)
+
+/**
+ * The size a storage buffer of `size` bytes is made at: from SIZE_CLASS_FROM on, `size` rounded up to the next of
+ * SIZE_CLASSES_PER_OCTAVE steps between two powers of two (2^e, 2^e * 9/8, ..., 2^(e+1)), so a free buffer of that
+ * class serves every request that rounds to it. Never beyond `limit` (the largest buffer one binding takes): there
+ * the exact size.
+ */
+export function sizeClass(size: number, limit = Infinity): number {
+  if (size < SIZE_CLASS_FROM) return size;
+  const step = 2 ** Math.floor(Math.log2(size)) / SIZE_CLASSES_PER_OCTAVE;
+  const c = Math.ceil(size / step) * step;
+  return c <= limit ? c : size;
+}
+
+/*
+ * Why a buffer larger than its tensor is safe in tfjs-backend-webgpu 4.22.0 (read in dist/backend_webgpu.js and
+ * buffer_manager.js), where it reaches a tensor's buffer:
+ * - bind groups: tensorToBinding binds the whole buffer ({ buffer }, no size), as bind-groups.ts does; tfjs's shaders
+ *   index by the shapes and sizes in their uniforms and never call arrayLength (none in the package's WGSL, none in
+ *   ours), so the bytes past the tensor are never read. Whole-buffer bindings must stay within
+ *   maxStorageBufferBindingSize: sizeClass never rounds past the device's limit.
+ * - uploads (uploadToGPU): a reused buffer is filled through a staging buffer of the tensor's exact size
+ *   (copyBufferToBuffer with that size; reuse = false, so never rounded); a new one mapped at creation gets the values
+ *   written at offset 0 of its mapped range. Both leave the tail as it was.
+ * - read-backs: getBufferData copies and maps `buffer.size` bytes, and read/readSync turn them into as many values, so a
+ *   tensor read from a larger buffer would come back with stale values after its own: fitToTensor (the backend's
+ *   read/readSync) cuts them to the tensor's size, also in tfjs's CPU cache of the values.
+ * - copyBuffer / readToGPU (createTensorFromGPUData, tensor.dataToGPU) copy the whole source buffer into one of the same
+ *   size: correct values, the tail copied along; dataToGPU's buffer is the class size, its first bytes the tensor.
+ * - releaseBuffer keys by buffer.size, the size acquireBuffer was called with here (the class), so free lists agree.
+ * - textures (TextureManager) and uniform buffers (not STORAGE, and small) are not rounded.
+ */
+
+/** `values` of a tensor read from a buffer larger than the tensor, cut to the tensor's size (and re-cached so). */
+export function fitToTensor<T>(data: TensorData | undefined, values: T): T {
+  if (!data || data.dtype === 'string' || data.dtype === 'complex64' || !ArrayBuffer.isView(values)) return values;
+  const n = tf.util.sizeFromShape(data.shape);
+  const v = values as unknown as { length: number; slice(a: number, b: number): T };
+  if (v.length <= n) return values;
+  const cut = v.slice(0, n);
+  if (data.values === values) data.values = cut;
+  return cut;
+}
+
+type PoolClass = new (device: GPUDevice) => BufferPool;
+export type T2VPool = BufferPool & { releaseFree(): GPUBuffer[] };
+export type T2VPoolClass = new (device: GPUDevice, stats: PoolStats) => T2VPool;
+const poolClasses = new WeakMap<PoolClass, T2VPoolClass>();
+
+/** Fresh switches and figures: oldest first and size classes as given. */
+export function poolStats(oldestFirst: boolean, sizeClasses: boolean): PoolStats {
+  return { oldestFirst, sizeClasses, peakInUse: 0, peakAllocated: 0, created: 0, destroyed: 0 };
+}
+
+/**
+ * tfjs's BufferManager (`Base`: the package does not export it, so it is taken from a backend's instance) with three
+ * changes, each behind a switch of `stats`:
+ * - oldest first: tfjs hands out the buffer freed last (LIFO); buffers are freed in another order than taken, so
+ *   every UNet call met a permutation of the previous call's buffers and most of its bind groups were new (run 32:
+ *   about 75% made afresh). Each free list is kept sorted by creation and the oldest free buffer handed out: which
+ *   buffer a dispatch gets then depends only on which buffers are free, the same from one identical call to the next.
+ * - size classes: tfjs keys free buffers by their exact size and never destroys one, so its pool grows to the
+ *   high-water mark of every distinct size ever used. Storage buffers from SIZE_CLASS_FROM on are made at their
+ *   sizeClass instead (the tensor keeps its own shape and size), so a free buffer serves any request of its class.
+ * - figures: the peaks of bytes in use and allocated (stats), and releaseFree, which destroys the free buffers.
+ */
+export function t2vPool(Base: PoolClass): T2VPoolClass {
+  let Pool = poolClasses.get(Base);
+  if (Pool === undefined) {
+    Pool = class T2VBufferPool extends (Base as new (device: GPUDevice) => BufferPool & object) {
+      private readonly order = new WeakMap<GPUBuffer, number>();
+      private next = 0;
+      private readonly limit: number;
+      constructor(device: GPUDevice, private readonly stats: PoolStats) {
+        super(device);
+        const l = device.limits as Partial<GPUSupportedLimits> | undefined;
+        this.limit = Math.min(l?.maxStorageBufferBindingSize ?? Infinity, l?.maxBufferSize ?? Infinity);
+      }
+
+      override acquireBuffer(size: number, usage: number, mappedAtCreation = false, reuse = true): GPUBuffer {
+        const s = reuse && this.stats.sizeClasses && (usage & STORAGE) !== 0 ? sizeClass(size, this.limit) : size;
+        const made = this.numBytesAllocated;
+        const buffer = super.acquireBuffer(s, usage, mappedAtCreation, reuse);
+        if (this.numBytesAllocated !== made) this.stats.created++;
+        if (!this.order.has(buffer)) this.order.set(buffer, this.next++);
+        if (this.numBytesUsed > this.stats.peakInUse) this.stats.peakInUse = this.numBytesUsed;
+        if (this.numBytesAllocated > this.stats.peakAllocated) this.stats.peakAllocated = this.numBytesAllocated;
+        return buffer;
+      }
+
+      override releaseBuffer(buffer: GPUBuffer, reuse = true): void {
+        super.releaseBuffer(buffer, reuse);
+        // tfjs pushed it onto its free list and pops from the end: keep the list in descending creation order, so the
+        // end is the oldest
+        const list = reuse && this.stats.oldestFirst ? freeListOf(this, buffer) : undefined;
+        if (!list || list[list.length - 1] !== buffer) return;
+        let rank = this.order.get(buffer);
+        if (rank === undefined) this.order.set(buffer, rank = this.next++);
+        let i = list.length - 1;
+        while (i > 0 && (this.order.get(list[i - 1]) ?? 0) < rank) {
+          list[i] = list[i - 1];
+          i--;
+        }
+        list[i] = buffer;
+      }
+
+      /**
+       * Destroys every free buffer and returns them (their bind groups must go too). The keys stay, emptied: tfjs's
+       * releaseBuffer ignores every buffer while freeBuffers has no key at all.
+       */
+      releaseFree(): GPUBuffer[] {
+        const gone: GPUBuffer[] = [];
+        for (const list of this.freeBuffers.values()) {
+          for (const b of list) {
+            this.numBytesAllocated -= b.size;
+            b.destroy();
+            gone.push(b);
+          }
+          list.length = 0;
+        }
+        this.numFreeBuffers = 0;
+        this.stats.destroyed += gone.length;
+        return gone;
+      }
+    };
+    poolClasses.set(Base, Pool);
+  }
+  return Pool;
+}
+
+/** The figures of `pool` (null peaks: tfjs's own pool, which keeps none). */
+export function poolMemory(pool: BufferPool, stats: PoolStats | null): GPUMemory {
+  const inUse = pool.numBytesUsed;
+  const allocated = pool.numBytesAllocated;
+  return { inUse, peakInUse: stats ? Math.max(stats.peakInUse, inUse) : null, pooled: allocated - inUse, allocated,
+    peakAllocated: stats ? Math.max(stats.peakAllocated, allocated) : null };
+}

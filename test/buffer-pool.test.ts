@@ -1,0 +1,152 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { internalsOf, type TensorData } from '../src/tfjs-internals.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
+import { BindGroupCache } from '../src/backends/webgpu/bind-groups.js';
+import { fitToTensor, sizeClass, SIZE_CLASS_FROM, type T2VPool } from '../src/backends/webgpu/buffer-pool.js';
+
+// The buffer pool of our webgpu backend (src/backends/webgpu/buffer-pool.ts) over a stand-in device, no GPU: its
+// figures, size classes and releasing the free buffers. test/webgpu-pool.test.ts runs the same on a real device.
+
+// loaded before navigator.gpu exists, so the package registers no webgpu backend of its own here
+const { T2VWebGPUBackend } = await import('../src/backends/webgpu/backend.js');
+const g = globalThis as Record<string, unknown>;
+g.navigator ??= {};
+(g.navigator as Record<string, unknown>).gpu ??= {};
+g.GPUBufferUsage ??= { COPY_DST: 8, UNIFORM: 64 };
+
+const STORAGE = 0x80 | 0x4 | 0x8; // STORAGE | COPY_SRC | COPY_DST, as tfjs asks for a tensor's buffer
+const MiB = 2 ** 20;
+
+interface FakeBuffer { size: number; usage: number; destroyed: boolean; destroy(): void }
+
+function backend(options: Partial<WebGPUOptions> = {}, limit = 2 ** 31) {
+  const made: FakeBuffer[] = [];
+  const device = {
+    features: new Set<string>(),
+    limits: { maxStorageBufferBindingSize: limit, maxBufferSize: limit },
+    queue: { writeBuffer() {} },
+    createBuffer: (d: { size: number; usage: number }) => {
+      const b: FakeBuffer = { size: d.size, usage: d.usage, destroyed: false, destroy() { this.destroyed = true; } };
+      made.push(b);
+      return b;
+    },
+  };
+  const b = new T2VWebGPUBackend(device as unknown as GPUDevice, undefined, { options: resolveWebGPUOptions(options, () => undefined) });
+  return { b, pool: internalsOf(b).bufferManager as T2VPool, made };
+}
+
+test('size classes: 8 per power of two from 1 MiB, at most 1/8 more, never past the binding limit', () => {
+  assert.equal(sizeClass(SIZE_CLASS_FROM - 4), SIZE_CLASS_FROM - 4, 'below the threshold: exact');
+  assert.equal(sizeClass(MiB), MiB);
+  assert.equal(sizeClass(MiB + 4), MiB + MiB / 8);
+  assert.equal(sizeClass(5 * 2 ** 22), 5 * 2 ** 22, '1.25 * 2^k is a class of its own');
+  assert.equal(sizeClass(2 ** 30 + 1), 2 ** 30 + 2 ** 27);
+  assert.equal(sizeClass(2 ** 30 + 1, 2 ** 30 + 100), 2 ** 30 + 1, 'the class would pass the limit: exact');
+  for (let s = MiB; s < 64 * MiB; s += 4 * 12345) {
+    const c = sizeClass(s);
+    assert.ok(c >= s && c <= s * 1.125 && c % 4 === 0, `${s} -> ${c}`);
+    assert.equal(sizeClass(c), c, 'a class is its own class');
+  }
+});
+
+test('pool figures: in use, its peak, pooled and allocated move as buffers are taken and freed', () => {
+  const { b, pool } = backend();
+  const base = b.gpuMemory();
+  assert.deepEqual(base, { inUse: 0, peakInUse: 0, pooled: 0, allocated: 0, peakAllocated: 0 });
+  const x = pool.acquireBuffer(3 * MiB, STORAGE);
+  const y = pool.acquireBuffer(100, STORAGE);
+  let m = b.gpuMemory();
+  assert.deepEqual([m.inUse, m.pooled, m.allocated], [3 * MiB + 100, 0, 3 * MiB + 100]);
+  pool.releaseBuffer(x);
+  m = b.gpuMemory();
+  assert.deepEqual([m.inUse, m.peakInUse, m.pooled, m.allocated], [100, 3 * MiB + 100, 3 * MiB, 3 * MiB + 100]);
+  b.resetPeak();
+  assert.equal(b.gpuMemory().peakInUse, 100, 'reset: the peak is what is in use now');
+  pool.releaseBuffer(y);
+  m = b.gpuMemory();
+  assert.equal(m.allocated, m.inUse + m.pooled);
+  assert.ok(m.peakInUse! >= m.inUse && m.peakAllocated! >= m.allocated);
+  assert.equal(b.pool!.created, 2);
+});
+
+test('size classes on: a tensor of size s, then one of s\' in the same class, share one buffer; off: two', () => {
+  const s1 = 3 * MiB + 4096;
+  const s2 = 3 * MiB + 200_000; // both round to 3 MiB + 256 KiB (steps of 256 KiB between 2 and 4 MiB)
+  assert.equal(sizeClass(s1), sizeClass(s2));
+  for (const on of [true, false]) {
+    const { b, pool, made } = backend({ poolSizeClasses: on });
+    const x = pool.acquireBuffer(s1, STORAGE, true);
+    pool.releaseBuffer(x);
+    const y = pool.acquireBuffer(s2, STORAGE);
+    const m = b.gpuMemory();
+    if (on) {
+      assert.equal(y, x, 'the free buffer of the class serves the second size');
+      assert.equal(made.length, 1);
+      assert.equal(m.allocated, sizeClass(s1));
+      assert.equal(m.inUse, sizeClass(s1), 'in use counts the buffer, not the tensor');
+    } else {
+      assert.notEqual(y, x);
+      assert.deepEqual(made.map((f) => f.size), [s1, s2], "tfjs's exact sizes");
+      assert.equal(m.allocated, s1 + s2);
+    }
+    pool.releaseBuffer(y);
+  }
+  // staging (not STORAGE), uniforms and buffers taken without reuse keep their exact size
+  const { pool, made } = backend();
+  pool.acquireBuffer(s1, 0x1 | 0x8); // MAP_READ | COPY_DST
+  pool.acquireBuffer(s1, STORAGE, true, false);
+  assert.deepEqual(made.map((f) => f.size), [s1, s1]);
+});
+
+test('releasing the pool destroys the free buffers only; later releases still land in the pool', () => {
+  const { b, pool, made } = backend();
+  const live = pool.acquireBuffer(2 * MiB, STORAGE);
+  const free = [pool.acquireBuffer(5 * MiB, STORAGE), pool.acquireBuffer(64, STORAGE)];
+  for (const f of free) pool.releaseBuffer(f);
+  const before = b.gpuMemory();
+  const bytes = b.releasePooledBuffers();
+  assert.equal(bytes, before.pooled);
+  assert.deepEqual(made.map((f) => f.destroyed), [false, true, true]);
+  const m = b.gpuMemory();
+  assert.deepEqual([m.inUse, m.pooled, m.allocated], [2 * MiB, 0, 2 * MiB]);
+  assert.equal(b.pool!.destroyed, 2);
+  // tfjs's releaseBuffer ignores everything once freeBuffers has no key: the keys stayed, so this one is pooled
+  pool.releaseBuffer(live);
+  assert.deepEqual([b.gpuMemory().inUse, b.gpuMemory().pooled], [0, 2 * MiB]);
+  assert.equal(pool.acquireBuffer(2 * MiB, STORAGE), live, 'and reused');
+  assert.equal(b.releasePooledBuffers(), 0, 'nothing free: nothing to give back');
+});
+
+test('the bind-group cache forgets exactly the groups that bind a destroyed buffer', () => {
+  const cache = new BindGroupCache(true);
+  const groups = (cache as unknown as { groups: Map<string, unknown> }).groups;
+  const id = (o: object) => (cache as unknown as { id(o: object): number }).id(o);
+  const [layout, a, bb, u] = [{}, {}, {}, {}];
+  groups.set(`${id(layout)},${id(a)}:0:,${id(u)}:0:16`, 1);
+  groups.set(`${id(layout)},${id(bb)}:0:,${id(u)}:0:16`, 2);
+  assert.equal(cache.forget([a as GPUBuffer, {} as GPUBuffer]), 1);
+  assert.deepEqual([...groups.values()], [2]);
+  assert.equal(cache.forget([layout as GPUBuffer]), 0, 'a layout id is not a binding');
+});
+
+test('a read from a larger buffer is cut to the tensor, in the values tfjs caches too', () => {
+  const long = new Float32Array([1, 2, 3, 4, 5, 6]);
+  const data: TensorData = { shape: [2, 2], dtype: 'float32', values: long };
+  const cut = fitToTensor(data, long);
+  assert.deepEqual([...cut], [1, 2, 3, 4]);
+  assert.equal(data.values, cut);
+  const exact = new Int32Array(4);
+  assert.equal(fitToTensor({ shape: [4], dtype: 'int32' }, exact), exact, 'the right length: the same array');
+  assert.equal(fitToTensor({ shape: [1], dtype: 'complex64' }, long), long, 'complex: merged from its parts, left alone');
+});
+
+test('the option: T2V_POOL_SIZE_CLASSES=0|1, on by default, a bad value one line naming it', () => {
+  assert.equal(resolveWebGPUOptions({}, () => undefined).poolSizeClasses, true);
+  assert.equal(resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_SIZE_CLASSES' ? '0' : undefined)).poolSizeClasses, false);
+  assert.throws(() => resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_SIZE_CLASSES' ? 'maybe' : undefined)),
+    /^WebGPUOptionsError: T2V_POOL_SIZE_CLASSES=maybe: use 0 or 1$/);
+  assert.throws(() => resolveWebGPUOptions({ poolSizeClasses: 1 as unknown as boolean }, () => undefined), /poolSizeClasses must be true or false/);
+  const { b } = backend({ poolSizeClasses: false, bindGroupCache: false });
+  assert.deepEqual([b.pool!.sizeClasses, b.pool!.oldestFirst], [false, false], 'oldest first follows the bind-group cache');
+});
