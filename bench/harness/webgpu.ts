@@ -19,6 +19,7 @@ import type { RouteStats } from '../../src/backends/webgpu/tensor-core-route.js'
 export type { Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
+export { gpuMemory, releasePooledBuffers, resetGPUMemoryPeak } from '../../src/backends/gpu-memory.js';
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'wasm', 'cpu'];
@@ -102,12 +103,14 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
     throw new Error('dawnFlags are fixed when the device is made: run a separate process with T2V_DAWN_FLAGS');
   }
   if (o.computeUnits !== base.computeUnits) throw new Error('computeUnits is fixed when the device is made: run a separate process with T2V_COMPUTE_UNITS');
-  // both caches are consulted per dispatch, so they can switch in a running process
-  const caches = (tf.backend() as unknown as T2VWebGPUBackend).caches;
-  if (caches) {
-    caches.uniforms.enabled = o.uniformCache;
-    caches.bindGroups.enabled = o.bindGroupCache;
+  // both caches are consulted per dispatch and the pool's size classes per buffer taken, so they can switch in a
+  // running process
+  const b = tf.backend() as unknown as T2VWebGPUBackend;
+  if (b.caches) {
+    b.caches.uniforms.enabled = o.uniformCache;
+    b.caches.bindGroups.enabled = o.bindGroupCache;
   }
+  if (b.pool) b.pool.sizeClasses = o.poolSizeClasses;
   const ops = new WebGPUOps(o, webgpuFacts());
   if (o.tensorCores && !ops.tensorCores) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
   current = ops;
