@@ -99,6 +99,20 @@ test('size classes on: a tensor of size s, then one of s\' in the same class, sh
   assert.deepEqual(made.map((f) => f.size), [s1, s1]);
 });
 
+test('size classes on: with its class empty, a request takes the smallest free buffer of up to twice its class', () => {
+  const { b, pool, made } = backend();
+  const [x2, x3, x5] = [2, 3, 5].map((m) => pool.acquireBuffer(m * MiB, STORAGE));
+  for (const x of [x5, x3, x2]) pool.releaseBuffer(x);
+  assert.equal(pool.acquireBuffer(1.5 * MiB, STORAGE), x2, '2 MiB free, 1.5 MiB asked');
+  assert.equal(pool.acquireBuffer(1.5 * MiB, STORAGE), x3, 'the next smallest within 2x');
+  const y = pool.acquireBuffer(2 * MiB, STORAGE);
+  assert.ok(![x2, x3, x5].includes(y), '5 MiB is more than twice 2 MiB: a new buffer');
+  assert.equal(made.length, 4);
+  assert.equal(b.gpuMemory().inUse, 7 * MiB, 'in use counts the buffers, larger than asked');
+  // a staging (not STORAGE) request never takes a storage buffer
+  assert.equal(pool.acquireBuffer(4 * MiB, 0x1 | 0x8).size, 4 * MiB);
+});
+
 test('releasing the pool destroys the free buffers only; later releases still land in the pool', () => {
   const { b, pool, made } = backend();
   const live = pool.acquireBuffer(2 * MiB, STORAGE);
