@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { internalsOf, type TensorData } from '../src/tfjs-internals.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import { BindGroupCache } from '../src/backends/webgpu/bind-groups.js';
-import { fitToTensor, sizeClass, SIZE_CLASS_FROM, type T2VPool } from '../src/backends/webgpu/buffer-pool.js';
+import { BEST_FIT_FROM, fitToTensor, type T2VPool } from '../src/backends/webgpu/buffer-pool.js';
 
 // The buffer pool of our webgpu backend (src/backends/webgpu/buffer-pool.ts) over a stand-in device, no GPU: its
-// figures, size classes and releasing the free buffers. test/webgpu-pool.test.ts runs the same on a real device.
+// figures, best fit and releasing the free buffers. test/webgpu-pool.test.ts runs the same on a real device.
 
 // loaded before navigator.gpu exists, so the package registers no webgpu backend of its own here
 const { T2VWebGPUBackend } = await import('../src/backends/webgpu/backend.js');
@@ -36,20 +36,6 @@ function backend(options: Partial<WebGPUOptions> = {}, limit = 2 ** 31) {
   return { b, pool: internalsOf(b).bufferManager as T2VPool, made };
 }
 
-test('size classes: 8 per power of two from 1 MiB, at most 1/8 more, never past the binding limit', () => {
-  assert.equal(sizeClass(SIZE_CLASS_FROM - 4), SIZE_CLASS_FROM - 4, 'below the threshold: exact');
-  assert.equal(sizeClass(MiB), MiB);
-  assert.equal(sizeClass(MiB + 4), MiB + MiB / 8);
-  assert.equal(sizeClass(5 * 2 ** 22), 5 * 2 ** 22, '1.25 * 2^k is a class of its own');
-  assert.equal(sizeClass(2 ** 30 + 1), 2 ** 30 + 2 ** 27);
-  assert.equal(sizeClass(2 ** 30 + 1, 2 ** 30 + 100), 2 ** 30 + 1, 'the class would pass the limit: exact');
-  for (let s = MiB; s < 64 * MiB; s += 4 * 12345) {
-    const c = sizeClass(s);
-    assert.ok(c >= s && c <= s * 1.125 && c % 4 === 0, `${s} -> ${c}`);
-    assert.equal(sizeClass(c), c, 'a class is its own class');
-  }
-});
-
 test('pool figures: in use, its peak, pooled and allocated move as buffers are taken and freed', () => {
   const { b, pool } = backend();
   const base = b.gpuMemory();
@@ -70,21 +56,20 @@ test('pool figures: in use, its peak, pooled and allocated move as buffers are t
   assert.equal(b.pool!.created, 2);
 });
 
-test('size classes on: a tensor of size s, then one of s\' in the same class, share one buffer; off: two', () => {
+test('best fit on: a tensor of size s, then a smaller one s\' (within 2x), share one buffer; off: two', () => {
   const s1 = 3 * MiB + 4096;
-  const s2 = 3 * MiB + 200_000; // both round to 3 MiB + 256 KiB (steps of 256 KiB between 2 and 4 MiB)
-  assert.equal(sizeClass(s1), sizeClass(s2));
+  const s2 = 3 * MiB - 200_000;
   for (const on of [true, false]) {
-    const { b, pool, made } = backend({ poolSizeClasses: on });
+    const { b, pool, made } = backend({ poolBestFit: on });
     const x = pool.acquireBuffer(s1, STORAGE, true);
     pool.releaseBuffer(x);
     const y = pool.acquireBuffer(s2, STORAGE);
     const m = b.gpuMemory();
     if (on) {
-      assert.equal(y, x, 'the free buffer of the class serves the second size');
+      assert.equal(y, x, 'the free larger buffer serves the second size');
       assert.equal(made.length, 1);
-      assert.equal(m.allocated, sizeClass(s1));
-      assert.equal(m.inUse, sizeClass(s1), 'in use counts the buffer, not the tensor');
+      assert.equal(m.allocated, s1);
+      assert.equal(m.inUse, s1, 'in use counts the buffer, not the tensor');
     } else {
       assert.notEqual(y, x);
       assert.deepEqual(made.map((f) => f.size), [s1, s2], "tfjs's exact sizes");
@@ -92,14 +77,19 @@ test('size classes on: a tensor of size s, then one of s\' in the same class, sh
     }
     pool.releaseBuffer(y);
   }
-  // staging (not STORAGE), uniforms and buffers taken without reuse keep their exact size
+  // below BEST_FIT_FROM, staging (not STORAGE) and buffers taken without reuse: exact sizes only
   const { pool, made } = backend();
-  pool.acquireBuffer(s1, 0x1 | 0x8); // MAP_READ | COPY_DST
-  pool.acquireBuffer(s1, STORAGE, true, false);
-  assert.deepEqual(made.map((f) => f.size), [s1, s1]);
+  const STAGING = 0x1 | 0x8; // MAP_READ | COPY_DST
+  pool.releaseBuffer(pool.acquireBuffer(1.5 * MiB, STORAGE));
+  pool.releaseBuffer(pool.acquireBuffer(s1, STAGING));
+  pool.releaseBuffer(pool.acquireBuffer(s1, STORAGE));
+  pool.acquireBuffer(BEST_FIT_FROM - 4, STORAGE);
+  pool.acquireBuffer(s2, STAGING);
+  pool.acquireBuffer(s2, STORAGE, false, false);
+  assert.deepEqual(made.map((f) => f.size), [1.5 * MiB, s1, s1, BEST_FIT_FROM - 4, s2, s2]);
 });
 
-test('size classes on: with its class empty, a request takes the smallest free buffer of up to twice its class', () => {
+test('best fit: with no free buffer of its size, a request takes the smallest free one of up to twice its size', () => {
   const { b, pool, made } = backend();
   const [x2, x3, x5] = [2, 3, 5].map((m) => pool.acquireBuffer(m * MiB, STORAGE));
   for (const x of [x5, x3, x2]) pool.releaseBuffer(x);
@@ -155,12 +145,12 @@ test('a read from a larger buffer is cut to the tensor, in the values tfjs cache
   assert.equal(fitToTensor({ shape: [1], dtype: 'complex64' }, long), long, 'complex: merged from its parts, left alone');
 });
 
-test('the option: T2V_POOL_SIZE_CLASSES=0|1, on by default, a bad value one line naming it', () => {
-  assert.equal(resolveWebGPUOptions({}, () => undefined).poolSizeClasses, true);
-  assert.equal(resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_SIZE_CLASSES' ? '0' : undefined)).poolSizeClasses, false);
-  assert.throws(() => resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_SIZE_CLASSES' ? 'maybe' : undefined)),
-    /^WebGPUOptionsError: T2V_POOL_SIZE_CLASSES=maybe: use 0 or 1$/);
-  assert.throws(() => resolveWebGPUOptions({ poolSizeClasses: 1 as unknown as boolean }, () => undefined), /poolSizeClasses must be true or false/);
-  const { b } = backend({ poolSizeClasses: false, bindGroupCache: false });
-  assert.deepEqual([b.pool!.sizeClasses, b.pool!.oldestFirst], [false, false], 'oldest first follows the bind-group cache');
+test('the option: T2V_POOL_BEST_FIT=0|1, on by default, a bad value one line naming it', () => {
+  assert.equal(resolveWebGPUOptions({}, () => undefined).poolBestFit, true);
+  assert.equal(resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_BEST_FIT' ? '0' : undefined)).poolBestFit, false);
+  assert.throws(() => resolveWebGPUOptions({}, (n) => (n === 'T2V_POOL_BEST_FIT' ? 'maybe' : undefined)),
+    /^WebGPUOptionsError: T2V_POOL_BEST_FIT=maybe: use 0 or 1$/);
+  assert.throws(() => resolveWebGPUOptions({ poolBestFit: 1 as unknown as boolean }, () => undefined), /poolBestFit must be true or false/);
+  const { b } = backend({ poolBestFit: false, bindGroupCache: false });
+  assert.deepEqual([b.pool!.bestFit, b.pool!.oldestFirst], [false, false], 'oldest first follows the bind-group cache');
 });

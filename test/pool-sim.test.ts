@@ -12,7 +12,7 @@ test('bench over the simulated GPU (--tiny): a memory figure with its pool per v
   const out = mkdtempSync(join(tmpdir(), 't2v-pool-sim-'));
   try {
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/pool-sim.ts', out, '--tiny', '--scenarios', 'guided-step',
-      '--runs', '1', '--variants', 'default,no-pool-size-classes'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+      '--runs', '1', '--variants', 'default,no-pool-best-fit'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /tensor cores f16 16x16x16 -> f32/);
     const md = readFileSync(join(out, 'table.md'), 'utf8');
@@ -20,7 +20,7 @@ test('bench over the simulated GPU (--tiny): a memory figure with its pool per v
     const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
       scenarios: Record<string, { gpu_memory?: { inUse: number; peakInUse: number; allocated: number; peakAllocated: number } }>;
     };
-    for (const v of ['default', 'no-pool-size-classes']) {
+    for (const v of ['default', 'no-pool-best-fit']) {
       const m = raw.scenarios[`guided-step 2x32x32 ${v}`]?.gpu_memory;
       assert.ok(m, v);
       assert.ok(m.peakInUse >= m.inUse && m.peakAllocated >= m.allocated && m.peakAllocated >= m.peakInUse && m.inUse > 0, JSON.stringify(m));

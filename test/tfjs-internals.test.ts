@@ -101,7 +101,7 @@ test('tfjs internals: where the check fails, one line on stderr and our backend 
   proto.makeUniforms = undefined;
   try {
     new T2VWebGPUBackend(standInDevice().device, undefined, {
-      options: resolveWebGPUOptions({ uniformCache: false, bindGroupCache: false, poolSizeClasses: false }, () => undefined),
+      options: resolveWebGPUOptions({ uniformCache: false, bindGroupCache: false, poolBestFit: false }, () => undefined),
       warn: (l) => quiet.push(l),
     });
   } finally {

@@ -4,11 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { installDawn } from '../src/backends/dawn.js';
 import { gpuMemory, releasePooledBuffers, resetGPUMemoryPeak } from '../src/backends/gpu-memory.js';
 import type { T2VWebGPUBackend } from '../src/backends/webgpu/backend.js';
-import { sizeClass } from '../src/backends/webgpu/buffer-pool.js';
 import { webgpuSkip } from './webgpu-gate.js';
 
-// The buffer pool (src/backends/webgpu/buffer-pool.ts) on a real WebGPU device (lavapipe in CI): size classes share
-// buffers between nearby sizes without letting stale bytes into results, the figures follow, releasing the pool gives
+// The buffer pool (src/backends/webgpu/buffer-pool.ts) on a real WebGPU device (lavapipe in CI): best fit puts a
+// tensor into a larger free buffer without letting stale bytes into results, the figures follow, releasing the pool gives
 // the free buffers back and the next op still runs. test/buffer-pool.test.ts has the same without a GPU.
 const adapter = await installDawn();
 const skip = await webgpuSkip(adapter);
@@ -24,15 +23,14 @@ async function onWebGPU<T>(fn: (b: T2VWebGPUBackend) => Promise<T>): Promise<T> 
     assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
     return r;
   } finally {
-    b.pool!.sizeClasses = true;
+    b.pool!.bestFit = true;
   }
 }
 
-test('webgpu pool: a tensor in a larger buffer of its class reads back exactly, a reduction over it sees no stale bytes', { skip }, async () => {
+test('webgpu pool: a tensor in a larger free buffer reads back exactly, a reduction over it sees no stale bytes', { skip }, async () => {
   await onWebGPU(async (b) => {
-    const n1 = 3 * MiB / 4 + 50_000; // floats: 3.19 MiB, class 3.25 MiB
-    const n2 = 3 * MiB / 4 + 1_000;
-    assert.equal(sizeClass(4 * n1), sizeClass(4 * n2));
+    const n1 = 3 * MiB / 4 + 50_000; // floats: 3.19 MiB
+    const n2 = 3 * MiB / 4 + 1_000; // 3.00 MiB: within twice n1's size, served by its buffer
     const big = tf.fill([n1], 7); // the bytes past n2 hold 7s when its buffer serves the smaller tensor
     await big.data();
     const m1 = b.gpuMemory();
@@ -53,18 +51,18 @@ test('webgpu pool: a tensor in a larger buffer of its class reads back exactly, 
   });
 });
 
-test('webgpu pool: size classes off is tfjs\'s exact-size pool again (two nearby sizes, two buffers)', { skip }, async () => {
+test('webgpu pool: best fit off is tfjs\'s exact-size pool again (two nearby sizes, two buffers)', { skip }, async () => {
   await onWebGPU(async (b) => {
-    b.pool!.sizeClasses = false;
-    const a = tf.fill([MiB / 2 + 1000], 2);
+    b.pool!.bestFit = false;
+    const a = tf.fill([MiB / 2 + 2000], 2);
     await a.data();
     const allocated = b.gpuMemory().allocated;
     a.dispose();
-    const c = tf.fill([MiB / 2 + 2000], 3);
-    const grew = b.gpuMemory().allocated - allocated - 4 * (MiB / 2 + 2000);
+    const c = tf.fill([MiB / 2 + 1000], 3);
+    const grew = b.gpuMemory().allocated - allocated - 4 * (MiB / 2 + 1000);
     assert.ok(grew >= 0 && grew < 4096, `a new buffer of the exact size (and ${grew} bytes of uniforms)`);
     const v = await c.data();
-    assert.equal(v.length, MiB / 2 + 2000);
+    assert.equal(v.length, MiB / 2 + 1000);
     c.dispose();
   });
 });

@@ -103,14 +103,14 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
     throw new Error('dawnFlags are fixed when the device is made: run a separate process with T2V_DAWN_FLAGS');
   }
   if (o.computeUnits !== base.computeUnits) throw new Error('computeUnits is fixed when the device is made: run a separate process with T2V_COMPUTE_UNITS');
-  // both caches are consulted per dispatch and the pool's size classes per buffer taken, so they can switch in a
+  // both caches are consulted per dispatch and the pool's best fit per buffer taken, so they can switch in a
   // running process
   const b = tf.backend() as unknown as T2VWebGPUBackend;
   if (b.caches) {
     b.caches.uniforms.enabled = o.uniformCache;
     b.caches.bindGroups.enabled = o.bindGroupCache;
   }
-  if (b.pool) b.pool.sizeClasses = o.poolSizeClasses;
+  if (b.pool) b.pool.bestFit = o.poolBestFit;
   const ops = new WebGPUOps(o, webgpuFacts());
   if (o.tensorCores && !ops.tensorCores) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
   current = ops;

@@ -15,7 +15,7 @@ import { UniformCache, type CacheStats } from './uniform-cache.js';
 export const TFJS_WEBGPU_VERSION: string = webgpuPackage.version;
 
 export interface T2VBackendInit {
-  /** Resolved options (resolveWebGPUOptions): uniformCache, bindGroupCache and poolSizeClasses are read here, once. */
+  /** Resolved options (resolveWebGPUOptions): uniformCache, bindGroupCache and poolBestFit are read here, once. */
   options: Readonly<WebGPUOptions>;
   /** The f16 subgroup-matrix configurations the device was made with (src/backends/dawn.ts). */
   subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
@@ -29,7 +29,7 @@ const stockMakeUniforms = stockMethod(WebGPUBackend.prototype, 'makeUniforms');
 /**
  * tfjs's WebGPU backend with t2v's dispatch caches (docs/gpu.md): one uniform buffer per distinct uniform content
  * (UniformCache), bind groups kept per (layout, buffers) (BindGroupCache), and a buffer pool (buffer-pool.ts) that
- * hands buffers out oldest first, rounds large ones to size classes, keeps peak figures (gpuMemory) and can give its
+ * hands buffers out oldest first, serves a request with a free buffer up to twice its size (best fit), keeps peak figures (gpuMemory) and can give its
  * free buffers back (releasePooledBuffers). They replace private members of WebGPUBackend (src/tfjs-internals.ts), so
  * each instance checks them first (checkTfjsInternals): where the installed tfjs lacks one, one line on stderr names it
  * and the instance runs tfjs's own code throughout (the caches stay off, tfjs's own pool). It also carries the
@@ -52,13 +52,13 @@ export class T2VWebGPUBackend extends WebGPUBackend {
     this.options = init.options;
     this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs);
     this.internals = checkTfjsInternals(this, WebGPUBackend.prototype, TFJS_WEBGPU_VERSION);
-    const wanted = init.options.uniformCache || init.options.bindGroupCache || init.options.poolSizeClasses;
+    const wanted = init.options.uniformCache || init.options.bindGroupCache || init.options.poolBestFit;
     if (!this.internals.ok && wanted) (init.warn ?? console.error)(internalsMessage(this.internals));
     const ok = this.internals.ok;
     this.uniformCache = new UniformCache(ok && init.options.uniformCache);
     this.bindGroupCache = new BindGroupCache(ok && init.options.bindGroupCache);
     this.caches = { uniforms: this.uniformCache.stats, bindGroups: this.bindGroupCache.stats };
-    this.pool = ok ? poolStats(init.options.bindGroupCache, init.options.poolSizeClasses) : null;
+    this.pool = ok ? poolStats(init.options.bindGroupCache, init.options.poolBestFit) : null;
     if (this.pool) {
       // no buffer is taken yet: the pool tfjs made is replaced, not drained
       const Pool = t2vPool(bufferManagerClass(this));

@@ -8,8 +8,11 @@ import { freeListOf, type BufferPool, type TensorData } from '../../tfjs-interna
 export interface PoolStats {
   /** Free buffers handed out oldest first (so bind groups recur: bind-groups.ts); false: tfjs's last-freed first. */
   oldestFirst: boolean;
-  /** Storage buffers of 1 MiB and more are made at their size class (sizeClass), so nearby sizes share free buffers. */
-  sizeClasses: boolean;
+  /**
+   * A storage request of BEST_FIT_FROM bytes or more with no free buffer of its exact size takes the smallest free one
+   * of up to BEST_FIT_RATIO times its size (tfjs: exact sizes only).
+   */
+  bestFit: boolean;
   /** The most bytes in buffers handed out at once since the pool was made or resetPeak. */
   peakInUse: number;
   /** The most bytes allocated (handed out + free) at once since the pool was made or resetPeak. */
@@ -33,45 +36,31 @@ export interface GPUMemory {
   peakAllocated: number | null;
 }
 
-/** Requests from this size on are rounded up to a size class (below, every size is its own, as in tfjs). */
-export const SIZE_CLASS_FROM = 1 << 20;
-/** Size classes per power of two: a buffer's class is at most 1/8 larger than the tensor asked for. */
-export const SIZE_CLASSES_PER_OCTAVE = 8;
-/** With no free buffer of its class, a request takes a free one of up to this many times its class. */
-export const LARGER_REUSE = 2;
+/** Best fit serves requests from this size on (below, every size is its own, as in tfjs). */
+export const BEST_FIT_FROM = 1 << 20;
+/** The largest free buffer best fit hands out, in multiples of the size asked. */
+export const BEST_FIT_RATIO = 2;
 
 const STORAGE = 0x80; // GPUBufferUsage.STORAGE (the WebGPU spec's value; the global may be absent under test)
 
-/**
- * The size a storage buffer of `size` bytes is made at: from SIZE_CLASS_FROM on, `size` rounded up to the next of
- * SIZE_CLASSES_PER_OCTAVE steps between two powers of two (2^e, 2^e * 9/8, ..., 2^(e+1)), so a free buffer of that
- * class serves every request that rounds to it. Never beyond `limit` (the largest buffer one binding takes): there
- * the exact size.
- */
-export function sizeClass(size: number, limit = Infinity): number {
-  if (size < SIZE_CLASS_FROM) return size;
-  const step = 2 ** Math.floor(Math.log2(size)) / SIZE_CLASSES_PER_OCTAVE;
-  const c = Math.ceil(size / step) * step;
-  return c <= limit ? c : size;
-}
-
 /*
- * Why a buffer larger than its tensor is safe in tfjs-backend-webgpu 4.22.0 (read in dist/backend_webgpu.js and
+ * Best fit puts a tensor into a buffer up to twice its size. Why that is safe in tfjs-backend-webgpu 4.22.0 (read in dist/backend_webgpu.js and
  * buffer_manager.js), where it reaches a tensor's buffer:
  * - bind groups: tensorToBinding binds the whole buffer ({ buffer }, no size), as bind-groups.ts does; tfjs's shaders
  *   index by the shapes and sizes in their uniforms and never call arrayLength (none in the package's WGSL, none in
- *   ours), so the bytes past the tensor are never read. Whole-buffer bindings must stay within
- *   maxStorageBufferBindingSize: sizeClass never rounds past the device's limit.
+ *   ours), so the bytes past the tensor are never read. Whole-buffer bindings stay within
+ *   maxStorageBufferBindingSize: only buffers that exist (bound before) are handed out.
  * - uploads (uploadToGPU): a reused buffer is filled through a staging buffer of the tensor's exact size
  *   (copyBufferToBuffer with that size; reuse = false, so never rounded); a new one mapped at creation gets the values
- *   written at offset 0 of its mapped range. Both leave the tail as it was.
+ *   written at offset 0 of its mapped range (new buffers are made at the exact size). Both leave the tail as it was.
  * - read-backs: getBufferData copies and maps `buffer.size` bytes, and read/readSync turn them into as many values, so a
  *   tensor read from a larger buffer would come back with stale values after its own: fitToTensor (the backend's
  *   read/readSync) cuts them to the tensor's size, also in tfjs's CPU cache of the values.
  * - copyBuffer / readToGPU (createTensorFromGPUData, tensor.dataToGPU) copy the whole source buffer into one of the same
- *   size: correct values, the tail copied along; dataToGPU's buffer is the class size, its first bytes the tensor.
- * - releaseBuffer keys by buffer.size, the size acquireBuffer was called with here (the class), so free lists agree.
- * - textures (TextureManager) and uniform buffers (not STORAGE, and small) are not rounded.
+ *   size: correct values, the tail copied along; dataToGPU's buffer is the whole buffer, its first bytes the tensor.
+ * - releaseBuffer keys by buffer.size, the size acquireBuffer is called with here (the free buffer's), so free lists
+ *   agree.
+ * - textures (TextureManager), staging and uniform buffers (not STORAGE) are never served larger.
  */
 
 /** `values` of a tensor read from a buffer larger than the tensor, cut to the tensor's size (and re-cached so). */
@@ -90,9 +79,9 @@ export type T2VPool = BufferPool & { releaseFree(): GPUBuffer[] };
 export type T2VPoolClass = new (device: GPUDevice, stats: PoolStats) => T2VPool;
 const poolClasses = new WeakMap<PoolClass, T2VPoolClass>();
 
-/** Fresh switches and figures: oldest first and size classes as given. */
-export function poolStats(oldestFirst: boolean, sizeClasses: boolean): PoolStats {
-  return { oldestFirst, sizeClasses, peakInUse: 0, peakAllocated: 0, created: 0, destroyed: 0 };
+/** Fresh switches and figures: oldest first and best fit as given. */
+export function poolStats(oldestFirst: boolean, bestFit: boolean): PoolStats {
+  return { oldestFirst, bestFit, peakInUse: 0, peakAllocated: 0, created: 0, destroyed: 0 };
 }
 
 /**
@@ -102,10 +91,12 @@ export function poolStats(oldestFirst: boolean, sizeClasses: boolean): PoolStats
  *   every UNet call met a permutation of the previous call's buffers and most of its bind groups were new (run 32:
  *   about 75% made afresh). Each free list is kept sorted by creation and the oldest free buffer handed out: which
  *   buffer a dispatch gets then depends only on which buffers are free, the same from one identical call to the next.
- * - size classes: tfjs keys free buffers by their exact size and never destroys one, so its pool grows to the
- *   high-water mark of every distinct size ever used. Storage buffers from SIZE_CLASS_FROM on are made at their
- *   sizeClass instead (the tensor keeps its own shape and size), so a free buffer serves any request of its class,
- *   and where its class has none, a free one of up to LARGER_REUSE times the class serves it (fit).
+ * - best fit: tfjs keys free buffers by their exact size and never destroys one, so its pool grows to the high-water
+ *   mark of every distinct size ever used. A storage request from BEST_FIT_FROM on with no free buffer of its size
+ *   takes the smallest free one of up to BEST_FIT_RATIO times its size (the tensor keeps its own shape and size).
+ *   Rounding new buffers up to size classes (8 per power of two) as well was measured and left out: it gained
+ *   nothing (the UNet's sizes differ by powers of two, not by percents) and cost up to 1/8 of every buffer
+ *   (docs/gpu.md, "GPU memory").
  * - figures: the peaks of bytes in use and allocated (stats), and releaseFree, which destroys the free buffers.
  */
 export function t2vPool(Base: PoolClass): T2VPoolClass {
@@ -115,21 +106,18 @@ export function t2vPool(Base: PoolClass): T2VPoolClass {
       private readonly order = new WeakMap<GPUBuffer, number>();
       private readonly sizes = new Map<number, number[]>();
       private next = 0;
-      private readonly limit: number;
       constructor(device: GPUDevice, private readonly stats: PoolStats) {
         super(device);
-        const l = device.limits as Partial<GPUSupportedLimits> | undefined;
-        this.limit = Math.min(l?.maxStorageBufferBindingSize ?? Infinity, l?.maxBufferSize ?? Infinity);
       }
 
       override acquireBuffer(size: number, usage: number, mappedAtCreation = false, reuse = true): GPUBuffer {
-        const classed = reuse && this.stats.sizeClasses && (usage & STORAGE) !== 0;
-        const s = classed ? this.fit(sizeClass(size, this.limit), usage) : size;
+        const fitted = reuse && this.stats.bestFit && (usage & STORAGE) !== 0 && size >= BEST_FIT_FROM;
+        const s = fitted ? this.fit(size, usage) : size;
         const made = this.numBytesAllocated;
         const buffer = super.acquireBuffer(s, usage, mappedAtCreation, reuse);
         if (this.numBytesAllocated !== made) {
           this.stats.created++;
-          if (classed) this.noteSize(s, usage);
+          if (fitted) this.noteSize(s, usage);
         }
         if (!this.order.has(buffer)) this.order.set(buffer, this.next++);
         if (this.numBytesUsed > this.stats.peakInUse) this.stats.peakInUse = this.numBytesUsed;
@@ -138,12 +126,12 @@ export function t2vPool(Base: PoolClass): T2VPoolClass {
       }
 
       /**
-       * `s` (a class) where its free list has a buffer or `s` is below SIZE_CLASS_FROM; else the smallest class up to
-       * LARGER_REUSE * s whose free list has one (the tensor then sits in a buffer up to twice its size); else `s` (made
-       * anew). Without this the pool measured 14.2 GiB for a 16x256x256 video, with it 12.4 (bench/pool-sim.ts).
+       * `s` where its free list has a buffer; else the smallest size up to BEST_FIT_RATIO * s whose free list has one;
+       * else `s` (made anew, exactly). A 16x256x256 video's pool peaked at 14.2 GiB without, 11.8 with it
+       * (bench/pool-sim.ts).
        */
       private fit(s: number, usage: number): number {
-        if (s < SIZE_CLASS_FROM || this.freeBuffers.get(`${s}_${usage}`)?.length) return s;
+        if (this.freeBuffers.get(`${s}_${usage}`)?.length) return s;
         const sizes = this.sizes.get(usage);
         if (!sizes) return s;
         let lo = 0;
@@ -152,13 +140,13 @@ export function t2vPool(Base: PoolClass): T2VPoolClass {
           const mid = (lo + hi) >> 1;
           if (sizes[mid] <= s) lo = mid + 1; else hi = mid;
         }
-        for (let i = lo; i < sizes.length && sizes[i] <= LARGER_REUSE * s; i++) {
+        for (let i = lo; i < sizes.length && sizes[i] <= BEST_FIT_RATIO * s; i++) {
           if (this.freeBuffers.get(`${sizes[i]}_${usage}`)?.length) return sizes[i];
         }
         return s;
       }
 
-      /** Every class made for `usage`, sorted (fit searches them). */
+      /** Every size made for `usage` under best fit, sorted (fit searches them). */
       private noteSize(s: number, usage: number): void {
         let sizes = this.sizes.get(usage);
         if (!sizes) this.sizes.set(usage, sizes = []);
