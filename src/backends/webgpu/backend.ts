@@ -42,7 +42,7 @@ export class T2VWebGPUBackend extends WebGPUBackend {
   readonly internals: InternalsCheck;
   /** The caches' switches and counts; a switch turned on has no effect where the check failed. */
   readonly caches: { uniforms: CacheStats; bindGroups: BindGroupStats };
-  /** The pool's switches (oldest first, size classes) and figures; null where the check failed (tfjs's own pool). */
+  /** The pool's switches (oldest first, best fit) and figures; null where the check failed (tfjs's own pool). */
   readonly pool: PoolStats | null;
   private readonly uniformCache: UniformCache;
   private readonly bindGroupCache: BindGroupCache;
