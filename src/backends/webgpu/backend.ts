@@ -30,10 +30,11 @@ const stockMakeUniforms = stockMethod(WebGPUBackend.prototype, 'makeUniforms');
  * tfjs's WebGPU backend with t2v's dispatch caches (docs/gpu.md): one uniform buffer per distinct uniform content
  * (UniformCache), bind groups kept per (layout, buffers) (BindGroupCache), and a buffer pool (buffer-pool.ts) that
  * hands buffers out oldest first, serves a request with a free buffer of up to twice its size (best fit), keeps peak
- * figures (gpuMemory) and can give its free buffers back (releasePooledBuffers). They replace private members of WebGPUBackend (src/tfjs-internals.ts), so
- * each instance checks them first (checkTfjsInternals): where the installed tfjs lacks one, one line on stderr names it
- * and the instance runs tfjs's own code throughout (the caches stay off, tfjs's own pool). It also carries the
- * device's facts (compute units, subgroup-matrix configurations) for the kernels.
+ * figures (gpuMemory) and can give its free buffers back (releasePooledBuffers). They replace private members of
+ * WebGPUBackend (src/tfjs-internals.ts), so each instance checks them first (checkTfjsInternals): where the installed
+ * tfjs lacks one, one line on stderr names it and the instance runs tfjs's own code throughout (the caches stay off,
+ * tfjs's own pool). It also carries the device's facts (compute units, subgroup-matrix configurations) for the
+ * kernels.
  */
 export class T2VWebGPUBackend extends WebGPUBackend {
   readonly options: Readonly<WebGPUOptions>;
