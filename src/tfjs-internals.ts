@@ -187,7 +187,7 @@ const EXPECTED: Expectation[] = [
   method('endComputePassEncoder', 'computePassEncoder'),
   method('time', 'activeTimers'),
   method('tensorToBinding', 'resource'),
-  // the read-backs that trim a tensor read from a size-class buffer (buffer-pool.ts, fitToTensor)
+  // the read-backs that trim a tensor read from a buffer larger than it (buffer-pool.ts, fitToTensor)
   method('read', 'getBufferData', 'convertAndCacheOnCPU'),
   method('readSync', 'convertAndCacheOnCPU'),
   method('convertAndCacheOnCPU', 'values'),
