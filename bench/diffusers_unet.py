@@ -6,8 +6,8 @@ torch.compile(mode="reduce-overhead"):
   guided-step  the UNet call of one guided step: batch 2 ([x, x] under [uncond, cond]), as TextToVideoSDPipeline runs it
   video        a whole generation: the text tower (transformers' CLIPTextModel, when importable), STEPS DDIM steps with
                guidance (the UNet at batch 2, the guidance sum, DDIMScheduler.step), the VAE decode of every frame
-and the peak of torch.cuda.max_memory_allocated for each way. Medians with ranges go to --out as JSON; bench/gpu.ts
-(the `torch` scenario) runs it and puts the figures beside t2v's in OUT/table.md.
+and the peaks of torch.cuda.max_memory_allocated and max_memory_reserved for each way. Medians with ranges go to --out
+as JSON; bench/gpu.ts (the `torch` scenario) runs it and puts the figures beside t2v's in OUT/table.md.
 
 diffusers' source is not installed anywhere: --diffusers names a folder holding the `diffusers` package (or the
 repository's `src`, or a .tar/.tar.xz/.tgz of either), as ../shared/reference/README.md describes.
@@ -284,6 +284,8 @@ def main() -> None:
                     r['video'] = {k: summary([v[k] for v in vids]) if vids[0][k] is not None else None for k in vids[0]}
             if cuda:
                 r['peak_bytes'] = torch.cuda.max_memory_allocated()
+                # the caching allocator's segments (what it holds, live or free): the counterpart of t2v's pool
+                r['reserved_bytes'] = torch.cuda.max_memory_reserved()
             msg = ', '.join(f'{k} {v["median"]:.1f} ms' for k, v in r.items() if isinstance(v, dict) and 'median' in v)
             if 'video' in r:
                 msg += f', video {r["video"]["total"]["median"] / 1000:.2f} s'

@@ -74,6 +74,7 @@ export type { Checkpoint, TensorEntry } from '../converters/checkpoint.js';
 // Backends and arrays
 export { selectBackend, resolveBackendRequest, opsForActiveBackend, BACKENDS, type BackendChoice, type BackendName, type BackendOptions } from './backends/select.js';
 export { resolveWebGPUOptions, DEFAULT_WEBGPU_OPTIONS, WEBGPU_KERNELS, type WebGPUOptions, type WebGPUKernel } from './backends/webgpu/options.js';
+export { gpuMemory, resetGPUMemoryPeak, releasePooledBuffers, type GPUMemory } from './backends/gpu-memory.js';
 export type { Ops } from './layers/ops.js';
 export { plainOps } from './layers/plain-ops.js';
 export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './io/npy.js';

@@ -70,19 +70,39 @@ export interface RecordedProgram {
 export type RecordAndSubmit = (program: RecordedProgram, output: tf.TensorInfo, inputs: tf.TensorInfo[], uniforms?: Uniform[]) => void;
 export type MakeUniforms = (u: Uniform[]) => UniformBinding;
 
-/** The parts of tfjs-backend-webgpu 4.22's BufferManager (not exported by the package) that pick a pooled buffer. */
+/**
+ * The parts of tfjs-backend-webgpu 4.22's BufferManager (not exported by the package) that pick a pooled buffer and
+ * count its bytes. releaseBuffer keys a buffer by its own `buffer.size`, as acquireBuffer keys it by the size asked,
+ * and returns at once while `freeBuffers` holds no key at all (so a pool that drops its free buffers keeps the keys).
+ */
 export interface BufferPool {
   acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): GPUBuffer;
   releaseBuffer(buffer: GPUBuffer, reuse?: boolean): void;
   /** private: free buffers per `${size}_${usage}` (tfjs's getBufferKey), taken from the end */
   freeBuffers: Map<string, GPUBuffer[]>;
+  /** private: how many buffers the free lists hold */
+  numFreeBuffers: number;
+  /** bytes of the buffers handed out and not released (tfjs's memory().numBytesInGPU) */
+  numBytesUsed: number;
+  /** bytes of every buffer made and not destroyed, handed out or free (memory().numBytesAllocatedInGPU) */
+  numBytesAllocated: number;
+}
+
+/** An entry of WebGPUBackend's tensorMap (its TensorData), as far as the pool's read-backs touch it. */
+export interface TensorData {
+  resource?: unknown;
+  /** values cached on the CPU (read, readSync and uploads put them here) */
+  values?: unknown;
+  shape: number[];
+  dtype: string;
 }
 
 /**
  * WebGPUBackend's members the dispatch caches use (src/backends/webgpu/backend.ts, bind-groups.ts). Private in 4.22's
  * typings: recordAndSubmit, makeUniforms, uniformPendingDisposal, commandQueueOwnedIds, activeTimers, commandEncoder,
- * computePassEncoder, dispatchCountInPass. Public there but undocumented: tensorMap (its entries' `resource`),
- * ensureCommandEncoderReady, endComputePassEncoder, submitQueue.
+ * computePassEncoder, dispatchCountInPass. Public there but undocumented: tensorMap (its entries' `resource`, and
+ * `values`, `shape`, `dtype` for the read-backs of src/backends/webgpu/buffer-pool.ts), ensureCommandEncoderReady,
+ * endComputePassEncoder, submitQueue.
  */
 export interface WebGPUBackendInternals {
   recordAndSubmit: RecordAndSubmit;
@@ -93,7 +113,7 @@ export interface WebGPUBackendInternals {
   commandEncoder: GPUCommandEncoder | null;
   computePassEncoder: GPUComputePassEncoder | null;
   dispatchCountInPass: number;
-  tensorMap: { get(dataId: object): { resource?: unknown } };
+  tensorMap: { get(dataId: object): TensorData | undefined };
   ensureCommandEncoderReady(): void;
   endComputePassEncoder(): void;
   submitQueue(): void;
@@ -167,6 +187,10 @@ const EXPECTED: Expectation[] = [
   method('endComputePassEncoder', 'computePassEncoder'),
   method('time', 'activeTimers'),
   method('tensorToBinding', 'resource'),
+  // the read-backs that trim a tensor read from a buffer larger than it (buffer-pool.ts, fitToTensor)
+  method('read', 'getBufferData', 'convertAndCacheOnCPU'),
+  method('readSync', 'convertAndCacheOnCPU'),
+  method('convertAndCacheOnCPU', 'values'),
   field('uniformPendingDisposal', Array.isArray),
   field('commandQueueOwnedIds', (v) => isFn((v as { add?: unknown } | null)?.add)),
   field('commandEncoder', (v) => v === null || typeof v === 'object'),
@@ -176,19 +200,26 @@ const EXPECTED: Expectation[] = [
   { name: 'BufferManager.freeBuffers', test: (b) => bufferPoolBehaves(b.bufferManager) },
 ];
 
-/** A throw-away BufferManager of the same class over a stand-in device: LIFO free lists keyed `${size}_${usage}`. */
+/**
+ * A throw-away BufferManager of the same class over a stand-in device: LIFO free lists keyed `${size}_${usage}`, and
+ * the byte and free-buffer counts as 4.22 keeps them.
+ */
 function bufferPoolBehaves(pool: unknown): boolean {
   const p = pool as Partial<BufferPool> | null;
   if (!p || !isFn(p.acquireBuffer) || !isFn(p.releaseBuffer) || !(p.freeBuffers instanceof Map)) return false;
   try {
-    const Pool = Object.getPrototypeOf(p).constructor as new (device: unknown) => BufferPool;
+    // the class tfjs made (a pool of ours extends it: probe the base)
+    let Pool = Object.getPrototypeOf(p).constructor as new (device: unknown) => BufferPool;
+    while (Object.getPrototypeOf(Pool.prototype) !== Object.prototype) Pool = Object.getPrototypeOf(Pool) as typeof Pool;
     const device = { createBuffer: (d: { size: number; usage: number }) => ({ size: d.size, usage: d.usage, destroy() {} }) };
     const probe = new Pool(device);
     const [a, b] = [probe.acquireBuffer(16, 72), probe.acquireBuffer(16, 72)];
+    const counted = probe.numBytesUsed === 32 && probe.numBytesAllocated === 32 && probe.numFreeBuffers === 0;
     probe.releaseBuffer(a);
     probe.releaseBuffer(b);
     const list = probe.freeBuffers.get('16_72');
-    return list !== undefined && list.length === 2 && list[1] === b && probe.acquireBuffer(16, 72) === b;
+    const freed = probe.numBytesUsed === 0 && probe.numBytesAllocated === 32 && probe.numFreeBuffers === 2;
+    return counted && freed && list !== undefined && list.length === 2 && list[1] === b && probe.acquireBuffer(16, 72) === b;
   } catch {
     return false;
   }
@@ -214,5 +245,5 @@ export function checkTfjsInternals(backend: object, base: object, version: strin
 /** The one stderr line for a failed check: what is missing, the installed and the pinned version, what is off. */
 export function internalsMessage(c: InternalsCheck): string {
   return `t2v: @tensorflow/tfjs-backend-webgpu ${c.version} lacks ${c.missing.join(', ')} (t2v is written against `
-    + `${TFJS_WRITTEN_AGAINST}): the dispatch caches are off (stock tfjs)`;
+    + `${TFJS_WRITTEN_AGAINST}): the dispatch caches and the buffer pool are off (stock tfjs)`;
 }

@@ -35,7 +35,7 @@ test('bench table: one section per shape, figures, "not run", failures and skips
   t.expect(sh, ['unet-call'], 'graph');
   t.set(sh, 'unet-call', 't2v', { stat: stat([62, 61, 63]), unit: 'ms' });
   t.set(sh, 'video', 't2v', { stat: stat([5370]), unit: 's' });
-  t.set(sh, 'memory', 't2v', { bytes: 13.89 * 2 ** 30 });
+  t.set(sh, 'memory', 't2v', { bytes: 5.1 * 2 ** 30, poolBytes: 6 * 2 ** 30 });
   t.fail(sh, ['unet-call', 'guided-step', 'memory'], 'eager', 'PyTorch side: no torch');
   t.fail(sh, ['unet-call'], 't2v', 'never shown: the cell has a figure');
   t.set(sh, 'unet-call', 'graph', { skipped: 'graph: CUDA graphs need a CUDA device' });
@@ -46,7 +46,7 @@ test('bench table: one section per shape, figures, "not run", failures and skips
   assert.equal(md[4], '| one UNet call, batch 1 | 62.0 ms (61.0-63.0) | failed [1] | skipped [2] |');
   assert.match(md[5], /^\| guided step .* \| not run \| failed \[1\] \| not run \|$/);
   assert.match(md[6], /^\| 50-step video, DDIM, guidance 9 .*\| 5\.37 s \| not run \| not run \|$/);
-  assert.equal(md[7], '| GPU memory (peak) | 13.89 GiB | failed [1] | not run |');
+  assert.equal(md[7], '| GPU memory, peak in use (pool: peak allocated) | 5.10 GiB (pool 6.00) | failed [1] | not run |');
   assert.ok(md.includes('[1] PyTorch side: no torch  '));
   assert.ok(md.includes('[2] graph: CUDA graphs need a CUDA device  '));
   assert.ok(!md.join('\n').includes('never shown'));
@@ -91,7 +91,7 @@ test('bench harness end to end on cpu (--tiny): the table is written, a failing 
     assert.match(failed[0], /^torch failed: .*could not start .*no-python/);
     const md = readFileSync(join(out, 'table.md'), 'utf8');
     assert.match(md, /\| guided step [^|]* \| \d+\.\d ms \| failed \[1\] \| failed \[1\] \| failed \[1\] \|\n/);
-    assert.match(md, /\| GPU memory \(peak\) \| n\/a \(cpu\) \| failed \[1\]/);
+    assert.match(md, /\| GPU memory, peak in use \(pool: peak allocated\) \| n\/a \(cpu\) \| failed \[1\]/);
     const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { scenarios: Record<string, { 'guided-step'?: { runs: number[] } }> };
     assert.equal(raw.scenarios['guided-step 2x32x32 default']['guided-step']?.runs.length, 1);
     assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')));

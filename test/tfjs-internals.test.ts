@@ -40,7 +40,7 @@ test(`tfjs internals: the installed tfjs-backend-webgpu (${TFJS_WEBGPU_VERSION})
   assert.deepEqual(lines, []);
   assert.equal(b.caches.uniforms.enabled, true);
   assert.equal(b.caches.bindGroups.enabled, true);
-  assert.notEqual(Object.getPrototypeOf(internalsOf(b).bufferManager).constructor.name, 'BufferManager', 'the oldest-first pool');
+  assert.equal(Object.getPrototypeOf(internalsOf(b).bufferManager).constructor.name, 'T2VBufferPool', 'our pool');
   // the uniform cache: the same content twice is one buffer written once, kept out of tfjs's release list
   const first = internalsOf(b).makeUniforms(uniforms());
   const second = internalsOf(b).makeUniforms(uniforms());
@@ -58,7 +58,7 @@ test('tfjs internals: a backend lacking a member fails the check, naming it and 
   const c = checkTfjsInternals(real, withoutRecord, '4.23.0');
   assert.deepEqual(c, { ok: false, version: '4.23.0', missing: ['WebGPUBackend.recordAndSubmit'] });
   assert.equal(internalsMessage(c), 't2v: @tensorflow/tfjs-backend-webgpu 4.23.0 lacks WebGPUBackend.recordAndSubmit '
-    + `(t2v is written against ${TFJS_WRITTEN_AGAINST}): the dispatch caches are off (stock tfjs)`);
+    + `(t2v is written against ${TFJS_WRITTEN_AGAINST}): the dispatch caches and the buffer pool are off (stock tfjs)`);
   // fields of the instance, and a buffer pool whose free lists are not what tfjs 4.22 keeps
   const fake = { ...real, uniformPendingDisposal: undefined, dispatchCountInPass: '0' } as Record<string, unknown>;
   delete fake.commandEncoder;
@@ -83,11 +83,12 @@ test('tfjs internals: where the check fails, one line on stderr and our backend 
     proto.makeUniforms = makeUniforms;
   }
   assert.deepEqual(lines, [`t2v: @tensorflow/tfjs-backend-webgpu ${TFJS_WEBGPU_VERSION} lacks WebGPUBackend.makeUniforms `
-    + `(t2v is written against ${TFJS_WRITTEN_AGAINST}): the dispatch caches are off (stock tfjs)`]);
+    + `(t2v is written against ${TFJS_WRITTEN_AGAINST}): the dispatch caches and the buffer pool are off (stock tfjs)`]);
   assert.equal(b.internals.ok, false);
   assert.equal(b.caches.uniforms.enabled, false);
   assert.equal(b.caches.bindGroups.enabled, false);
   assert.equal(Object.getPrototypeOf(internalsOf(b).bufferManager).constructor.name, 'BufferManager', "tfjs's own pool");
+  assert.deepEqual([b.pool, b.gpuMemory().peakInUse, b.releasePooledBuffers()], [null, null, 0], 'no peaks, nothing released');
   // switched on again by hand, the caches still stay off: every call is tfjs's own (a write and a pooled buffer each)
   b.caches.uniforms.enabled = true;
   internalsOf(b).makeUniforms(uniforms());
@@ -100,7 +101,8 @@ test('tfjs internals: where the check fails, one line on stderr and our backend 
   proto.makeUniforms = undefined;
   try {
     new T2VWebGPUBackend(standInDevice().device, undefined, {
-      options: resolveWebGPUOptions({ uniformCache: false, bindGroupCache: false }, () => undefined), warn: (l) => quiet.push(l),
+      options: resolveWebGPUOptions({ uniformCache: false, bindGroupCache: false, poolBestFit: false }, () => undefined),
+      warn: (l) => quiet.push(l),
     });
   } finally {
     proto.makeUniforms = makeUniforms;

@@ -468,6 +468,7 @@ test('webgpu uniform and bind-group caches: repeated dispatches reuse their unif
 test('webgpu pooled buffers are reused oldest first: a run that frees out of order meets the same buffers (and bind groups) every time', { skip }, async () => {
   await tf.setBackend('webgpu');
   const bindGroupCache = (tf.backend() as T2VWebGPUBackend).caches.bindGroups;
+  const pool = (tf.backend() as T2VWebGPUBackend).pool!;
   const x = tf.tensor1d(rand([4096], 21));
   const run = async () => {
     const t = [tf.add(x, 1)];
@@ -483,18 +484,18 @@ test('webgpu pooled buffers are reused oldest first: a run that frees out of ord
     for (let i = 0; i < runs; i++) await run();
     return bindGroupCache.misses - m0;
   };
-  const was = bindGroupCache.oldestFirst;
+  const was = pool.oldestFirst;
   try {
-    bindGroupCache.oldestFirst = false;
+    pool.oldestFirst = false;
     await misses(3);
     const lifo = await misses(4);
-    bindGroupCache.oldestFirst = true;
+    pool.oldestFirst = true;
     await misses(2);
     assert.equal(await misses(4), 0, 'oldest first: later runs make no bind group');
     console.log(`bind groups made in 4 settled runs: ${lifo} last-freed first, 0 oldest first`);
     assert.ok(lifo > 0, 'the out-of-order frees defeat last-freed-first reuse (else this test shows nothing)');
   } finally {
-    bindGroupCache.oldestFirst = was;
+    pool.oldestFirst = was;
     x.dispose();
     await tf.setBackend('cpu');
   }

@@ -8,8 +8,9 @@ import type { RunContext, Scenario } from './scenario.js';
 import { ResultTable, ROW_KEYS, shapeKey, type RowKey, type Shape } from './table.js';
 import { gpuBytes } from './timing.js';
 import { VARIANTS } from './variants.js';
-import { applyVariant, halfWeightsByDefault, openBackend, type Device } from './webgpu.js';
+import { applyVariant, halfWeightsByDefault, openBackend, releasePooledBuffers, resetGPUMemoryPeak, type Device } from './webgpu.js';
 
+const gib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 30).toFixed(2)} GiB`);
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
 
 function writeAtomic(file: string, text: string): void {
@@ -63,8 +64,9 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   const header = () => [`# t2v benchmark, ${raw.date as string}`, '', `Command: \`bench ${argv.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}\``, '',
     ...about.map((l) => `${l}  `), '',
     `Random weights, ${opts.tiny ? 'tiny configuration (--tiny)' : 'released configuration'}. UNet calls: median (range) of ${opts.runs} `
-    + `after 2 warm-ups; videos: of ${opts.videoRuns} after a 2-step warm-up. t2v's memory is tfjs's buffer pool (every buffer it made), `
-    + 'PyTorch\'s torch.cuda.max_memory_allocated; both include the weights.', ''].join('\n');
+    + `after 2 warm-ups; videos: of ${opts.videoRuns} after a 2-step warm-up. GPU memory: t2v's peak bytes in live buffers `
+    + '(pool: the peak of live + pooled free buffers; each scenario starts from an empty pool), PyTorch\'s '
+    + 'torch.cuda.max_memory_allocated (pool: max_memory_reserved, its caching allocator); both include the weights.', ''].join('\n');
 
   const flush = () => {
     writeAtomic(join(opts.out, 'results.json'), JSON.stringify(raw, null, 1));
@@ -108,7 +110,7 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
   });
   if (device) {
     about.push(`t2v: ${opts.backend}; ${Object.entries(device.details).filter(([k]) => k !== 'features').map(([k, v]) => `${k} ${v}`).join('; ')}`);
-    for (const [vi, v] of opts.variants.entries()) {
+    for (const v of opts.variants) {
       const col = column(v.label);
       try {
         applyVariant(v.options);
@@ -118,22 +120,35 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
         continue;
       }
       for (const shape of shapes) {
+        let peakInUse = 0;
+        let peakPool: number | null = 0;
         for (const s of tableScen.filter((x) => shapeKey(shapeOf(x)) === shapeKey(shape))) {
           log(`== ${s.name} ${shapeKey(shape)}, ${col}`);
+          const key = `${s.name} ${shapeKey(shape)} ${v.name}`;
+          // each scenario starts from an empty pool, so its figures are its own (the weights are live: they count)
+          releasePooledBuffers();
+          resetGPUMemoryPeak();
           try {
             applyVariant(v.options);
             const r = await s.run(ctxFor(col), shape, s.rows!);
-            results[`${s.name} ${shapeKey(shape)} ${v.name}`] = r.raw;
+            results[key] = r.raw;
           } catch (e) {
             const msg = fail(`${s.name} (${v.name})`, e);
             table.fail(shape, s.rows!, col, msg);
           }
+          if (opts.backend === 'webgpu') {
+            const m = gpuBytes();
+            const raw = results[key];
+            results[key] = { ...(raw && typeof raw === 'object' ? raw : { result: raw }), gpu_memory: m };
+            peakInUse = Math.max(peakInUse, m.peakInUse ?? m.allocated);
+            peakPool = m.peakAllocated === null || peakPool === null ? null : Math.max(peakPool, m.peakAllocated);
+            log(`  GPU memory: peak in use ${gib(m.peakInUse)}, pool (allocated) peak ${gib(m.peakAllocated)}, now ${gib(m.allocated)}`);
+          }
           flush();
         }
-        // tfjs's pool keeps every buffer it made: after a column's scenarios it is that process's peak so far
-        const mem = opts.backend !== 'webgpu' ? { text: `n/a (${opts.backend})` }
-          : vi === 0 ? { bytes: gpuBytes().allocated } : { text: 'n/a (one pool, see the first column)' };
-        table.set(shape, 'memory', col, mem);
+        // the column's peaks over its scenarios (tfjs's own pool keeps no peak: what it holds at the end, its pool)
+        table.set(shape, 'memory', col, opts.backend !== 'webgpu' ? { text: `n/a (${opts.backend})` }
+          : { bytes: peakInUse, poolBytes: peakPool ?? undefined });
       }
     }
     for (const s of selected.filter((x) => x.kind === 'once')) {

@@ -7,8 +7,11 @@ export const ROW_KEYS: readonly RowKey[] = ['unet-call', 'unet-call-b2', 'guided
 export interface Shape { frames: number; height: number; width: number }
 export const shapeKey = (s: Shape): string => `${s.frames}x${s.height}x${s.width}`;
 
-/** A measured figure (ms samples, or bytes), a remark in its place, or why it is missing. */
-export interface Cell { stat?: Stat; unit?: 'ms' | 's'; bytes?: number; text?: string; error?: string; skipped?: string }
+/**
+ * A measured figure (ms samples, or bytes: the peak in use, with the pool's peak beside it where known), a remark in
+ * its place, or why it is missing.
+ */
+export interface Cell { stat?: Stat; unit?: 'ms' | 's'; bytes?: number; poolBytes?: number; text?: string; error?: string; skipped?: string }
 
 /**
  * issue 16's table, one section per video shape: rows ROW_KEYS, columns the t2v variants then the PyTorch ways.
@@ -79,7 +82,7 @@ export class ResultTable {
       case 'unet-call-b2': return 'one UNet call, batch 2 (x repeated)';
       case 'guided-step': return 'guided step (UNet at batch 2; t2v: x once under [cond, uncond])';
       case 'video': return `${this.steps}-step video, DDIM, guidance ${this.guidance} (text, denoise, decode)`;
-      case 'memory': return 'GPU memory (peak)';
+      case 'memory': return 'GPU memory, peak in use (pool: peak allocated)';
     }
   }
 
@@ -103,7 +106,10 @@ export class ResultTable {
             return `${cell.error !== undefined ? 'failed' : 'skipped'} [${i + 1}]`;
           }
           if (cell.stat) return cell.unit === 's' ? formatStat(cell.stat, 's', 2, 1e-3) : formatStat(cell.stat, 'ms', 1);
-          if (cell.bytes !== undefined) return `${(cell.bytes / 2 ** 30).toFixed(2)} GiB`;
+          if (cell.bytes !== undefined) {
+            const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+            return `${gib(cell.bytes)} GiB${cell.poolBytes !== undefined ? ` (pool ${gib(cell.poolBytes)})` : ''}`;
+          }
           return cell.text ?? '';
         });
         out.push(`| ${this.rowLabel(row)} | ${line.join(' | ')} |`);

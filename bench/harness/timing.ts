@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { gpuMemory } from './webgpu.js';
 
 /** Waits until the GPU has finished everything queued so far (a no-op on CPU backends). */
 export async function sync(): Promise<void> {
@@ -110,11 +111,15 @@ export async function timeIt(fn: () => tf.Tensor | tf.Tensor[], runs = 10, warmu
   return median(await timeRuns(fn, runs, warmup));
 }
 
-/** Bytes the webgpu backend holds in GPU buffers (its pool never shrinks, so after a run this is the peak). */
-export function gpuBytes(): { inUse: number; allocated: number } {
-  if (tf.getBackend() !== 'webgpu') return { inUse: 0, allocated: 0 };
-  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; numBytesAllocatedInGPU?: number };
-  return { inUse: m.numBytesInGPU ?? 0, allocated: m.numBytesAllocatedInGPU ?? 0 };
+/**
+ * Bytes of the webgpu backend's GPU buffers: in use now and at the peak since resetGPUMemoryPeak (or the backend's
+ * start), allocated (in use + pooled free buffers) now and at its peak; zeros on other backends. The peaks are null
+ * where tfjs's own pool runs (src/backends/gpu-memory.ts).
+ */
+export function gpuBytes(): { inUse: number; peakInUse: number | null; allocated: number; peakAllocated: number | null } {
+  const m = tf.getBackend() === 'webgpu' ? gpuMemory() : null;
+  return m ? { inUse: m.inUse, peakInUse: m.peakInUse, allocated: m.allocated, peakAllocated: m.peakAllocated }
+    : { inUse: 0, peakInUse: 0, allocated: 0, peakAllocated: 0 };
 }
 
 // the parity measure, as the tests compute it

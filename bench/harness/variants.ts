@@ -14,6 +14,7 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'stock-kernels', label: 't2v, tfjs kernels only (no fused WGSL)', options: { kernels: [] } },
   { name: 'no-bind-group-cache', label: 't2v, bind groups made per dispatch', options: { bindGroupCache: false } },
   { name: 'no-uniform-cache', label: 't2v, uniforms written per dispatch', options: { uniformCache: false } },
+  { name: 'no-pool-best-fit', label: 't2v, free buffers reused at their exact size only', options: { poolBestFit: false } },
 ];
 
 export function findVariants(names: string[]): Variant[] {

@@ -29,6 +29,7 @@ export * as T2V_KERNELS from '../../src/backends/webgpu/kernel-names.js';
  * most of a UNet call's dispatches; the profile scenario asks for exact ones (bench/scenarios/profile.ts).
  */
 export const EXACT_TIMESTAMPS_FLAG = 'disable-dawn-features=timestamp_quantization';
+export { gpuMemory, releasePooledBuffers, resetGPUMemoryPeak } from '../../src/backends/gpu-memory.js';
 
 export type Backend = 'webgpu' | 'wasm' | 'cpu';
 export const BACKENDS: readonly Backend[] = ['webgpu', 'wasm', 'cpu'];
@@ -117,12 +118,14 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
     throw new Error('dawnFlags are fixed when the device is made: run a separate process with T2V_DAWN_FLAGS');
   }
   if (o.computeUnits !== base.computeUnits) throw new Error('computeUnits is fixed when the device is made: run a separate process with T2V_COMPUTE_UNITS');
-  // both caches are consulted per dispatch, so they can switch in a running process
-  const caches = (tf.backend() as unknown as T2VWebGPUBackend).caches;
-  if (caches) {
-    caches.uniforms.enabled = o.uniformCache;
-    caches.bindGroups.enabled = o.bindGroupCache;
+  // both caches are consulted per dispatch and the pool's best fit per buffer taken, so they can switch in a
+  // running process
+  const b = tf.backend() as unknown as T2VWebGPUBackend;
+  if (b.caches) {
+    b.caches.uniforms.enabled = o.uniformCache;
+    b.caches.bindGroups.enabled = o.bindGroupCache;
   }
+  if (b.pool) b.pool.bestFit = o.poolBestFit;
   const ops = new WebGPUOps(o, webgpuFacts());
   if (o.tensorCores && !ops.tensorCores) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
   current = ops;

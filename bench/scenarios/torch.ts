@@ -42,7 +42,12 @@ function findDiffusers(given?: string): string {
   throw new Error('diffusers source not found: pass --diffusers DIR (a folder holding the diffusers package, see ../shared/reference/README.md) or pack it with bench/pack.sh');
 }
 
-interface TorchMode { unet_call?: Stat; guided_step?: Stat; video?: { total: Stat }; peak_bytes?: number; skipped?: string; error?: string; first_calls_s?: number }
+interface TorchMode {
+  unet_call?: Stat; guided_step?: Stat; video?: { total: Stat };
+  /** torch.cuda.max_memory_allocated, max_memory_reserved (the caching allocator's segments: our pool's counterpart) */
+  peak_bytes?: number; reserved_bytes?: number;
+  skipped?: string; error?: string; first_calls_s?: number;
+}
 interface TorchResult { modes: Record<string, TorchMode>; attention?: string; torch?: string; diffusers?: string; device?: string; text_encoder?: string }
 
 /** Runs the PyTorch script for one shape and the given rows; its lines go to the log as they come. */
@@ -114,7 +119,7 @@ export const torch: Scenario = {
       put('unet-call', m?.unet_call, 'ms');
       put('guided-step', m?.guided_step, 'ms');
       put('video', m?.video?.total, 's');
-      ctx.table.set(shape, 'memory', c.label, m?.peak_bytes !== undefined ? { bytes: m.peak_bytes }
+      ctx.table.set(shape, 'memory', c.label, m?.peak_bytes !== undefined ? { bytes: m.peak_bytes, poolBytes: m.reserved_bytes }
         : why ? missing('memory') : { text: 'n/a (no CUDA)' });
     }
     // the columns say "SDPA" only where diffusers chose its SDPA processor (PyTorch 2)

@@ -1,10 +1,12 @@
+import type { BackendValues } from '@tensorflow/tfjs';
 import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import webgpuPackage from '@tensorflow/tfjs-backend-webgpu/package.json' with { type: 'json' };
 import {
   bufferManagerClass, checkTfjsInternals, internalsMessage, internalsOf, overridePrivate, stockMethod, type InternalsCheck,
 } from '../../tfjs-internals.js';
 import type { SubgroupMatrixConfig } from './device-facts.js';
-import { BindGroupCache, oldestFirstPool, type BindGroupStats } from './bind-groups.js';
+import { BindGroupCache, type BindGroupStats } from './bind-groups.js';
+import { fitToTensor, poolMemory, poolStats, t2vPool, type GPUMemory, type PoolStats, type T2VPool } from './buffer-pool.js';
 import { deviceFacts, type DeviceFacts } from './device-facts.js';
 import type { WebGPUOptions } from './options.js';
 import { UniformCache, type CacheStats } from './uniform-cache.js';
@@ -13,7 +15,7 @@ import { UniformCache, type CacheStats } from './uniform-cache.js';
 export const TFJS_WEBGPU_VERSION: string = webgpuPackage.version;
 
 export interface T2VBackendInit {
-  /** Resolved options (resolveWebGPUOptions): uniformCache and bindGroupCache are read here, once. */
+  /** Resolved options (resolveWebGPUOptions): uniformCache, bindGroupCache and poolBestFit are read here, once. */
   options: Readonly<WebGPUOptions>;
   /** The f16 subgroup-matrix configurations the device was made with (src/backends/dawn.ts). */
   subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
@@ -26,11 +28,13 @@ const stockMakeUniforms = stockMethod(WebGPUBackend.prototype, 'makeUniforms');
 
 /**
  * tfjs's WebGPU backend with t2v's dispatch caches (docs/gpu.md): one uniform buffer per distinct uniform content
- * (UniformCache), bind groups kept per (layout, buffers) (BindGroupCache), and pooled buffers handed out oldest first
- * (oldestFirstPool). They replace private members of WebGPUBackend (src/tfjs-internals.ts), so each instance checks
- * them first (checkTfjsInternals): where the installed tfjs lacks one, one line on stderr names it and the instance
- * runs tfjs's own code throughout (the caches stay off). It also carries the device's facts (compute units,
- * subgroup-matrix configurations) for the kernels.
+ * (UniformCache), bind groups kept per (layout, buffers) (BindGroupCache), and a buffer pool (buffer-pool.ts) that
+ * hands buffers out oldest first, serves a request with a free buffer of up to twice its size (best fit), keeps peak
+ * figures (gpuMemory) and can give its free buffers back (releasePooledBuffers). They replace private members of
+ * WebGPUBackend (src/tfjs-internals.ts), so each instance checks them first (checkTfjsInternals): where the installed
+ * tfjs lacks one, one line on stderr names it and the instance runs tfjs's own code throughout (the caches stay off,
+ * tfjs's own pool). It also carries the device's facts (compute units, subgroup-matrix configurations) for the
+ * kernels.
  */
 export class T2VWebGPUBackend extends WebGPUBackend {
   readonly options: Readonly<WebGPUOptions>;
@@ -39,6 +43,8 @@ export class T2VWebGPUBackend extends WebGPUBackend {
   readonly internals: InternalsCheck;
   /** The caches' switches and counts; a switch turned on has no effect where the check failed. */
   readonly caches: { uniforms: CacheStats; bindGroups: BindGroupStats };
+  /** The pool's switches (oldest first, best fit) and figures; null where the check failed (tfjs's own pool). */
+  readonly pool: PoolStats | null;
   private readonly uniformCache: UniformCache;
   private readonly bindGroupCache: BindGroupCache;
 
@@ -47,17 +53,60 @@ export class T2VWebGPUBackend extends WebGPUBackend {
     this.options = init.options;
     this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs);
     this.internals = checkTfjsInternals(this, WebGPUBackend.prototype, TFJS_WEBGPU_VERSION);
-    const wanted = init.options.uniformCache || init.options.bindGroupCache;
+    const wanted = init.options.uniformCache || init.options.bindGroupCache || init.options.poolBestFit;
     if (!this.internals.ok && wanted) (init.warn ?? console.error)(internalsMessage(this.internals));
     const ok = this.internals.ok;
     this.uniformCache = new UniformCache(ok && init.options.uniformCache);
     this.bindGroupCache = new BindGroupCache(ok && init.options.bindGroupCache);
     this.caches = { uniforms: this.uniformCache.stats, bindGroups: this.bindGroupCache.stats };
-    if (ok && init.options.bindGroupCache) {
+    this.pool = ok ? poolStats(init.options.bindGroupCache, init.options.poolBestFit) : null;
+    if (this.pool) {
       // no buffer is taken yet: the pool tfjs made is replaced, not drained
-      const Pool = oldestFirstPool(bufferManagerClass(this));
-      internalsOf(this).bufferManager = new Pool(device, this.bindGroupCache.stats);
+      const Pool = t2vPool(bufferManagerClass(this));
+      internalsOf(this).bufferManager = new Pool(device, this.pool);
     }
+  }
+
+  /** Bytes in buffers now, at their peak, and pooled (free buffers kept for reuse). */
+  gpuMemory(): GPUMemory {
+    return poolMemory(internalsOf(this).bufferManager, this.pool);
+  }
+
+  /** Starts the peaks of gpuMemory afresh from what is in use and allocated now. */
+  resetPeak(): void {
+    if (!this.pool) return;
+    const m = this.gpuMemory();
+    this.pool.peakInUse = m.inUse;
+    this.pool.peakAllocated = m.allocated;
+  }
+
+  /**
+   * Destroys the pool's free buffers (what tfjs keeps for reuse) and the bind groups that bind them; returns the bytes
+   * given back. Queued work is submitted first, so no buffer in an open command encoder goes. Tensors are untouched; the
+   * next ops make buffers anew (and their bind groups), so call it between generations, not between UNet calls.
+   * 0 where tfjs's own pool runs.
+   */
+  releasePooledBuffers(): number {
+    if (!this.pool) return 0;
+    const b = internalsOf(this);
+    if (b.commandEncoder) {
+      b.endComputePassEncoder();
+      b.submitQueue();
+    }
+    const pool = b.bufferManager as T2VPool;
+    const gone = pool.releaseFree();
+    this.bindGroupCache.forget(gone);
+    return gone.reduce((n, g) => n + g.size, 0);
+  }
+
+  override async read(dataId: object): Promise<BackendValues> {
+    const v = await super.read(dataId);
+    return this.pool ? fitToTensor(internalsOf(this).tensorMap.get(dataId), v) : v;
+  }
+
+  override readSync(dataId: object): BackendValues {
+    const v = super.readSync(dataId);
+    return this.pool ? fitToTensor(internalsOf(this).tensorMap.get(dataId), v) : v;
   }
 
   /** The f16 subgroup-matrix configurations (tensor cores) of this backend's device; empty without them. */

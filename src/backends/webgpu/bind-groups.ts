@@ -1,13 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import {
-  freeListOf, type BufferPool, type RecordedProgram, type Uniform, type UniformBinding, type WebGPUBackendInternals,
-} from '../../tfjs-internals.js';
+import type { RecordedProgram, Uniform, UniformBinding, WebGPUBackendInternals } from '../../tfjs-internals.js';
 
-/** Switch and counts of one backend's bind-group cache (the benchmark and tests flip `enabled` and `oldestFirst`). */
+/**
+ * Switch and counts of one backend's bind-group cache (the benchmark and tests flip `enabled`). They recur because the
+ * pool hands buffers out oldest first (buffer-pool.ts, PoolStats.oldestFirst).
+ */
 export interface BindGroupStats {
   enabled: boolean;
-  /** Pooled buffers handed out oldest first (oldestFirstPool), so bind groups recur; the benchmark's switch. */
-  oldestFirst: boolean;
   hits: number;
   misses: number;
 }
@@ -32,7 +31,7 @@ export class BindGroupCache {
   private readonly groups = new Map<string, GPUBindGroup>();
 
   constructor(enabled: boolean) {
-    this.stats = { enabled, oldestFirst: true, hits: 0, misses: 0 };
+    this.stats = { enabled, hits: 0, misses: 0 };
   }
 
   private id(o: object): number {
@@ -44,6 +43,25 @@ export class BindGroupCache {
     return i;
   }
 
+  /** Drops the bind groups that bind any of `buffers` (destroyed ones: a group would keep them alive and bind them). */
+  forget(buffers: readonly GPUBuffer[]): number {
+    const gone = new Set<string>();
+    for (const b of buffers) {
+      const i = this.ids.get(b);
+      if (i !== undefined) gone.add(String(i));
+    }
+    if (gone.size === 0) return 0;
+    let n = 0;
+    for (const key of [...this.groups.keys()]) {
+      // key: layout id, then `buffer id:offset:size` per binding
+      if (key.split(',').slice(1).some((e) => gone.has(e.slice(0, e.indexOf(':'))))) {
+        this.groups.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Records the dispatch on `b`; false (nothing done) where tfjs's own recordAndSubmit must do it. */
   record(b: WebGPUBackendInternals, program: RecordedProgram, output: tf.TensorInfo, inputs: tf.TensorInfo[],
     programUniforms?: Uniform[]): boolean {
@@ -52,7 +70,7 @@ export class BindGroupCache {
     const tensors = [output, ...inputs];
     const bindings: Binding[] = [];
     for (const t of tensors) {
-      const r = b.tensorMap.get(t.dataId).resource;
+      const r = b.tensorMap.get(t.dataId)?.resource;
       if (!(r instanceof GPUBuffer)) return false;
       bindings.push({ buffer: r });
     }
@@ -98,52 +116,4 @@ export class BindGroupCache {
     }
     return true;
   }
-}
-
-type PoolClass = new (device: GPUDevice) => BufferPool;
-const oldestFirstClasses = new WeakMap<PoolClass, new (device: GPUDevice, stats: BindGroupStats) => BufferPool>();
-
-/**
- * tfjs hands out the buffer freed last (LIFO); buffers are freed in another order than taken, so every UNet call
- * meets a permutation of the previous call's buffers and most of its bind groups are new (run 32: about 75% made
- * afresh). This subclass of tfjs's BufferManager (`Base`: the package does not export it, so it is taken from a
- * backend's instance) keeps each free list sorted by creation and hands out the oldest free buffer: which buffer a
- * dispatch gets then depends only on which buffers are free, the same from one identical call to the next, so their
- * bind groups recur. Sizes, counts and memory are as before. `stats.oldestFirst = false` restores tfjs's order.
- */
-export function oldestFirstPool(Base: PoolClass): new (device: GPUDevice, stats: BindGroupStats) => BufferPool {
-  let Pool = oldestFirstClasses.get(Base);
-  if (Pool === undefined) {
-    Pool = class OldestFirstPool extends (Base as new (device: GPUDevice) => BufferPool & object) {
-      private readonly order = new WeakMap<GPUBuffer, number>();
-      private next = 0;
-      constructor(device: GPUDevice, private readonly stats: BindGroupStats) {
-        super(device);
-      }
-
-      override acquireBuffer(size: number, usage: number, mappedAtCreation = false, reuse = true): GPUBuffer {
-        const buffer = super.acquireBuffer(size, usage, mappedAtCreation, reuse);
-        if (!this.order.has(buffer)) this.order.set(buffer, this.next++);
-        return buffer;
-      }
-
-      override releaseBuffer(buffer: GPUBuffer, reuse = true): void {
-        super.releaseBuffer(buffer, reuse);
-        // tfjs pushed it onto its free list and pops from the end: keep the list in descending creation order, so the
-        // end is the oldest
-        const list = reuse && this.stats.oldestFirst ? freeListOf(this, buffer) : undefined;
-        if (!list || list[list.length - 1] !== buffer) return;
-        let rank = this.order.get(buffer);
-        if (rank === undefined) this.order.set(buffer, rank = this.next++);
-        let i = list.length - 1;
-        while (i > 0 && (this.order.get(list[i - 1]) ?? 0) < rank) {
-          list[i] = list[i - 1];
-          i--;
-        }
-        list[i] = buffer;
-      }
-    };
-    oldestFirstClasses.set(Base, Pool);
-  }
-  return Pool;
 }

@@ -23,7 +23,7 @@ export const DEFAULT_DAWN_FLAGS: readonly string[] = [
  * Every choice WebGPU execution makes, in one place: resolved once (resolveWebGPUOptions) from what the caller passes,
  * then the environment, then the defaults, and handed to whatever needs it. Nothing reads these from module state.
  *
- * Device-level fields (dawnFlags, uniformCache, bindGroupCache, computeUnits) take effect when the device is made, the first time
+ * Device-level fields (dawnFlags, uniformCache, bindGroupCache, poolBestFit, computeUnits) take effect when the device is made, the first time
  * webgpu is activated in a process; the rest apply per model (the ops a network runs with).
  */
 export interface WebGPUOptions {
@@ -48,6 +48,11 @@ export interface WebGPUOptions {
    * UNet call to the next. `T2V_BIND_GROUP_CACHE` (0/1).
    */
   bindGroupCache: boolean;
+  /**
+   * A request for a storage buffer of 1 MiB or more with no free buffer of its exact size takes the smallest free one
+   * of up to twice its size instead of making a new one (src/backends/webgpu/buffer-pool.ts). `T2V_POOL_BEST_FIT` (0/1).
+   */
+  poolBestFit: boolean;
   /** Dawn toggles (Node, where Dawn is ours). `T2V_DAWN_FLAGS`, space-separated. */
   dawnFlags: readonly string[];
 }
@@ -59,6 +64,7 @@ export const DEFAULT_WEBGPU_OPTIONS: Readonly<WebGPUOptions> = Object.freeze({
   computeUnits: null,
   uniformCache: true,
   bindGroupCache: true,
+  poolBestFit: true,
   dawnFlags: DEFAULT_DAWN_FLAGS,
 });
 
@@ -88,7 +94,7 @@ function envUnits(env: Env, name: string): number | undefined {
 }
 
 function check(o: WebGPUOptions): WebGPUOptions {
-  const bools = ['tensorCores', 'splitK', 'uniformCache', 'bindGroupCache'] as const;
+  const bools = ['tensorCores', 'splitK', 'uniformCache', 'bindGroupCache', 'poolBestFit'] as const;
   for (const k of bools) {
     if (typeof o[k] !== 'boolean') throw new WebGPUOptionsError(`webgpu option ${k} must be true or false, not ${JSON.stringify(o[k])}`);
   }
@@ -106,7 +112,7 @@ function check(o: WebGPUOptions): WebGPUOptions {
 
 /**
  * The options in force: `given` first, then the environment (T2V_TENSOR_CORES, T2V_UNIFORM_CACHE,
- * T2V_BIND_GROUP_CACHE, T2V_COMPUTE_UNITS, T2V_DAWN_FLAGS), then DEFAULT_WEBGPU_OPTIONS. A bad value is an error
+ * T2V_BIND_GROUP_CACHE, T2V_POOL_BEST_FIT, T2V_COMPUTE_UNITS, T2V_DAWN_FLAGS), then DEFAULT_WEBGPU_OPTIONS. A bad value is an error
  * naming the field or the variable. The result is frozen.
  */
 export function resolveWebGPUOptions(given: Partial<WebGPUOptions> = {}, env: Env = envVar): Readonly<WebGPUOptions> {
@@ -115,6 +121,7 @@ export function resolveWebGPUOptions(given: Partial<WebGPUOptions> = {}, env: En
     tensorCores: envBool(env, 'T2V_TENSOR_CORES'),
     uniformCache: envBool(env, 'T2V_UNIFORM_CACHE'),
     bindGroupCache: envBool(env, 'T2V_BIND_GROUP_CACHE'),
+    poolBestFit: envBool(env, 'T2V_POOL_BEST_FIT'),
     computeUnits: envUnits(env, 'T2V_COMPUTE_UNITS'),
     dawnFlags: flags !== undefined ? flags.split(/\s+/).filter(Boolean) : undefined,
   };
