@@ -14,6 +14,9 @@ import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type W
 import type { Module } from '../../src/layers/module.js';
 import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
+import * as T2V_KERNEL_NAMES from '../../src/backends/webgpu/kernel-names.js';
+import { registerWebGPUKernels } from '../../src/backends/webgpu/register.js';
+import { tensorCoreAttentionSupported } from '../../src/backends/webgpu/attention-tc.js';
 import { pickConfig, type GemmShape, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 import { defaultTiles, matMulF16StagedInfo, type StagedOptions, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
 
@@ -258,4 +261,16 @@ export async function gemmShapesOf(run: () => tf.Tensor, emulate = false): Promi
     for (const m of tracked) m.useOps(current);
   }
   return [...seen.values()];
+}
+
+/**
+ * Packed self-attention (qkv [B, N, 3*inner]) through the fused fp32 kernel, or (`tensorCores`) the tensor-core kernel
+ * (null where the device or the shape has none).
+ */
+export function packedAttention(qkv: tf.Tensor3D, heads: number, tensorCores: boolean): tf.Tensor | null {
+  registerWebGPUKernels();
+  if (!tensorCores) return tf.engine().runKernel(T2V_KERNEL_NAMES.FusedPackedAttention, { qkv }, { heads, causal: false } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const cfg = pickConfig(webgpuFacts().subgroupMatrixConfigs);
+  if (!tensorCoreAttentionSupported(qkv, heads, cfg)) return null;
+  return tf.engine().runKernel(T2V_KERNEL_NAMES.TensorCoreAttention, { qkv }, { heads, route: { cfg, emulate: false } } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

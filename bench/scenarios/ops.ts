@@ -3,7 +3,7 @@ import { GroupNorm, LayerNorm } from '../../src/layers/common/norm.js';
 import { gpuRandom } from '../harness/random-gpu.js';
 import type { Scenario } from '../harness/scenario.js';
 import { relMaxError, timeIt } from '../harness/timing.js';
-import { opsWith, type Ops, type WebGPUKernel } from '../harness/webgpu.js';
+import { opsWith, packedAttention, type Ops, type WebGPUKernel } from '../harness/webgpu.js';
 
 export interface OpRow { op: string; shape: string; gflop?: number; stockMs?: number; fusedMs?: number; relErr?: number; note?: string }
 
@@ -85,6 +85,26 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
     await compare(name, `B=${b} nq=${nq} nk=${nk} h=${heads} d=64`, 4 * b * heads * nq * nk * 64 / 1e9, 'attention',
       (o) => o.attention(q as tf.Tensor3D, k as tf.Tensor3D, v as tf.Tensor3D, heads, causal));
     tf.dispose([q, k, v]);
+  }
+
+  // packed self-attention at the guided step's batch (2 x 16 frames): the fp32 kernel vs the tensor-core one
+  for (const [name, b, n, heads] of [['packed self-attn L0', 32, 1024, 5], ['packed self-attn L1', 32, 256, 10],
+    ['packed self-attn L2', 32, 64, 20]] as [string, number, number, number][]) {
+    const qkv = gpuRandom([b, n, 3 * heads * 64], 1, 17) as tf.Tensor3D;
+    const gflop = 4 * b * heads * n * n * 64 / 1e9;
+    const stockMs = await timeIt(() => packedAttention(qkv, heads, false)!);
+    const ref = packedAttention(qkv, heads, false)!;
+    const refData = await ref.data();
+    ref.dispose();
+    const tc = packedAttention(qkv, heads, true);
+    if (!tc) add({ op: name, shape: `B=${b} n=${n} h=${heads} d=64`, gflop, stockMs, note: 'no tensor cores' });
+    else {
+      const relErr = relMaxError(await tc.data(), refData);
+      tc.dispose();
+      add({ op: `${name} (fused fp32 / tensor cores)`, shape: `B=${b} n=${n} h=${heads} d=64`, gflop, stockMs,
+        fusedMs: await timeIt(() => packedAttention(qkv, heads, true)!), relErr });
+    }
+    qkv.dispose();
   }
 
   for (const [shape, silu] of [[[16, 32, 32, 320], true], [[16, 16, 16, 640], true], [[16, 8, 8, 1280], true],
