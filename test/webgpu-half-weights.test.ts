@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { installDawn } from '../src/backends/dawn.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
-import { TensorCoreConv, TensorCoreGemm, UnpackHalf } from '../src/backends/webgpu/kernel-names.js';
+import { TensorCoreAttention, TensorCoreConv, TensorCoreGemm, UnpackHalf } from '../src/backends/webgpu/kernel-names.js';
 import { WebGPUOps } from '../src/backends/webgpu/ops.js';
 import { resolveWebGPUOptions } from '../src/backends/webgpu/options.js';
 import { unpackHalfWeight } from '../src/backends/webgpu/unpack-half.js';
@@ -124,10 +124,10 @@ test('half weights: linear, gemv and convolutions read packed halves on the tens
   assert.equal(ops.tensorCoreStats.fallback, 0);
 });
 
-test('half weights: a small UNet on the tensor-core route (packed q|k|v, projected context) computes what the same values in float32 do', { skip }, async () => {
+test('half weights: a small UNet on the tensor-core route (packed q|k|v, tensor-core attention, projected context) computes what the same values in float32 do', { skip }, async () => {
   const unetCfg: UNetConfig = {
-    inDim: 4, dim: 128, embedDim: 512, contextDim: 64, decoderContextDim: 64, outDim: 4, dimMult: [1], numHeads: 2,
-    headDim: 64, numResBlocks: 1, attnScales: [1], temporalAttention: true, normGroups: 32,
+    inDim: 4, dim: 128, embedDim: 512, contextDim: 64, decoderContextDim: 64, outDim: 4, dimMult: [1], numHeads: 8,
+    headDim: 16, numResBlocks: 1, attnScales: [1], temporalAttention: true, normGroups: 32,
   };
   const net = new UNetSD(unetCfg);
   const weights = new Map([...net.namedParams()].map(([k, p], i) => {
@@ -161,6 +161,7 @@ test('half weights: a small UNet on the tensor-core route (packed q|k|v, project
     console.log(`small UNet, half-resident vs float32 weights (same values): rel err ${err.toExponential(2)}, ${unpacked} unpacks of ${halves} half weights`);
     assert.ok(err <= 1e-6, `rel err ${err}`);
     assert.equal(unpacked, 0, 'every half weight was read as it is');
+    assert.ok(prof.kernelNames.includes(TensorCoreAttention), 'the self-attention ran on tensor cores');
     // the packed q|k|v and context weights were kept with the module and go with its weights: nothing else stays
     net.disposeWeights();
     assert.equal(tf.memory().numTensors, baseline, 'tensors left after disposeWeights');
