@@ -75,6 +75,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
     }`;
     return `
 enable f16;
+enable subgroups;
 ${mx.enable}
 const N = ${n}u;
 const C4 = ${c / 4}u;
@@ -104,7 +105,10 @@ fn main() {
   ${stage('Ks', QUERY_TILE, 'h * D4', false)}
   workgroupBarrier();
   ${q.join('\n  ')}
-  // lanes 0..15 own row sg * 16 + lane: its running max and sum of exp2
+  // each row of the subgroup's 16 belongs to two lanes (row lane / 2, half lane % 2 of the block's keys): running max
+  // and sum of exp2, the pair's partial results combined through a shuffle
+  let r = lane / 2u;
+  let sRow = sBase + r * SS + (lane % 2u) * ${KEY_BLOCK / 2}u;
   var m = -1.0e30;
   var l = 0.0;
   for (var k0 = 0u; k0 < N; k0 += ${KEY_BLOCK}u) {
@@ -113,14 +117,14 @@ fn main() {
     workgroupBarrier();
     ${scores.join('\n    ')}
     workgroupBarrier();
-    if (lane < 16u) {
-      var bm = m;
-      for (var j = 0u; j < ${KEY_BLOCK}u; j++) { bm = max(bm, Ss[sBase + lane * SS + j]); }
-      var sum = 0.0;
-      for (var j = 0u; j < ${KEY_BLOCK}u; j++) { sum += exp2(Ss[sBase + lane * SS + j] - bm); }
-      l = l * exp2(m - bm) + sum;
-      m = bm;
-    }
+    var bm = m;
+    for (var j = 0u; j < ${KEY_BLOCK / 2}u; j++) { bm = max(bm, Ss[sRow + j]); }
+    bm = max(bm, subgroupShuffleXor(bm, 1u));
+    var sum = 0.0;
+    for (var j = 0u; j < ${KEY_BLOCK / 2}u; j++) { sum += exp2(Ss[sRow + j] - bm); }
+    sum += subgroupShuffleXor(sum, 1u);
+    l = l * exp2(m - bm) + sum;
+    m = bm;
   }
   let inv = 1.0 / l;
   ${zeroO.join('\n  ')}
@@ -131,9 +135,8 @@ fn main() {
     workgroupBarrier();
     ${scores.join('\n    ')}
     workgroupBarrier();
-    if (lane < 16u) {
-      for (var j = 0u; j < ${KEY_BLOCK}u; j++) { Ps[pBase + lane * PS + j] = f16(exp2(Ss[sBase + lane * SS + j] - m) * inv); }
-    }
+    let pRow = pBase + r * PS + (lane % 2u) * ${KEY_BLOCK / 2}u;
+    for (var j = 0u; j < ${KEY_BLOCK / 2}u; j++) { Ps[pRow + j] = f16(exp2(Ss[sRow + j] - m) * inv); }
     workgroupBarrier();
     ${pv.join('\n    ')}
   }
