@@ -17,10 +17,9 @@ import { plainOps } from '../../src/layers/plain-ops.js';
 import * as T2V_KERNEL_NAMES from '../../src/backends/webgpu/kernel-names.js';
 import { registerWebGPUKernels } from '../../src/backends/webgpu/register.js';
 import { tensorCoreAttentionSupported } from '../../src/backends/webgpu/attention-tc.js';
-import { pickConfig, type GemmShape, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
-import { defaultTiles, matMulF16StagedInfo, type StagedOptions, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
+import { pickConfig, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 
-export type { GemmShape, Ops, WebGPUKernel, WebGPUOptions };
+export type { Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
 export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
@@ -211,56 +210,6 @@ export async function dispatchReport(fn: () => tf.Tensor): Promise<string | null
 /** Whether TextToVideo.load would keep the weights float16-resident here (webgpu with tensor cores in use). */
 export function halfWeightsByDefault(): boolean {
   return current instanceof WebGPUOps && current.tensorCores !== null;
-}
-
-/**
- * One staged tensor-core GEMM (or implicit-GEMM convolution) as WebGPUOps' route runs it, with the benchmark's probe
- * options (matMulF16StagedInfo's: tiles, halfA, doubleBuffer, B as halves), on the device's f16 configuration; null
- * where the device has none. `a` and `b` are given with their logical shapes (packed halves are [n/2] tensors).
- */
-export function stagedGemm(a: tf.Tensor, aShape: number[], b: tf.Tensor, n: number, bias: tf.Tensor | null, outShape: number[],
-  opts: Omit<StagedOptions, 'b'> & { halfB: boolean }): tf.Tensor | null {
-  // emulated matrices (a software adapter's smoke run) are 16x16x16
-  const cfg = opts.emulate ? { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 } : pickConfig(webgpuFacts().subgroupMatrixConfigs);
-  if (!cfg) return null;
-  const info = (t: tf.Tensor, shape = t.shape) => ({ dataId: t.dataId, shape, dtype: t.dtype });
-  const backend = tf.backend() as unknown as Parameters<typeof matMulF16StagedInfo>[0];
-  return tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(a, aShape), info(b), bias ? info(bias) : null, cfg,
-    outShape, { ...opts, b: { half: opts.halfB, n } }));
-}
-export { tilesBytes, tilesFit, type ConvGeom, type Tiles } from '../../src/backends/webgpu/matmul-f16-staged.js';
-
-/** The tiling the route gives a GEMM here (defaultTiles with this device's facts). */
-export function routeTiles(m: number, n: number, k: number, bias: boolean, convC?: number): Tiles {
-  const backend = tf.backend() as T2VWebGPUBackend;
-  return defaultTiles(m, n, k, { bias, convC, maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize,
-    units: backend.facts.computeUnits });
-}
-
-/** Every GEMM shape the tensor-core route runs during `run()` on the tracked networks, with how often each ran. */
-export async function gemmShapesOf(run: () => tf.Tensor, emulate = false): Promise<{ shape: GemmShape; count: number }[]> {
-  if (!(current instanceof WebGPUOps)) return [];
-  const seen = new Map<string, { shape: GemmShape; count: number }>();
-  // emulated (a software adapter's smoke run): the 16x16x16 configuration with per-lane matrix loops
-  const facts = emulate ? { subgroupMatrixConfigs: [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }] } : webgpuFacts();
-  const probe = new WebGPUOps({ ...current.options, tensorCores: true }, facts, {
-    emulateMatrices: emulate,
-    onGemm: (s) => {
-      const key = JSON.stringify(s);
-      const e = seen.get(key);
-      if (e) e.count++;
-      else seen.set(key, { shape: s, count: 1 });
-    },
-  });
-  for (const m of tracked) m.useOps(probe);
-  try {
-    const y = run();
-    await y.data();
-    y.dispose();
-  } finally {
-    for (const m of tracked) m.useOps(current);
-  }
-  return [...seen.values()];
 }
 
 /**

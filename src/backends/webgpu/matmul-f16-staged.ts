@@ -165,10 +165,6 @@ export interface StagedOptions {
   emulate?: boolean;
   /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
   b?: { half: boolean; n: number };
-  /** A (or the convolution's input) is float16 pairs packed in float32 elements, [rows * k / 2] (the benchmark's probe of f16 activations). */
-  halfA?: boolean;
-  /** Two workgroup-memory stages: one barrier per K step instead of two (where the device's workgroup memory holds them). */
-  doubleBuffer?: boolean;
 }
 
 /**
@@ -185,7 +181,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
   const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
   const halfB = opts.b?.half ?? false;
-  const halfA = opts.halfA ?? false;
   // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
   // last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
@@ -213,16 +208,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const rm = BLOCK_M / SM;
   const rn = blockN / SN;
   const [stride, oh, ow] = conv ? [conv.stride ?? 1, conv.oh ?? conv.h, conv.ow ?? conv.w] : [1, 0, 0];
-  const stageBytes = tilesBytes(t, false);
-  const double = (opts.doubleBuffer ?? false) && tilesBytes(t, bias !== null) + stageBytes <= backend.device.limits.maxComputeWorkgroupStorageSize;
-  // with two stages, K step `step` uses stage step % 2 (its offsets sa and sb into As and Bs)
-  const [sa, sb] = double ? ['sa + ', 'sb + '] : ['', ''];
   // the source is built only when the backend compiles this key (program() takes a function)
   const code = () => {
     const mx = matrixOps(emulate, cfg);
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `${sa}(sgRow + ${i * SM}u) * AS + kk`, AS));
-    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `${sb}kk * BS + sgCol + ${j * SN}u`, BS));
+    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `kk * BS + sgCol + ${j * SN}u`, BS));
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
@@ -247,7 +238,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
         let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
-        var v = vec4<${halfA ? 'f16' : 'f32'}>(0.0);
+        var v = vec4<f32>(0.0);
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
           v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
         }
@@ -258,21 +249,21 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
     ].join('\n    ');
     const storeRegs = [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${sa}(e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${halfA ? 'As[o] = x.x; As[o + 1u] = x.y; As[o + 2u] = x.z; As[o + 3u] = x.w;' : 'As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w);'} }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${sb}(e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${halfB ? 'Bs[o] = x.x; Bs[o + 1u] = x.y; Bs[o + 2u] = x.z; Bs[o + 3u] = x.w;' : 'Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w);'} }`),
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${halfB ? 'Bs[o] = x.x; Bs[o + 1u] = x.y; Bs[o + 2u] = x.z; Bs[o + 3u] = x.w;' : 'Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w);'} }`),
     ].join('\n    ');
     return `
   enable f16;
   ${mx.enable}
-  ${halfA || halfB ? `// t2v:f16${halfA ? ' A' : ''}${halfB ? ' B' : ''}` : ''}
+  ${halfB ? '// t2v:f16 B' : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
   const TN = ${TN}u;
   const AS = ${AS}u;
   const BS = ${BS}u;
-  var<workgroup> As : array<f16, ${(double ? 2 : 1) * TM * AS}>;
-  var<workgroup> Bs : array<f16, ${(double ? 2 : 1) * TK * BS}>;
+  var<workgroup> As : array<f16, ${TM * AS}>;
+  var<workgroup> Bs : array<f16, ${TK * BS}>;
   ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
   var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
@@ -294,7 +285,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
-    var ra : array<vec4<${halfA ? 'f16' : 'f32'}>, ${aVecs}>;
+    var ra : array<vec4<f32>, ${aVecs}>;
     var rb : array<vec4<${halfB ? 'f16' : 'f32'}>, ${bVecs}>;
     // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
     // its barriers stay in uniform control flow
@@ -303,8 +294,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     ${loadRegs('kBegin')}
     for (var step = 0u; step < ${k / S / TK}u; step++) {
       let k0 = kBegin + step * ${TK}u;
-      ${double ? `let sa = (step % 2u) * ${TM * AS}u;
-      let sb = (step % 2u) * ${TK * BS}u;` : ''}
       ${storeRegs}
       workgroupBarrier();
       if (step + 1u < ${k / S / TK}u) {
@@ -314,14 +303,14 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
         ${lines.mma.join('\n      ')}
       }
-      ${double ? '' : 'workgroupBarrier();'}
+      workgroupBarrier();
     }
     ${lines.store.join('\n  ')}
   }`;
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${halfA ? 'a' : ''}${double ? 'd' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,
