@@ -134,6 +134,8 @@ test('bench profile: kernels are categorized from their names and shapes, with t
   // packed self-attention: [B, N, 3C] is spatial (pixels of each frame), [B, N, S, 3C] temporal (frames of each pixel)
   assert.deepEqual(one(kernel('T2VFusedPackedAttention', [[16, 1024, 960]], [16, 1024, 320], 3)),
     { category: CATEGORY.spatial, ms: 3, flop: 4 * 16 * 1024 * 1024 * 320 });
+  assert.deepEqual(one(kernel('T2VTensorCoreAttention', [[16, 1024, 960]], [16, 1024, 320], 3)),
+    { category: CATEGORY.spatial, ms: 3, flop: 4 * 16 * 1024 * 1024 * 320 });
   assert.deepEqual(one(kernel('T2VFusedPackedAttention', [[1, 16, 1024, 960]], [1, 16, 1024, 320], 1)),
     { category: CATEGORY.temporalAttn, ms: 1, flop: 4 * 1024 * 16 * 16 * 320 });
   assert.deepEqual(one(kernel('T2VFusedContextAttention', [[1, 16384, 320], [77, 10240]], [1, 16384, 320], 1)),

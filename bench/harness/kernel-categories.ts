@@ -88,7 +88,7 @@ function attentionCategory(k: TimedKernel): Part {
   const [q, kv] = k.inputShapes;
   const ms = k.ms;
   if (!has(q)) return { category: CATEGORY.attention, ms, flop: 0 };
-  if (k.name === K.FusedPackedAttention) {
+  if (k.name === K.FusedPackedAttention || k.name === K.TensorCoreAttention) {
     const c = q[q.length - 1] / 3;
     const [b, n] = q;
     return q.length === 4 ? { category: CATEGORY.temporalAttn, ms, flop: 4 * b * q[2] * n * n * c }
@@ -106,7 +106,7 @@ export function classify(k: TimedKernel): Part[] {
       return convCategory(k);
     case K.TensorCoreGemm: case '_FusedMatMul': case 'BatchMatMul': case K.FusedMatMulAdd:
       return gemmCategory(k);
-    case K.FusedPackedAttention: case K.FusedContextAttention: case K.FusedAttention:
+    case K.FusedPackedAttention: case K.TensorCoreAttention: case K.FusedContextAttention: case K.FusedAttention:
       return [attentionCategory(k)];
     case K.FusedGroupNorm: return [{ category: CATEGORY.groupNorm, ms: k.ms, flop: 0 }];
     case K.FusedLayerNorm: return [{ category: CATEGORY.layerNorm, ms: k.ms, flop: 0 }];
