@@ -7,7 +7,7 @@ import { TensorCoreAttention, TensorCoreConv, TensorCoreGemm, UnpackHalf } from 
 import { WebGPUOps } from '../src/backends/webgpu/ops.js';
 import { resolveWebGPUOptions } from '../src/backends/webgpu/options.js';
 import { unpackHalfWeight } from '../src/backends/webgpu/unpack-half.js';
-import { float16Bits, fromFloat16 } from '../src/io/float16.js';
+import { fromFloat16, toFloat16 } from '../src/io/float16.js';
 import { HALF_MIN_VALUES } from '../src/io/model-folder.js';
 import { concatWeights, Param } from '../src/layers/module.js';
 import type { UNetConfig } from '../src/layers/unet/config.js';
@@ -31,16 +31,12 @@ function rand(shape: number[], seed: number): Float32Array {
 
 /** float16 bits of `v`, packed two to a float32 element, as the loader uploads them (model-folder.ts halfWeights). */
 function packHalves(v: Float32Array): tf.Tensor1D {
-  const bits = new Uint16Array(v.length);
-  for (let i = 0; i < v.length; i++) bits[i] = float16Bits(v[i]);
-  return tf.tensor1d(new Float32Array(bits.buffer, 0, v.length / 2), 'float32');
+  return tf.tensor1d(new Float32Array(toFloat16(v).buffer, 0, v.length / 2), 'float32');
 }
 
 /** `v` rounded to float16 (what a half-resident weight holds). */
 function roundedToHalf(v: Float32Array): Float32Array {
-  const bits = new Uint16Array(v.length);
-  for (let i = 0; i < v.length; i++) bits[i] = float16Bits(v[i]);
-  return fromFloat16(bits, new Float32Array(v.length));
+  return fromFloat16(toFloat16(v));
 }
 
 const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };

@@ -6,7 +6,7 @@ import type { ManifestEntry, ManifestGroup, WeightsFile } from './weights-manife
 import { checkInsidePath, checkModelInfo, checkNetworkConfig } from './validate.js';
 import { configFromJson } from './network-config.js';
 import { openSource, type ModelSource } from './source.js';
-import { float16Bits } from './float16.js';
+import { toFloat16 } from './float16.js';
 import { registerWebGPUKernels } from '../backends/webgpu/register.js';
 import { unpackHalfWeight } from '../backends/webgpu/unpack-half.js';
 
@@ -302,13 +302,7 @@ function halfWeights(data: ArrayBuffer, entries: readonly ManifestEntry[], f32: 
     const own = data.slice(off, off + bytes); // aligned, and freed with this entry once uploaded
     off += bytes;
     if (n >= HALF_MIN_VALUES && n % 2 === 0) {
-      let bits: Uint16Array;
-      if (e.quantization?.dtype === 'float16') bits = new Uint16Array(own);
-      else {
-        const v = new Float32Array(own);
-        bits = new Uint16Array(n);
-        for (let i = 0; i < n; i++) bits[i] = float16Bits(v[i]);
-      }
+      const bits = e.quantization?.dtype === 'float16' ? new Uint16Array(own) : toFloat16(new Float32Array(own));
       const t = tf.tensor1d(new Float32Array(bits.buffer, bits.byteOffset, n / 2), 'float32');
       upload(t);
       halves.set(e.name, t);
