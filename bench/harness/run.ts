@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { SCENARIOS } from '../scenarios/index.js';
@@ -8,15 +8,11 @@ import type { RunContext, Scenario } from './scenario.js';
 import { ResultTable, ROW_KEYS, shapeKey, type RowKey, type Shape } from './table.js';
 import { gpuBytes } from './timing.js';
 import { VARIANTS } from './variants.js';
+import { writeAtomic } from './write-atomic.js';
 import { applyVariant, halfWeightsByDefault, openBackend, releasePooledBuffers, resetGPUMemoryPeak, type Device } from './webgpu.js';
 
 const gib = (b: number | null) => (b === null ? 'n/a' : `${(b / 2 ** 30).toFixed(2)} GiB`);
 const oneLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0].trim();
-
-function writeAtomic(file: string, text: string): void {
-  writeFileSync(`${file}.tmp`, text);
-  renameSync(`${file}.tmp`, file);
-}
 
 /**
  * `bench OUT [options]`: the selected scenarios, t2v first (each variant in turn, at each shape), then the PyTorch side

@@ -14,8 +14,8 @@ import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type W
 import type { Module } from '../../src/layers/module.js';
 import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
-import * as T2V_KERNEL_NAMES from '../../src/backends/webgpu/kernel-names.js';
-import { registerWebGPUKernels } from '../../src/backends/webgpu/register.js';
+import { shouldKeepHalf } from '../../src/pipeline/text2video.js';
+import * as T2V_KERNELS from '../../src/backends/webgpu/kernel-names.js';
 import { tensorCoreAttentionSupported } from '../../src/backends/webgpu/attention-tc.js';
 import { pickConfig, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 
@@ -24,7 +24,7 @@ export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
 export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
 export { HALF_MIN_VALUES } from '../../src/io/model-folder.js';
-export * as T2V_KERNELS from '../../src/backends/webgpu/kernel-names.js';
+export { T2V_KERNELS };
 
 /**
  * Dawn rounds timestamp queries to a 65.5 us grid by default (a browser's guard against timing attacks), coarser than
@@ -207,9 +207,9 @@ export async function dispatchReport(fn: () => tf.Tensor): Promise<string | null
   return `${n} dispatches; bind groups ${d[0]} kept, ${d[1]} made; uniforms ${d[2]} kept, ${d[3]} written (internals ${b.internals?.ok ? 'ok' : 'NOT ok'})`;
 }
 
-/** Whether TextToVideo.load would keep the weights float16-resident here (webgpu with tensor cores in use). */
+/** Whether TextToVideo.load would keep the weights float16-resident here, with the ops in force (shouldKeepHalf). */
 export function halfWeightsByDefault(): boolean {
-  return current instanceof WebGPUOps && current.tensorCores !== null;
+  return shouldKeepHalf(undefined, current);
 }
 
 /**
@@ -217,9 +217,9 @@ export function halfWeightsByDefault(): boolean {
  * (null where the device or the shape has none).
  */
 export function packedAttention(qkv: tf.Tensor3D, heads: number, tensorCores: boolean): tf.Tensor | null {
-  registerWebGPUKernels();
-  if (!tensorCores) return tf.engine().runKernel(T2V_KERNEL_NAMES.FusedPackedAttention, { qkv }, { heads, causal: false } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  // the kernels were registered when webgpu was activated (openBackend)
+  if (!tensorCores) return tf.engine().runKernel(T2V_KERNELS.FusedPackedAttention, { qkv }, { heads, causal: false } as unknown as tf.NamedAttrMap) as tf.Tensor;
   const cfg = pickConfig(webgpuFacts().subgroupMatrixConfigs);
   if (!tensorCoreAttentionSupported(qkv, heads, cfg)) return null;
-  return tf.engine().runKernel(T2V_KERNEL_NAMES.TensorCoreAttention, { qkv }, { heads, route: { cfg, emulate: false } } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(T2V_KERNELS.TensorCoreAttention, { qkv }, { heads, route: { cfg, emulate: false } } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

@@ -1,4 +1,3 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { summarize, type KernelSummary } from '../harness/kernel-categories.js';
@@ -8,6 +7,7 @@ import { shapeKey, type Shape } from '../harness/table.js';
 import { sync, timedKernels, timeRuns, type TimedKernel } from '../harness/timing.js';
 import { applyVariant, dispatchReport, EXACT_TIMESTAMPS_FLAG, gpuTimestamps } from '../harness/webgpu.js';
 import { unetCalls, type CallRow } from './unet-calls.js';
+import { writeAtomic } from '../harness/write-atomic.js';
 
 /** How the per-kernel times were taken. */
 export type Timing = 'gpu' | 'quantized' | 'none' | 'cpu';
@@ -123,8 +123,7 @@ async function benchProfile(ctx: RunContext): Promise<{ raw: unknown }> {
         else if (c) md.push(renderCall(title, c));
       }
     }
-    writeFileSync(`${file}.tmp`, md.join('\n'));
-    renameSync(`${file}.tmp`, file);
+    writeAtomic(file, md.join('\n'));
   };
   try {
     for (const v of ctx.opts.variants) {

@@ -13,7 +13,6 @@ export type BackendName = (typeof BACKENDS)[number];
 export type BackendRequest = BackendName | 'auto';
 export const BACKEND_REQUESTS: readonly BackendRequest[] = ['auto', ...BACKENDS];
 
-
 /** What selectBackend may be told besides the backend's name. */
 export interface BackendOptions {
   /** webgpu only: how it executes (src/backends/webgpu/options.ts); unset fields from the environment, then defaults. */
