@@ -248,9 +248,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
     ].join('\n    ');
+    // a staged vec4 into workgroup memory as four f16 (B read as halves needs no conversion)
+    const put = (dst: string, x: string, half: boolean) => ['x', 'y', 'z', 'w']
+      .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
     const storeRegs = [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; As[o] = f16(x.x); As[o + 1u] = f16(x.y); As[o + 2u] = f16(x.z); As[o + 3u] = f16(x.w); }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${halfB ? 'Bs[o] = x.x; Bs[o + 1u] = x.y; Bs[o + 2u] = x.z; Bs[o + 3u] = x.w;' : 'Bs[o] = f16(x.x); Bs[o + 1u] = f16(x.y); Bs[o + 2u] = f16(x.z); Bs[o + 3u] = f16(x.w);'} }`),
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
     return `
   enable f16;

@@ -83,8 +83,10 @@ export class WebGPUOps extends PlainOps {
     const n = w.shape[1];
     return tf.tidy((): tf.Tensor2D => {
       if (this.route && isVector(bias, n)) {
-        const b = () => halfOf(w) ?? valuesOf(w);
-        const attrs = { route: this.route, half: halfOf(w) !== null, n };
+        const half = halfOf(w);
+        // B is unpacked only where a GEMM runs without its halves
+        const b = () => half ?? valuesOf(w);
+        const attrs = { route: this.route, half: half !== null, n };
         const fused = residual ? planGemm(m, n, k, residual.size) : null;
         if (fused) return run<tf.Tensor2D>(TensorCoreGemm, { a: x, b: b(), bias, residual }, { ...attrs, plan: fused });
         const plan = planGemm(m, n, k, null);
