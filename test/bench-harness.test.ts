@@ -204,7 +204,7 @@ test('bench profile scenario on cpu (--tiny): both calls profiled, categories su
     const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as {
       scenarios: { profile: { variants: Record<string, { calls: Record<string, CallProfile> }> } } };
     for (const row of ['unet-call', 'guided-step']) {
-      const p = raw.scenarios.profile.variants.default.calls[row];
+      const p = raw.scenarios.profile.variants['2x32x32 default'].calls[row];
       assert.equal(p.timing, 'cpu');
       assert.ok(p.totalMs > 0 && p.kernels > 100, row);
       assert.ok(Math.abs(p.categories.reduce((a, c) => a + c.ms, 0) - p.totalMs) < 1e-6 * p.totalMs, row);
@@ -212,7 +212,7 @@ test('bench profile scenario on cpu (--tiny): both calls profiled, categories su
     }
     const md = readFileSync(join(out, 'profile.md'), 'utf8');
     assert.equal(md.match(/No GPU timestamps on this backend/g)?.length, 2);
-    assert.match(md, /### default: t2v \(cpu\)/);
+    assert.match(md, /### 2x32x32 \(latents 4x2x4x4\), default: t2v \(cpu\)/);
     assert.ok(!readdirSync(out).some((f) => f.endsWith('.tmp')));
   } finally {
     rmSync(out, { recursive: true, force: true });

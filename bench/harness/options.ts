@@ -16,7 +16,8 @@ export const USAGE = `usage: bench OUT [options]     (on the GPU host: bash .gpu
   --python P          the PyTorch side's python (T2V_PYTHON, else python3); --diffusers DIR|TAR (T2V_DIFFUSERS)
   --torch-modes a,b   eager,graph,compile (default all); --torch-args="..." more for bench/diffusers_unet.py
   --torch-script F    bench/diffusers_unet.py elsewhere; --budget S: seconds the whole run may take (default 570)
-  --fixtures DIR --vocab FILE   the parity scenario's tiny model (test/fixtures/e2e) and CLIP vocabulary`;
+  --fixtures DIR --vocab FILE   the parity scenario's tiny model (test/fixtures/e2e) and CLIP vocabulary
+  --profile-shapes FxHxW,...    the profile scenario's video shapes (default 16x256x256; --tiny 2x32x32)`;
 
 /** A bad command line: the message is one line. */
 export class BenchUsageError extends Error {}
@@ -41,7 +42,7 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
         steps: { type: 'string' }, guidance: { type: 'string' }, variants: { type: 'string' }, backend: { type: 'string' },
         tiny: { type: 'boolean' }, weights: { type: 'string' }, python: { type: 'string' }, diffusers: { type: 'string' }, 'torch-modes': { type: 'string' },
         'torch-args': { type: 'string' }, 'torch-script': { type: 'string' }, 'torch-timeout': { type: 'string' },
-        budget: { type: 'string' }, fixtures: { type: 'string' }, vocab: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
+        budget: { type: 'string' }, 'profile-shapes': { type: 'string' }, fixtures: { type: 'string' }, vocab: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -65,6 +66,11 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
   if (!['f16', 'f32', 'auto'].includes(weights)) throw new BenchUsageError(`--weights ${v.weights}: use f16, f32 or auto`);
   const torchModes = list(v['torch-modes']) ?? ['eager', 'graph', 'compile'];
   for (const m of torchModes) if (!['eager', 'graph', 'compile'].includes(m)) throw new BenchUsageError(`unknown torch mode ${m}; valid: eager, graph, compile`);
+  const profileShapes = list(v['profile-shapes'])?.map((x) => {
+    const m = /^(\d+)x(\d+)x(\d+)$/.exec(x);
+    if (!m || Number(m[2]) % 8 !== 0 || Number(m[3]) % 8 !== 0) throw new BenchUsageError(`--profile-shapes ${x}: use FRAMESxHEIGHTxWIDTH, height and width multiples of 8`);
+    return { frames: Number(m[1]), height: Number(m[2]), width: Number(m[3]) };
+  });
   const path = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(origin, p));
   return {
     origin, out: path(out ?? '.')!, scenarios, backend, variants, torchModes, tiny: v.tiny ?? false, weights, list: v.list ?? false, help: v.help ?? false,
@@ -72,6 +78,6 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
     steps: count('steps', v.steps, 50), guidance: count('guidance', v.guidance, 9, 0),
     python: v.python ?? process.env.T2V_PYTHON ?? 'python3', diffusers: path(v.diffusers), torchScript: path(v['torch-script']),
     torchArgs: v['torch-args']?.split(/\s+/).filter(Boolean) ?? [], torchTimeoutS: count('torch-timeout', v['torch-timeout'], 540),
-    budgetS: count('budget', v.budget, 570), fixtures: path(v.fixtures), vocab: path(v.vocab),
+    budgetS: count('budget', v.budget, 570), profileShapes, fixtures: path(v.fixtures), vocab: path(v.vocab),
   };
 }

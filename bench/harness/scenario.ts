@@ -31,6 +31,8 @@ export interface BenchOptions {
   vocab?: string;
   /** generations per scheduler (samplers) */
   gens: number;
+  /** the profile scenario's shapes (default: the video shape) */
+  profileShapes?: { frames: number; height: number; width: number }[];
 }
 
 export interface RunContext {

@@ -98,24 +98,26 @@ export function summaryLine(p: CallProfile): string {
     + `${p.timing === 'quantized' ? ' (quantized timestamps)' : p.timing === 'cpu' ? ' (CPU times)' : ''}; ${big.join(', ')}`;
 }
 
-type VariantResult = { label: string; calls: Partial<Record<CallRow, CallProfile | { error: string }>>; error?: string };
+type VariantResult = { label: string; variant: string; shape: Shape; calls: Partial<Record<CallRow, CallProfile | { error: string }>>; error?: string };
 
 /**
- * Each --variants entry in turn: the UNet calls of CALLS at the video shape (--tiny's small one), profiled, into
- * OUT/profile.md (rewritten after each call) and the scenario's results; the default variant is restored after.
+ * Each --profile-shapes shape (default the video shape, --tiny's small one) and each --variants entry in turn: the UNet
+ * calls of CALLS, profiled, into OUT/profile.md (rewritten after each call) and the scenario's results; the default
+ * variant is restored after.
  */
 async function benchProfile(ctx: RunContext): Promise<{ raw: unknown }> {
-  const shape: Shape = ctx.opts.tiny ? VIDEO_SHAPE.tiny : VIDEO_SHAPE.full;
+  const shapes: Shape[] = ctx.opts.tiny ? [VIDEO_SHAPE.tiny] : ctx.opts.profileShapes ?? [VIDEO_SHAPE.full];
   const variants: Record<string, VariantResult> = {};
-  const raw = { shape, backend: ctx.opts.backend, variants };
+  const raw = { shapes, backend: ctx.opts.backend, variants };
   const file = join(ctx.opts.out, 'profile.md');
+  const latents = (s: Shape) => `${shapeKey(s)} (latents 4x${s.frames}x${s.height / 8}x${s.width / 8})`;
   const write = () => {
-    const md = [`# t2v per-kernel profile, ${shapeKey(shape)} (latents 4x${shape.frames}x${shape.height / 8}x${shape.width / 8})`, '',
+    const md = [`# t2v per-kernel profile, ${shapes.map(latents).join('; ')}`, '',
       `Backend ${ctx.opts.backend}${ctx.opts.tiny ? ', tiny configuration (--tiny)' : ', released configuration'}, random weights; `
       + 'after 2 warm-up calls, one call under tf.profile. TFLOP/s: 2*m*n*k from the shapes (a convolution as its implicit '
       + 'GEMM; attention 4*rows*queries*keys*inner) over the kernel time.', ''];
-    for (const [name, v] of Object.entries(variants)) {
-      md.push(`### ${name}: ${v.label}`, '');
+    for (const v of Object.values(variants)) {
+      md.push(`### ${latents(v.shape)}, ${v.variant}: ${v.label}`, '');
       if (v.error) md.push(`failed: ${v.error}`, '');
       for (const [row, title] of CALLS) {
         const c = v.calls[row];
@@ -126,10 +128,10 @@ async function benchProfile(ctx: RunContext): Promise<{ raw: unknown }> {
     writeAtomic(file, md.join('\n'));
   };
   try {
-    for (const v of ctx.opts.variants) {
+    for (const [shape, v] of shapes.flatMap((sh) => ctx.opts.variants.map((va) => [sh, va] as const))) {
       // the run's column names (the default's says where it runs in fp32 or on another backend)
-      const res: VariantResult = { label: v.name === 'default' ? ctx.column : v.label, calls: {} };
-      variants[v.name] = res;
+      const res: VariantResult = { label: v.name === 'default' ? ctx.column : v.label, variant: v.name, shape, calls: {} };
+      variants[`${shapeKey(shape)} ${v.name}`] = res;
       try {
         applyVariant(v.options);
       } catch (e) {

@@ -147,8 +147,9 @@ export function convRows(g: ConvGeom): number {
   return g.n * (g.oh ?? g.h) * (g.ow ?? g.w);
 }
 
+/** Whether a convolution fits the staged kernel; any number of output rows does (rounded up like a plain GEMM's). */
 export function convF16Supported(g: ConvGeom, out: number): boolean {
-  return g.c % largeTiles(out).tk === 0 && tilesFit(largeTiles(out), convRows(g), out, g.kh * g.kw * g.c);
+  return g.c % largeTiles(out).tk === 0 && tilesFit(largeTiles(out), paddedRows(convRows(g)), out, g.kh * g.kw * g.c);
 }
 
 /** What a staged GEMM may have besides its operands. */
@@ -181,12 +182,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
   const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
   const halfB = opts.b?.half ?? false;
-  // A's rows; a plain GEMM whose rows its tiling does not divide runs on rows rounded up to a multiple of 128 (A's
-  // last row read again) and its output is cut back to `rows`
+  // A's rows; a GEMM (or convolution) whose rows its tiling does not divide runs on rows rounded up to a multiple of
+  // 128 (A's last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
   const k = conv ? conv.kh * conv.kw * conv.c : a.shape[a.shape.length - 1];
   const n = opts.b?.n ?? b.shape[b.shape.length - 1];
-  const m = conv || (tiles && tilesFit(tiles, rows, n, k)) ? rows : paddedRows(rows);
+  const m = tiles && tilesFit(tiles, rows, n, k) ? rows : paddedRows(rows);
   const t = tiles ?? defaultTiles(m, n, k, { bias: bias !== null, convC: conv?.c,
     maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, units: deviceFactsOf(backend).computeUnits, splitK });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
@@ -235,7 +236,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     }
     if (init.length) lines.acc.push(S > 1 ? `if (workgroupId.z == 0u) {\n    ${init.join('\n    ')}\n  }` : init.join('\n  '));
     const loadA = (v: number, k0: string) => conv
-      ? `{ let e = tid + ${v * threads}u; let mm = row0 + e / ${TK / 4}u; let tap = ${k0} / ${conv.c}u;
+      ? `{ let e = tid + ${v * threads}u; let mm = ${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `row0 + e / ${TK / 4}u`}; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
         let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
         var v = vec4<f32>(0.0);

@@ -13,7 +13,7 @@ import {
 import { layerNormSupported } from './layer-norm.js';
 import type { WebGPUKernel, WebGPUOptions } from './options.js';
 import { registerWebGPUKernels } from './register.js';
-import { pickConfig, planConv, planGemm, type GemmRoute, type GemmShape, type RouteStats, type TileChooser } from './tensor-core-route.js';
+import { convTakesResidual, pickConfig, planConv, planGemm, type GemmRoute, type GemmShape, type RouteStats, type TileChooser } from './tensor-core-route.js';
 
 /** Every cross-attention's keys and values of one context from one matmul: layer i's k at offsets[i], its v after. */
 class PackedContext implements ProjectedContext {
@@ -108,8 +108,10 @@ export class WebGPUOps extends PlainOps {
       const geom = this.route && isVector(bias, filter.shape[3]) ? planConv(x.shape, filter.shape, strides, pad) : null;
       if (geom) {
         const half = halfOf(filter);
-        return run<tf.Tensor4D>(TensorCoreConv, { x, filter: half ?? valuesOf(filter), bias, residual },
+        const fused = residual && convTakesResidual(geom) ? residual : null;
+        const y = run<tf.Tensor4D>(TensorCoreConv, { x, filter: half ?? valuesOf(filter), bias, residual: fused },
           { route: this.route, geom, half: half !== null, n: filter.shape[3] });
+        return residual && !fused ? tf.add(y, residual) : y;
       }
       if (this.route) this.route.stats.fallback++;
       const f = valuesOf(filter);
@@ -146,7 +148,7 @@ export class WebGPUOps extends PlainOps {
     return tf.tidy(() => {
       const qkv = this.linear(x.reshape([-1, x.shape[x.rank - 1]]) as tf.Tensor2D, packed).reshape(shape);
       if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
-        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route });
+        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined });
       }
       return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
     });

@@ -37,6 +37,11 @@ export interface WebGPUOptions {
   /** Tensor-core tiling: split K where the tiles alone leave the GPU short of workgroups. */
   splitK: boolean;
   /**
+   * Tensor-core self-attention: 16-row query tiles per subgroup, 1 or 2; null: 2 where the workgroup memory holds it
+   * (attention-tc.ts).
+   */
+  attentionRowTiles: 1 | 2 | null;
+  /**
    * Compute units (SMs on NVIDIA) the tiling sizes its waves for. `T2V_COMPUTE_UNITS`; null: from the device
    * (see the tiling policy).
    */
@@ -61,6 +66,7 @@ export const DEFAULT_WEBGPU_OPTIONS: Readonly<WebGPUOptions> = Object.freeze({
   tensorCores: true,
   kernels: WEBGPU_KERNELS,
   splitK: true,
+  attentionRowTiles: null,
   computeUnits: null,
   uniformCache: true,
   bindGroupCache: true,
@@ -100,6 +106,9 @@ function check(o: WebGPUOptions): WebGPUOptions {
   }
   if (!Array.isArray(o.kernels) || o.kernels.some((k) => !(WEBGPU_KERNELS as readonly string[]).includes(k))) {
     throw new WebGPUOptionsError(`webgpu option kernels: ${JSON.stringify(o.kernels)}; valid kernels: ${WEBGPU_KERNELS.join(', ')}`);
+  }
+  if (o.attentionRowTiles !== null && o.attentionRowTiles !== 1 && o.attentionRowTiles !== 2) {
+    throw new WebGPUOptionsError(`webgpu option attentionRowTiles must be 1, 2 or null, not ${JSON.stringify(o.attentionRowTiles)}`);
   }
   if (o.computeUnits !== null && (!Number.isInteger(o.computeUnits) || o.computeUnits < 1)) {
     throw new WebGPUOptionsError(`webgpu option computeUnits must be a positive whole number or null, not ${o.computeUnits}`);

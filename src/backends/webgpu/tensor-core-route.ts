@@ -91,13 +91,19 @@ export function planConv(x: readonly number[], filter: readonly number[], stride
   return convF16Supported(geom, out) ? geom : null;
 }
 
+/** Whether the convolution's residual can be added in the accumulators (its rows need no rounding up). */
+export function convTakesResidual(geom: ConvGeom): boolean {
+  return paddedRows(convRows(geom)) === convRows(geom);
+}
+
 /** The TensorCoreConv kernel: conv2d (+ bias) (+ residual) as an implicit GEMM on the staged kernel. */
 export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.TensorInfo, filter: tf.TensorInfo,
   bias: tf.TensorInfo | null, residual: tf.TensorInfo | null, geom: ConvGeom, bOp: BOperand): tf.TensorInfo {
   const out = bOp.n;
   if (residual && tf.util.sizeFromShape(residual.shape) !== convRows(geom) * out) throw new Error('tensor-core conv: residual is not the output');
+  if (residual && !convTakesResidual(geom)) throw new Error('tensor-core conv: a residual needs rows a multiple of 128');
   route.stats.routed++;
-  const tiles = chosenTiles(route, { m: convRows(geom), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
+  const tiles = chosenTiles(route, { m: paddedRows(convRows(geom)), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
     { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
 }
