@@ -45,6 +45,15 @@ test('GroupNorm normalizes each group over all non-batch dims', async () => {
   g.disposeWeights();
 });
 
+test('FeedForward chunks: equal, whole 128-row tiles where they fit (zeroscope XL level 0: 24 x 72 x 128 rows a batch)', async () => {
+  const { chunkRows, FF_CHUNK_BYTES } = await import('../src/layers/unet/feed-forward.js');
+  const perRow = 2 * 1280 * 4; // GEGLU's projection at level 0 (dim 320)
+  assert.equal(chunkRows(221184, perRow, FF_CHUNK_BYTES), 73728); // 3 chunks of 576 tiles
+  assert.equal(chunkRows(442368, perRow, FF_CHUNK_BYTES), 88576); // 5 chunks, the last 88064: all whole tiles
+  assert.ok(88576 * perRow <= FF_CHUNK_BYTES);
+  assert.equal(chunkRows(15, 2 * 32 * 4, 4 * 2 * 32 * 4), 4); // tiles would pass the limit: equal chunks
+});
+
 test('FeedForward splits its rows into chunks above chunkBytes with the same numbers', async () => {
   await tf.setBackend('cpu');
   const { FeedForward } = await import('../src/layers/unet/feed-forward.js');

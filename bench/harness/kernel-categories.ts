@@ -45,14 +45,15 @@ function biased(k: TimedKernel, n: number): boolean {
 }
 
 /**
- * Our tensor-core kernels run the GEMM first, then a split-K sum and/or the Slice of rows padded to the tiles; tfjs's
+ * Our tensor-core kernels run the GEMM first, then a split-K sum and/or the Slice of rows padded to the tiles (tfjs's
+ * SliceProgram, SliceProgram2 once bundled: esbuild renames a class whose name is taken); tfjs's
  * own convolutions and matmuls count whole (their extra programs, an im2col or a zero fill, are theirs).
  */
 function gemmParts(k: TimedKernel, category: string, flop: number): Part[] {
   const p = k.programs;
   if (!p || p.length <= 1 || (k.name !== K.TensorCoreGemm && k.name !== K.TensorCoreConv)) return [{ category, ms: k.ms, flop }];
   return p.map((q, i) => (i === 0 ? { category, ms: q.ms, flop }
-    : { category: q.name === 'SliceProgram' ? CATEGORY.padding : CATEGORY.splitK, ms: q.ms, flop: 0 }));
+    : { category: /^SliceProgram\d*$/.test(q.name) ? CATEGORY.padding : CATEGORY.splitK, ms: q.ms, flop: 0 }));
 }
 
 function convCategory(k: TimedKernel): Part[] {
