@@ -8,7 +8,7 @@ import { AutoencoderKL } from '../../src/layers/vae/autoencoder.js';
 import type { VAEConfig } from '../../src/layers/vae/config.js';
 import { TextToVideo } from '../../src/pipeline/text2video.js';
 import { gpuPackHalf, gpuRandom } from './random-gpu.js';
-import { HALF_MIN_VALUES, track, unpackHalfWeight } from './webgpu.js';
+import { HALF_MIN_VALUES, releasePooledBuffers, track, unpackHalfWeight } from './webgpu.js';
 
 /** The released ModelScope text-to-video UNet (configuration.json's unet_* keys). */
 export const RELEASED_UNET: UNetConfig = {
@@ -57,6 +57,9 @@ export function randomizeWeights(m: Module, rand: Rand, half = false): void {
     if (half && t.size >= HALF_MIN_VALUES && t.size % 2 === 0) {
       halves.set(key, gpuPackHalf(t));
       t.dispose();
+      // the loader uploads each half weight into a buffer of its own size; without this the next one would take the
+      // float32 draw just freed (best fit takes up to twice a request): 0.57 GB of the 16x256x256 peak (pool-sim)
+      releasePooledBuffers();
     } else {
       made.set(key, t);
     }

@@ -11,7 +11,11 @@ export interface GenerationDefaults {
 /** text_to_video_synthesis_model.py: 256x256, 16 frames, 50 DDIM steps, guidance 9; the pipeline writes 8 fps. */
 export const UPSTREAM_DEFAULTS: GenerationDefaults = { height: 256, width: 256, frames: 16, steps: 50, guidance: 9, fps: 8 };
 
-export const DEFAULT_DECODE_CHUNK = 4;
+/**
+ * Frames per VAE decode call. Two keeps a 16x256x256 video's decode (5.19 GiB at peak, weights included) under its
+ * UNet steps' peak (5.42 GiB) on webgpu; four made the decode the video's peak (5.93 GiB; bench/pool-sim.ts).
+ */
+export const DEFAULT_DECODE_CHUNK = 2;
 
 /** No output format takes a larger frame side (VP9's 16-bit sizes; GIF stops at 65535). */
 export const MAX_SIDE = 65536;
