@@ -48,9 +48,10 @@ test('GroupNorm normalizes each group over all non-batch dims', async () => {
 test('FeedForward chunks: equal, whole 128-row tiles where they fit (zeroscope XL level 0: 24 x 72 x 128 rows a batch)', async () => {
   const { chunkRows, FF_CHUNK_BYTES } = await import('../src/layers/unet/feed-forward.js');
   const perRow = 2 * 1280 * 4; // GEGLU's projection at level 0 (dim 320)
-  assert.equal(chunkRows(221184, perRow, FF_CHUNK_BYTES), 73728); // 3 chunks of 576 tiles
-  assert.equal(chunkRows(442368, perRow, FF_CHUNK_BYTES), 88576); // 5 chunks, the last 88064: all whole tiles
-  assert.ok(88576 * perRow <= FF_CHUNK_BYTES);
+  assert.equal(chunkRows(221184, perRow, FF_CHUNK_BYTES), 44288); // 5 chunks, the last 44032: all whole tiles
+  assert.equal(chunkRows(442368, perRow, FF_CHUNK_BYTES), 49152); // 9 chunks of 384 tiles
+  assert.ok(44288 * perRow <= FF_CHUNK_BYTES && 49152 * perRow <= FF_CHUNK_BYTES);
+  assert.ok(2 * 16 * 32 * 32 * perRow <= FF_CHUNK_BYTES, '16x256x256 stays whole');
   assert.equal(chunkRows(15, 2 * 32 * 4, 4 * 2 * 32 * 4), 4); // tiles would pass the limit: equal chunks
 });
 

@@ -16,8 +16,12 @@ export class GEGLU extends Module {
   }
 }
 
-/** Largest GEGLU projection output computed at once (bytes of float32); FeedForward splits its rows above it. */
-export const FF_CHUNK_BYTES = 2 ** 30;
+/**
+ * Largest GEGLU projection output computed at once (bytes of float32); FeedForward splits its rows above it. 512 MiB:
+ * zeroscope XL's guided step peaks at 19.28 GiB instead of 21.47 with 1 GiB (bench/pool-sim.ts); 16x256x256's level 0
+ * (335 MB) stays whole.
+ */
+export const FF_CHUNK_BYTES = 2 ** 29;
 /** Chunks are whole multiples of this many rows where they can be: the tensor-core GEMMs then need no padded rows cut. */
 const CHUNK_ROWS = 128;
 
