@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ROOT } from './helpers.js';
+import { hasClipVocab, ROOT } from './helpers.js';
 
 // bench/pool-sim.ts: the benchmark over a simulated device (no GPU, no memory): the pool's figures come out for every
 // variant column, peaks ordered, and the tensor-core route is taken as on the H200.
@@ -28,4 +28,16 @@ test('bench over the simulated GPU (--tiny): a memory figure with its pool per v
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+// Weights are resident once, each in a buffer of its own size: TextToVideo.load's float16-resident weights exactly, and
+// the benchmark's random weights as near as tfjs's buffer rounding allows (best fit had once put them in freed draws
+// up to twice their size: 4.24 GB in use for 3.67 GB of the released model's weights).
+test('simulated GPU: loaded weights take exactly their tensors\' bytes; the benchmark\'s random weights too, to 1%', { skip: !hasClipVocab && 'no CLIP vocabulary in ../shared' }, () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'test/sim-weights-run.ts'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr + r.stdout);
+  const { loaded, bench } = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<'loaded' | 'bench', { inUse: number; tensorBytes: number; half?: boolean }>;
+  assert.equal(loaded.half, true, 'the tiny model was loaded float16-resident');
+  assert.equal(loaded.inUse, loaded.tensorBytes);
+  assert.ok(bench.tensorBytes > 0 && bench.inUse >= bench.tensorBytes && bench.inUse <= 1.01 * bench.tensorBytes, JSON.stringify(bench));
 });

@@ -57,12 +57,12 @@ export function randomizeWeights(m: Module, rand: Rand, half = false): void {
     if (half && t.size >= HALF_MIN_VALUES && t.size % 2 === 0) {
       halves.set(key, gpuPackHalf(t));
       t.dispose();
-      // the loader uploads each half weight into a buffer of its own size; without this the next one would take the
-      // float32 draw just freed (best fit takes up to twice a request): 0.57 GB of the 16x256x256 peak (pool-sim)
-      releasePooledBuffers();
     } else {
       made.set(key, t);
     }
+    // the loader uploads each weight into a buffer of its own size; without this the next one could take a draw just
+    // freed (best fit takes up to twice a request): 0.57 GB of the 16x256x256 peak (pool-sim)
+    releasePooledBuffers();
   }
   m.loadWeights((k) => made.get(k), (k) => halves.get(k), half ? unpackHalfWeight : null);
 }
