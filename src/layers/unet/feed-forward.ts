@@ -71,9 +71,11 @@ export class FeedForward extends Module {
       const parts: tf.Tensor[] = [];
       for (let start = 0; start < rows; start += chunk) {
         const n = Math.min(chunk, rows - start);
-        const xs = tf.slice(x2, [start, 0], [n, this.dim]);
-        const rs = r2 ? tf.slice(r2, [start, 0], [n, this.dim]) : undefined;
-        parts.push(this.out.forward(this.geglu.forward(xs), rs));
+        // a tidy per chunk: only its output outlives it (the slices and the GEGLU activations go at once)
+        parts.push(tf.tidy(() => {
+          const rs = r2 ? tf.slice(r2, [start, 0], [n, this.dim]) : undefined;
+          return this.out.forward(this.geglu.forward(tf.slice(x2, [start, 0], [n, this.dim])), rs);
+        }));
       }
       return tf.concat(parts, 0).reshape(x.shape);
     });

@@ -26,6 +26,17 @@ export class TemporalConv3d extends Module {
 }
 
 /**
+ * `make()` in a tidy of its own, then `prev` freed unless it is `keep` (the caller's input): a chain of stages holds
+ * one stage's activations at a time instead of all of them until its end (the released UNet at zeroscope XL's size
+ * has 566 MB a tensor at level 0).
+ */
+function replace<T extends tf.Tensor>(prev: tf.Tensor, keep: tf.Tensor, make: () => T): T {
+  const next = tf.tidy(make);
+  if (prev !== keep && prev !== next) prev.dispose();
+  return next;
+}
+
+/**
  * Upstream `TemporalConvBlock_v2`: four GroupNorm -> SiLU -> (dropout) -> Conv3d(3,1,1) stages over the frames,
  * added to the input. The GroupNorms take statistics over the frames and pixels of each video together.
  */
@@ -44,14 +55,12 @@ export class TemporalConvBlock_v2 extends Module {
 
   /** x [b, f, pixels, c] -> same shape. */
   forward(x: tf.Tensor4D): tf.Tensor4D {
-    return tf.tidy(() => {
-      let h = x;
-      // the last convolution adds the input itself
-      this.stages.forEach(([norm, conv], i) => {
-        h = conv.forward(norm.forward(h, true) as tf.Tensor4D, i === this.stages.length - 1 ? x : undefined);
-      });
-      return h;
+    let h = x;
+    // the last convolution adds the input itself; each stage frees the one before (see `replace`)
+    this.stages.forEach(([norm, conv], i) => {
+      h = replace(h, x, () => conv.forward(norm.forward(h, true) as tf.Tensor4D, i === this.stages.length - 1 ? x : undefined));
     });
+    return h;
   }
 }
 
@@ -88,18 +97,20 @@ export class ResBlock extends Module {
     return tf.tidy(() => {
       const [n, h, w] = x.shape;
       const f = n / batch;
-      const hIn = this.inNorm.forward(x, true) as tf.Tensor4D;
       // emb_layers' output and in_layers' conv bias as one bias: one row for every frame, or one per video
       const bias = this.embLinear.forward(embSilu, this.inConv.bias!.tensor.reshape([1, this.outChannels]));
-      let y: tf.Tensor4D;
-      if (embSilu.shape[0] === 1) y = this.inConv.forward(hIn, undefined, bias.reshape([this.outChannels]));
-      else {
+      let y = tf.tidy(() => {
+        const hIn = this.inNorm.forward(x, true) as tf.Tensor4D;
+        if (embSilu.shape[0] === 1) return this.inConv.forward(hIn, undefined, bias.reshape([this.outChannels]));
         const perVideo = this.inConv.forward(hIn, undefined, null).reshape([batch, f * h * w, this.outChannels]);
-        y = tf.add(perVideo, bias.reshape([batch, 1, this.outChannels])).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
-      }
-      y = this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D, this.skip ? this.skip.forward(x) : x);
+        return tf.add(perVideo, bias.reshape([batch, 1, this.outChannels])).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+      });
+      y = replace(y, x, () => this.outConv.forward(this.outNorm.forward(y, true) as tf.Tensor4D, this.skip ? this.skip.forward(x) : x));
       const video = y.reshape([batch, f, h * w, this.outChannels]) as tf.Tensor4D;
-      return this.temporal.forward(video).reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
+      const out = this.temporal.forward(video);
+      video.dispose();
+      y.dispose();
+      return out.reshape([n, h, w, this.outChannels]) as tf.Tensor4D;
     });
   }
 }
