@@ -99,7 +99,7 @@ export interface TensorData {
 
 /**
  * WebGPUBackend's members the dispatch caches use (src/backends/webgpu/backend.ts, bind-groups.ts). Private in 4.22's
- * typings: recordAndSubmit, makeUniforms, uniformPendingDisposal, commandQueueOwnedIds, activeTimers, commandEncoder,
+ * typings: recordAndSubmit, makeUniforms, uniformPendingDisposal, tensorDataPendingDisposal, commandQueueOwnedIds, activeTimers, commandEncoder,
  * computePassEncoder, dispatchCountInPass. Public there but undocumented: tensorMap (its entries' `resource`, and
  * `values`, `shape`, `dtype` for the read-backs of src/backends/webgpu/buffer-pool.ts), ensureCommandEncoderReady,
  * endComputePassEncoder, submitQueue.
@@ -108,6 +108,8 @@ export interface WebGPUBackendInternals {
   recordAndSubmit: RecordAndSubmit;
   makeUniforms: MakeUniforms;
   uniformPendingDisposal: GPUBuffer[];
+  /** disposed tensors whose buffers wait for the batch that uses them to be submitted (disposeData, submitQueue) */
+  tensorDataPendingDisposal: object[];
   commandQueueOwnedIds: { add(id: object): void };
   activeTimers: unknown[] | null | undefined;
   commandEncoder: GPUCommandEncoder | null;
@@ -182,7 +184,8 @@ const EXPECTED: Expectation[] = [
   method('recordAndSubmit', 'makeUniforms', 'commandQueueOwnedIds', 'activeTimers', 'computePassEncoder', 'dispatchCountInPass',
     'ensureCommandEncoderReady', 'endComputePassEncoder', 'submitQueue', 'tensorToBinding'),
   method('makeUniforms', 'uniformPendingDisposal', 'acquireBuffer'),
-  method('submitQueue', 'uniformPendingDisposal', 'commandEncoder', 'dispatchCountInPass'),
+  method('submitQueue', 'uniformPendingDisposal', 'commandEncoder', 'dispatchCountInPass', 'tensorDataPendingDisposal'),
+  method('disposeData', 'commandQueueOwnedIds', 'tensorDataPendingDisposal'),
   method('ensureCommandEncoderReady', 'commandEncoder'),
   method('endComputePassEncoder', 'computePassEncoder'),
   method('time', 'activeTimers'),
@@ -192,6 +195,7 @@ const EXPECTED: Expectation[] = [
   method('readSync', 'convertAndCacheOnCPU'),
   method('convertAndCacheOnCPU', 'values'),
   field('uniformPendingDisposal', Array.isArray),
+  field('tensorDataPendingDisposal', Array.isArray),
   field('commandQueueOwnedIds', (v) => isFn((v as { add?: unknown } | null)?.add)),
   field('commandEncoder', (v) => v === null || typeof v === 'object'),
   field('computePassEncoder', (v) => v === null || typeof v === 'object'),

@@ -24,13 +24,21 @@ type Binding = { buffer: GPUBuffer; offset?: number; size?: number } | UniformBi
  * theirs (run 20). Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
  */
 /**
- * A batch of dispatches is also submitted once the buffers it binds pass this many bytes: tfjs frees a disposed
- * tensor's buffer only after the batch that used it is submitted, so 15 dispatches on zeroscope XL's 0.5-1.7 GB
- * activations held gigabytes of dead buffers. bench/pool-sim.ts: 1024x576's calls peak at 11.24 GiB instead of 15.17,
- * 576x320's at 8.03 instead of 8.42; no 16x256x256 batch reaches it (82 submits a guided step either way; 2 GiB would
- * have added 10 there).
+ * A batch of dispatches is also submitted once the tensors disposed while it is open hold this many bytes: tfjs frees
+ * a disposed tensor's buffer only after the batch that used it is submitted, so 15 dispatches on zeroscope XL's
+ * 0.5-1.7 GB activations held gigabytes of dead buffers. bench/pool-sim.ts, a guided step's peak in use without / with:
+ * 1024x576 15.14 / 11.72 GiB, 576x320 8.52 / 7.64; 16x256x256 5.12 / 5.13 GiB and 82 / 83 submits (3 early ones).
  */
-const BATCH_BYTES = 2 ** 32;
+const PENDING_BYTES = 2 ** 30;
+
+function pendingBytes(b: WebGPUBackendInternals): number {
+  let n = 0;
+  for (const id of b.tensorDataPendingDisposal) {
+    const r = b.tensorMap.get(id)?.resource;
+    if (r instanceof GPUBuffer) n += r.size;
+  }
+  return n;
+}
 
 export class BindGroupCache {
   readonly stats: BindGroupStats;
@@ -38,8 +46,6 @@ export class BindGroupCache {
   private readonly ids = new WeakMap<object, number>();
   private nextId = 1;
   private readonly groups = new Map<string, GPUBindGroup>();
-  /** Bytes of the buffers bound by the dispatches recorded since the last submit (see BATCH_BYTES). */
-  private batchBytes = 0;
 
   constructor(enabled: boolean) {
     this.stats = { enabled, hits: 0, misses: 0 };
@@ -115,15 +121,13 @@ export class BindGroupCache {
       this.stats.hits++;
     }
 
-    if (b.dispatchCountInPass === 0) this.batchBytes = 0;
-    for (const r of bindings.slice(0, tensors.length)) this.batchBytes += r.buffer.size;
     b.ensureCommandEncoderReady();
     const pass = b.computePassEncoder ??= b.commandEncoder!.beginComputePass({});
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
     b.dispatchCountInPass++;
-    if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= b.dispatchCountInPass || this.batchBytes >= BATCH_BYTES) {
+    if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= b.dispatchCountInPass || pendingBytes(b) >= PENDING_BYTES) {
       b.endComputePassEncoder();
       b.submitQueue();
     }
