@@ -64,8 +64,12 @@ test('bench options: defaults, paths from the caller\'s folder, one-line errors'
   assert.deepEqual(p.scenarios, ['torch', 'zeroscope-576']);
   assert.deepEqual(p.torchArgs, ['--device', 'cpu', '--dtype', 'fp32']);
   assert.equal(p.diffusers, '/o/d');
+  const q = parseBenchArgs(['o', '--parity-backends', 'webgpu,webgpu-tc', '--profile-shapes', '16x256x256,24x576x1024'], '/o', names);
+  assert.deepEqual(q.parityBackends, ['webgpu', 'webgpu-tc']);
+  assert.deepEqual(q.profileShapes, [{ frames: 16, height: 256, width: 256 }, { frames: 24, height: 576, width: 1024 }]);
+  assert.deepEqual(o.parityBackends, ['cpu', 'wasm', 'webgpu', 'webgpu-tc']);
   for (const bad of [['o', '--scenarios', 'nope'], ['o', '--runs', '0'], ['o', '--backend', 'gl'], ['o', '--variants', 'x'],
-    ['o', '--torch-modes', 'jit'], [], ['o', '--frobnicate']]) {
+    ['o', '--torch-modes', 'jit'], [], ['o', '--frobnicate'], ['o', '--parity-backends', 'gl'], ['o', '--profile-shapes', '16x250x256']]) {
     assert.throws(() => parseBenchArgs(bad, '/o', names), (e: Error) => e instanceof BenchUsageError && !e.message.includes('\n'), bad.join(' '));
   }
 });

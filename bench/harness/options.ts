@@ -4,6 +4,9 @@ import type { BenchOptions } from './scenario.js';
 import { findVariants } from './variants.js';
 import { BACKENDS, type Backend } from './webgpu.js';
 
+/** The parity scenario's backends, in the order it runs them (webgpu-tc: webgpu with tensor cores). */
+export const PARITY_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgpu-tc'] as const;
+
 export const DEFAULT_SCENARIOS = ['unet-call', 'guided-step', 'video', 'torch'];
 
 export const USAGE = `usage: bench OUT [options]     (on the GPU host: bash .gpu/run.sh bench OUT ...)
@@ -17,7 +20,9 @@ export const USAGE = `usage: bench OUT [options]     (on the GPU host: bash .gpu
   --torch-modes a,b   eager,graph,compile (default all); --torch-args="..." more for bench/diffusers_unet.py
   --torch-script F    bench/diffusers_unet.py elsewhere; --budget S: seconds the whole run may take (default 570)
   --fixtures DIR --vocab FILE   the parity scenario's tiny model (test/fixtures/e2e) and CLIP vocabulary
-  --profile-shapes FxHxW,...    the profile scenario's video shapes (default 16x256x256; --tiny 2x32x32)`;
+  --profile-shapes FxHxW,...    the profile scenario's video shapes (default 16x256x256; --tiny 2x32x32)
+  --parity-backends a,b         the parity scenario's backends (default cpu,wasm,webgpu,webgpu-tc; webgpu,webgpu-tc
+                                alone compare the tensor cores with fp32 and upstream's latents in under a minute)`;
 
 /** A bad command line: the message is one line. */
 export class BenchUsageError extends Error {}
@@ -42,7 +47,7 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
         steps: { type: 'string' }, guidance: { type: 'string' }, variants: { type: 'string' }, backend: { type: 'string' },
         tiny: { type: 'boolean' }, weights: { type: 'string' }, python: { type: 'string' }, diffusers: { type: 'string' }, 'torch-modes': { type: 'string' },
         'torch-args': { type: 'string' }, 'torch-script': { type: 'string' }, 'torch-timeout': { type: 'string' },
-        budget: { type: 'string' }, 'profile-shapes': { type: 'string' }, fixtures: { type: 'string' }, vocab: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
+        budget: { type: 'string' }, 'profile-shapes': { type: 'string' }, 'parity-backends': { type: 'string' }, fixtures: { type: 'string' }, vocab: { type: 'string' }, list: { type: 'boolean' }, help: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -71,6 +76,8 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
     if (!m || Number(m[2]) % 8 !== 0 || Number(m[3]) % 8 !== 0) throw new BenchUsageError(`--profile-shapes ${x}: use FRAMESxHEIGHTxWIDTH, height and width multiples of 8`);
     return { frames: Number(m[1]), height: Number(m[2]), width: Number(m[3]) };
   });
+  const parityBackends = list(v['parity-backends']) ?? [...PARITY_BACKENDS];
+  for (const b of parityBackends) if (!(PARITY_BACKENDS as readonly string[]).includes(b)) throw new BenchUsageError(`--parity-backends ${b}: use ${PARITY_BACKENDS.join(', ')}`);
   const path = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(origin, p));
   return {
     origin, out: path(out ?? '.')!, scenarios, backend, variants, torchModes, tiny: v.tiny ?? false, weights, list: v.list ?? false, help: v.help ?? false,
@@ -78,6 +85,6 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
     steps: count('steps', v.steps, 50), guidance: count('guidance', v.guidance, 9, 0),
     python: v.python ?? process.env.T2V_PYTHON ?? 'python3', diffusers: path(v.diffusers), torchScript: path(v['torch-script']),
     torchArgs: v['torch-args']?.split(/\s+/).filter(Boolean) ?? [], torchTimeoutS: count('torch-timeout', v['torch-timeout'], 540),
-    budgetS: count('budget', v.budget, 570), profileShapes, fixtures: path(v.fixtures), vocab: path(v.vocab),
+    budgetS: count('budget', v.budget, 570), profileShapes, parityBackends, fixtures: path(v.fixtures), vocab: path(v.vocab),
   };
 }

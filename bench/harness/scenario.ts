@@ -33,6 +33,8 @@ export interface BenchOptions {
   gens: number;
   /** the profile scenario's shapes (default: the video shape) */
   profileShapes?: { frames: number; height: number; width: number }[];
+  /** the parity scenario's backends (options.ts PARITY_BACKENDS) */
+  parityBackends?: string[];
 }
 
 export interface RunContext {

@@ -106,12 +106,13 @@ export const parity: Scenario = {
   name: 'parity', about: 'whole generations on cpu, wasm, webgpu fp32 and tensor cores from the same noise, errors', kind: 'once',
   run: async (ctx) => {
     const [f, v] = parityInputs(ctx.opts.fixtures, ctx.opts.vocab, ctx.opts.origin);
-    return { raw: await benchParity(ctx.log, ctx.opts.out, [f, v, String(ctx.opts.tiny ? 3 : 50)]) };
+    return { raw: await benchParity(ctx.log, ctx.opts.out, [f, v, String(ctx.opts.tiny ? 3 : 50)], ctx.opts.parityBackends as Backend[] | undefined) };
   },
 };
 
 /** `parity OUT FIXTURES VOCAB [steps]`: A and B on every backend, errors against the references. */
-async function benchParity(log: (s: string) => void, outDir: string, args: string[]): Promise<unknown> {
+async function benchParity(log: (s: string) => void, outDir: string, args: string[],
+  backends: readonly Backend[] = ['cpu', 'wasm', 'webgpu', 'webgpu-tc']): Promise<unknown> {
   const [fixtures, vocab, stepsArg] = args;
   const steps = Number(stepsArg ?? 50);
   const cases = join(fixtures, 'cases');
@@ -136,7 +137,7 @@ async function benchParity(log: (s: string) => void, outDir: string, args: strin
     log('small model: wasm reference from parity-ref (same weights checksum)');
   }
   try {
-    for (const backend of ['cpu', 'wasm', 'webgpu', 'webgpu-tc'] as Backend[]) {
+    for (const backend of backends) {
       let on: Awaited<ReturnType<typeof activate>>;
       try {
         on = await activate(backend);
@@ -184,7 +185,7 @@ async function benchParity(log: (s: string) => void, outDir: string, args: strin
     cmp(`tiny ${r.name}: webgpu-tc vs webgpu`, lat['webgpu-tc']?.[r.name], lat.webgpu?.[r.name]);
     if (r.upstream) {
       const up = readNpy(join(cases, r.case, 'latents.npy')).data as Float32Array;
-      for (const b of ['cpu', 'webgpu', 'webgpu-tc']) cmp(`tiny ${r.name} (${r.steps} steps): ${b} vs upstream`, lat[b]?.[r.name], up);
+      for (const b of ['cpu', 'wasm', 'webgpu', 'webgpu-tc']) cmp(`tiny ${r.name} (${r.steps} steps): ${b} vs upstream`, lat[b]?.[r.name], up);
     }
   }
   for (const b of ['webgpu', 'webgpu-tc']) cmp(`small ${steps} steps: ${b} vs wasm`, lat[b]?.small, lat.wasm?.small);
