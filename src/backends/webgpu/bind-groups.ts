@@ -16,14 +16,6 @@ const CACHE_MAX = 1 << 14; // kept bind groups (each a descriptor set): cleared 
 type Binding = { buffer: GPUBuffer; offset?: number; size?: number } | UniformBinding;
 
 /**
- * tfjs makes a bind group for every dispatch (on Vulkan a descriptor set that Dawn allocates and writes) and fetches
- * the pipeline's layout anew each time; Dawn calls made there were the largest part of the JavaScript side of a
- * batch-1 UNet call in a CPU profile on the H200 (bench/RESULTS.md, run 19). The same pipelines often meet the same
- * pooled buffers again, so `record` records a dispatch as tfjs 4.22's recordAndSubmit does but keeps each pipeline's
- * layout and each distinct (layout, buffers, offsets, sizes) bind group: about 40% of a UNet call's dispatches find
- * theirs (run 20). Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
- */
-/**
  * A batch of dispatches is also submitted once the tensors disposed while it is open hold this many bytes: tfjs frees
  * a disposed tensor's buffer only after the batch that used it is submitted, so 15 dispatches on zeroscope XL's
  * 0.5-1.7 GB activations held gigabytes of dead buffers. bench/pool-sim.ts, a guided step's peak in use without / with:
@@ -40,6 +32,14 @@ function pendingBytes(b: WebGPUBackendInternals): number {
   return n;
 }
 
+/**
+ * tfjs makes a bind group for every dispatch (on Vulkan a descriptor set that Dawn allocates and writes) and fetches
+ * the pipeline's layout anew each time; Dawn calls made there were the largest part of the JavaScript side of a
+ * batch-1 UNet call in a CPU profile on the H200 (bench/RESULTS.md, run 19). The same pipelines often meet the same
+ * pooled buffers again, so `record` records a dispatch as tfjs 4.22's recordAndSubmit does but keeps each pipeline's
+ * layout and each distinct (layout, buffers, offsets, sizes) bind group: about 40% of a UNet call's dispatches find
+ * theirs (run 20). Timed runs (tf.profile), pixel programs and textures keep tfjs's path.
+ */
 export class BindGroupCache {
   readonly stats: BindGroupStats;
   private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
