@@ -22,7 +22,7 @@ export const USAGE = `usage: bench OUT [options]     (on the GPU host: bash .gpu
   --fixtures DIR --vocab FILE   the parity scenario's tiny model (test/fixtures/e2e) and CLIP vocabulary
   --profile-shapes FxHxW,...    the profile scenario's video shapes (default 16x256x256; --tiny 2x32x32)
   --parity-backends a,b         the parity scenario's backends (default cpu,wasm,webgpu,webgpu-tc; webgpu,webgpu-tc
-                                alone compare the tensor cores with fp32 and upstream's latents in under a minute)`;
+                                alone compare the tensor cores with fp32 and upstream's latents, without the slow cpu)`;
 
 /** A bad command line: the message is one line. */
 export class BenchUsageError extends Error {}
