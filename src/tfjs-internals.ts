@@ -99,8 +99,8 @@ export interface TensorData {
 
 /**
  * WebGPUBackend's members the dispatch caches use (src/backends/webgpu/backend.ts, bind-groups.ts). Private in 4.22's
- * typings: recordAndSubmit, makeUniforms, uniformPendingDisposal, tensorDataPendingDisposal, commandQueueOwnedIds, activeTimers, commandEncoder,
- * computePassEncoder, dispatchCountInPass. Public there but undocumented: tensorMap (its entries' `resource`, and
+ * typings: recordAndSubmit, makeUniforms, uniformPendingDisposal, tensorDataPendingDisposal, commandQueueOwnedIds,
+ * activeTimers, commandEncoder, computePassEncoder, dispatchCountInPass. Public there but undocumented: tensorMap (its entries' `resource`, and
  * `values`, `shape`, `dtype` for the read-backs of src/backends/webgpu/buffer-pool.ts), ensureCommandEncoderReady,
  * endComputePassEncoder, submitQueue.
  */

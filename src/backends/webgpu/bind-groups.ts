@@ -16,23 +16,6 @@ const CACHE_MAX = 1 << 14; // kept bind groups (each a descriptor set): cleared 
 type Binding = { buffer: GPUBuffer; offset?: number; size?: number } | UniformBinding;
 
 /**
- * A batch of dispatches is also submitted once the tensors disposed while it is open hold this many bytes: tfjs frees
- * a disposed tensor's buffer only after the batch that used it is submitted, so 15 dispatches on zeroscope XL's
- * 0.5-1.7 GB activations held gigabytes of dead buffers. bench/pool-sim.ts, a guided step's peak in use without / with:
- * 1024x576 15.14 / 11.72 GiB, 576x320 8.52 / 7.64; 16x256x256 5.12 / 5.13 GiB and 82 / 83 submits (3 early ones).
- */
-const PENDING_BYTES = 2 ** 30;
-
-function pendingBytes(b: WebGPUBackendInternals): number {
-  let n = 0;
-  for (const id of b.tensorDataPendingDisposal) {
-    const r = b.tensorMap.get(id)?.resource;
-    if (r instanceof GPUBuffer) n += r.size;
-  }
-  return n;
-}
-
-/**
  * tfjs makes a bind group for every dispatch (on Vulkan a descriptor set that Dawn allocates and writes) and fetches
  * the pipeline's layout anew each time; Dawn calls made there were the largest part of the JavaScript side of a
  * batch-1 UNet call in a CPU profile on the H200 (bench/RESULTS.md, run 19). The same pipelines often meet the same
@@ -127,7 +110,7 @@ export class BindGroupCache {
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(program.dispatch[0], program.dispatch[1], program.dispatch[2]);
     b.dispatchCountInPass++;
-    if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= b.dispatchCountInPass || pendingBytes(b) >= PENDING_BYTES) {
+    if ((tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE') as number) <= b.dispatchCountInPass) {
       b.endComputePassEncoder();
       b.submitQueue();
     }

@@ -30,11 +30,14 @@ export interface GemmRoute {
   emulate: boolean;
 }
 
+/** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
+const unpadded = (rows: number) => paddedRows(rows) === rows;
+
 /** How a GEMM [m, k] x [k, n] (+ bias [n]) (+ a residual of `residualSize` values) runs on the route, or null. */
 export function planGemm(m: number, n: number, k: number, residualSize: number | null): 'gemv' | 'staged' | null {
   if (gemvSupported(m, n) && (residualSize === null || residualSize === n)) return 'gemv';
   if (!matMulF16StagedSupported(m, n, k)) return null;
-  return residualSize === null || (residualSize === m * n && paddedRows(m) === m) ? 'staged' : null;
+  return residualSize === null || (residualSize === m * n && unpadded(m)) ? 'staged' : null;
 }
 
 function chosenTiles(route: GemmRoute, s: GemmShape): Tiles | undefined {
@@ -93,7 +96,7 @@ export function planConv(x: readonly number[], filter: readonly number[], stride
 
 /** Whether the convolution's residual can be added in the accumulators (its rows need no rounding up). */
 export function convTakesResidual(geom: ConvGeom): boolean {
-  return paddedRows(convRows(geom)) === convRows(geom);
+  return unpadded(convRows(geom));
 }
 
 /** The TensorCoreConv kernel: conv2d (+ bias) (+ residual) as an implicit GEMM on the staged kernel. */

@@ -3,6 +3,7 @@ import { Module, type Param } from '../module.js';
 import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
+import { replace } from '../replace.js';
 
 /**
  * torch.nn.Conv3d with kernel (3, 1, 1) and padding (1, 0, 0): a convolution over frames only. Stored [3, 1, I, O]
@@ -23,17 +24,6 @@ export class TemporalConv3d extends Module {
     return tf.tidy(() => this.ops.conv2d(x, this.weight, 1, [[0, 0], [1, 1], [0, 0], [0, 0]],
       this.bias.tensor, residual ?? null));
   }
-}
-
-/**
- * `make()` in a tidy of its own, then `prev` freed unless it is `keep` (the caller's input): a chain of stages holds
- * one stage's activations at a time instead of all of them until its end (the released UNet at zeroscope XL's size
- * has 566 MB a tensor at level 0).
- */
-function replace<T extends tf.Tensor>(prev: tf.Tensor, keep: tf.Tensor, make: () => T): T {
-  const next = tf.tidy(make);
-  if (prev !== keep && prev !== next) prev.dispose();
-  return next;
 }
 
 /**

@@ -3,6 +3,7 @@ import { Module, concatWeights } from '../module.js';
 import { Conv2d } from '../common/conv.js';
 import { GroupNorm } from '../common/norm.js';
 import { Linear } from '../common/linear.js';
+import { replace } from '../replace.js';
 import type { ProjectedContext } from '../ops.js';
 import { silu } from './activations.js';
 import type { UNetConfig } from './config.js';
@@ -208,14 +209,12 @@ export class UNetSD extends Module {
   private runBlock(block: Layer[], x: tf.Tensor4D, cond: Conditioning, ownsInput: boolean): tf.Tensor4D {
     let y = x;
     for (const layer of block) {
-      const next = tf.tidy(() => {
+      y = replace(y, ownsInput ? null : x, () => {
         if (layer instanceof ResBlock) return layer.forward(y, cond.embSilu, cond.batch);
         if (layer instanceof SpatialTransformer) return layer.forward(y, cond.context);
         if (layer instanceof TemporalTransformer) return layer.forward(y, cond.batch);
         return layer.forward(y);
       });
-      if (next !== y && (y !== x || ownsInput)) y.dispose();
-      y = next;
     }
     return y;
   }
