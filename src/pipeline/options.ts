@@ -12,8 +12,8 @@ export interface GenerationDefaults {
 export const UPSTREAM_DEFAULTS: GenerationDefaults = { height: 256, width: 256, frames: 16, steps: 50, guidance: 9, fps: 8 };
 
 /**
- * Frames per VAE decode call. Two keeps a 16x256x256 video's decode (5.19 GiB at peak, weights included) under its
- * UNet steps' peak (5.42 GiB) on webgpu; four made the decode the video's peak (5.93 GiB; bench/pool-sim.ts).
+ * Frames per VAE decode call. Two kept a 16x256x256 video's decode (5.19 GiB at peak, weights included) under its
+ * UNet steps' peak (5.42 GiB) on webgpu; four made the decode the video's peak (5.93 GiB; bench/pool-sim.ts at 7cc861f).
  */
 export const DEFAULT_DECODE_CHUNK = 2;
 
