@@ -298,7 +298,7 @@ function stubMatrices(code: string): string {
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
     .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
-test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual and split-K variants', { skip }, async () => {
+test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K and two-stage variants', { skip }, async () => {
   await tf.setBackend('webgpu');
   const backend = tf.backend() as unknown as WebGPUBackend;
   const progs: WebGPUProgram[] = [];
@@ -317,6 +317,10 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
     conv, tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32, splits: 4 }, residual: info([16, 4, 4, 256]) });
   // B as packed halves (float16-resident weights)
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { b: { half: true, n: 256 } });
+  // two workgroup-memory stages (one barrier a K step)
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256], {
+    tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, stages: 2 }, residual: info([256, 256]) });
+  assert.ok(progs.some((p) => /x32x2_/.test(p.shaderKey)), 'the two-stage program was made');
   assert.ok(progs.some((p) => /h_/.test(p.shaderKey)), 'the half-B program was made');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
@@ -337,7 +341,7 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
 // The staged tensor-core GEMM with emulated subgroup matrices (subgroup-matrix.ts), so its tiling, implicit-GEMM
 // indexing, epilogues and split-K are checked here too. Inputs are multiples of 1/8 below 4 (exact in f16), so only
 // the order of the f32 sums differs from the cpu backend; bias and residual are arbitrary floats.
-test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bias, residual, split-K, convolutions', { skip }, async () => {
+test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bias, residual, split-K, two stages, convolutions', { skip }, async () => {
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   type Case = { name: string; a: number[]; b: number[]; bias: boolean; residual: boolean; tiles?: Tiles;
@@ -353,6 +357,10 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       conv: { strides: 1, pad: [[0, 0], [1, 1], [0, 0], [0, 0]] } },
     { name: 'stride-2 3x3 convolution (Downsample) + bias', a: [2, 8, 8, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
       conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
+    // two workgroup-memory stages: 3 and 9 K steps alternate between them
+    { name: 'matmul + bias + residual, two stages', a: [64, 48], b: [48, 64], bias: true, residual: true, tiles: { ...tiles, stages: 2 } },
+    { name: '3x3 convolution + bias, two stages', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles: { ...tiles, stages: 2 },
+      conv: { strides: 1, pad: 'same' } },
   ];
   try {
     for (const c of cases) {

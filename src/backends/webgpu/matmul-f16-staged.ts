@@ -18,6 +18,11 @@ export interface Tiles {
   bm: number; sgRows: number; sgCols: number; bn: number; tk: number;
   /** Split-K: `splits` workgroups share each tile's K range, then one pass sums their partial products (default 1). */
   splits?: number;
+  /**
+   * Workgroup-memory stages (default 1). Two: step s multiplies out of stage s % 2 while the next step's tiles go into
+   * the other, so each K step has one barrier instead of two.
+   */
+  stages?: 1 | 2;
 }
 
 /** The tiling measured best on large GEMMs (H100 runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
@@ -109,7 +114,7 @@ function deepK(t: Tiles, n: number, opts: TileOpts): Tiles {
 export function tilesBytes(t: Tiles, bias: boolean, sm = 16): number {
   const tm = t.bm * t.sgRows;
   const tn = t.bn * t.sgCols;
-  return 2 * (tm * (t.tk + PAD) + t.tk * (tn + PAD)) + (bias ? 4 * sm * tn : 0);
+  return (t.stages ?? 1) * 2 * (tm * (t.tk + PAD) + t.tk * (tn + PAD)) + (bias ? 4 * sm * tn : 0);
 }
 
 export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: number; N: number; K: number }): boolean {
@@ -193,6 +198,10 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
   }
+  const stages = t.stages ?? 1;
+  if (tilesBytes(t, bias !== null) > backend.device.limits.maxComputeWorkgroupStorageSize) {
+    throw new Error(`matMulF16Staged: the tiles ${JSON.stringify(t)} need ${tilesBytes(t, bias !== null)} bytes of workgroup memory; the device has ${backend.device.limits.maxComputeWorkgroupStorageSize}`);
+  }
   if (residual && (rows !== m || tf.util.sizeFromShape(residual.shape) !== m * n)) {
     throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
   }
@@ -213,8 +222,10 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const code = () => {
     const mx = matrixOps(emulate, cfg);
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `(sgRow + ${i * SM}u) * AS + kk`, AS));
-    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `kk * BS + sgCol + ${j * SN}u`, BS));
+    // with two stages, the step's stage starts at sa in As and sb in Bs
+    const [sa, sb] = stages === 2 ? ['sa + ', 'sb + '] : ['', ''];
+    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `${sa}(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `${sb}kk * BS + sgCol + ${j * SN}u`, BS));
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
@@ -252,10 +263,46 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     // a staged vec4 into workgroup memory as four f16 (B read as halves needs no conversion)
     const put = (dst: string, x: string, half: boolean) => ['x', 'y', 'z', 'w']
       .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
-    const storeRegs = [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
+    // the registers into the stage at As[aOff..], Bs[bOff..]
+    const storeRegs = (aOff: string, bOff: string) => [
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${aOff}(e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${bOff}(e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
+    const steps = k / S / TK;
+    const mainLoop = stages === 1 ? `
+    for (var step = 0u; step < ${steps}u; step++) {
+      let k0 = kBegin + step * ${TK}u;
+      ${storeRegs('', '')}
+      workgroupBarrier();
+      if (step + 1u < ${steps}u) {
+        let k1 = k0 + ${TK}u;
+        ${loadRegs('k1')}
+      }
+      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+        ${lines.mma.join('\n      ')}
+      }
+      workgroupBarrier();
+    }` : `
+    ${storeRegs('', '')}
+    workgroupBarrier();
+    for (var step = 0u; step < ${steps}u; step++) {
+      let sa = (step % 2u) * ${TM * AS}u;
+      let sb = (step % 2u) * ${TK * BS}u;
+      let more = step + 1u < ${steps}u;
+      if (more) {
+        let k1 = kBegin + (step + 1u) * ${TK}u;
+        ${loadRegs('k1')}
+      }
+      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+        ${lines.mma.join('\n      ')}
+      }
+      if (more) {
+        let na = ${TM * AS}u - sa;
+        let nb = ${TK * BS}u - sb;
+        ${storeRegs('na + ', 'nb + ')}
+      }
+      workgroupBarrier();
+    }`;
     return `
   enable f16;
   ${mx.enable}
@@ -266,8 +313,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const TN = ${TN}u;
   const AS = ${AS}u;
   const BS = ${BS}u;
-  var<workgroup> As : array<f16, ${TM * AS}>;
-  var<workgroup> Bs : array<f16, ${TK * BS}>;
+  var<workgroup> As : array<f16, ${stages * TM * AS}>;
+  var<workgroup> Bs : array<f16, ${stages * TK * BS}>;
   ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
   var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
@@ -295,26 +342,13 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     // its barriers stay in uniform control flow
     let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
     ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
-    ${loadRegs('kBegin')}
-    for (var step = 0u; step < ${k / S / TK}u; step++) {
-      let k0 = kBegin + step * ${TK}u;
-      ${storeRegs}
-      workgroupBarrier();
-      if (step + 1u < ${k / S / TK}u) {
-        let k1 = k0 + ${TK}u;
-        ${loadRegs('k1')}
-      }
-      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-        ${lines.mma.join('\n      ')}
-      }
-      workgroupBarrier();
-    }
+    ${loadRegs('kBegin')}${mainLoop}
     ${lines.store.join('\n  ')}
   }`;
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,
