@@ -298,7 +298,7 @@ function stubMatrices(code: string): string {
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
     .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
-test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K and two-stage variants', { skip }, async () => {
+test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K, two-stage and unprefetched variants', { skip }, async () => {
   await tf.setBackend('webgpu');
   const backend = tf.backend() as unknown as WebGPUBackend;
   const progs: WebGPUProgram[] = [];
@@ -321,6 +321,9 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256], {
     tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, stages: 2 }, residual: info([256, 256]) });
   assert.ok(progs.some((p) => /x32x2_/.test(p.shaderKey)), 'the two-stage program was made');
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], {
+    tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, prefetch: false } });
+  assert.ok(progs.some((p) => /x32np_/.test(p.shaderKey)), 'the program without prefetch was made');
   assert.ok(progs.some((p) => /h_/.test(p.shaderKey)), 'the half-B program was made');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
@@ -359,6 +362,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
     // two workgroup-memory stages: 3 and 9 K steps alternate between them
     { name: 'matmul + bias + residual, two stages', a: [64, 48], b: [48, 64], bias: true, residual: true, tiles: { ...tiles, stages: 2 } },
+    { name: 'matmul + bias, no register prefetch', a: [64, 48], b: [48, 64], bias: true, residual: false, tiles: { ...tiles, prefetch: false } },
     { name: '3x3 convolution + bias, two stages', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles: { ...tiles, stages: 2 },
       conv: { strides: 1, pad: 'same' } },
   ];

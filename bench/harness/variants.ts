@@ -48,6 +48,12 @@ export const VARIANTS: readonly Variant[] = [
     instruments: { tiles: largeGemms(warp64) } },
   { name: 'gemm-warp-64-two-stages', label: 't2v, large GEMMs with 64 x 64 subgroup blocks in two stages', options: {},
     instruments: { tiles: largeGemms((t) => ({ ...warp64(t), stages: 2 })) } },
+  { name: 'gemm-64-rows', label: 't2v, large GEMMs in 64-row tiles (4 subgroups of 32 x 64 or 32 x 32)', options: {},
+    instruments: { tiles: largeGemms((t) => ({ ...t, sgRows: 2, sgCols: 2 })) } },
+  { name: 'gemm-no-prefetch', label: "t2v, large GEMMs without the next K step's register prefetch", options: {},
+    instruments: { tiles: largeGemms((t) => ({ ...t, prefetch: false })) } },
+  { name: 'gemm-64-rows-no-prefetch', label: 't2v, large GEMMs in 64-row tiles without register prefetch', options: {},
+    instruments: { tiles: largeGemms((t) => ({ ...t, sgRows: 2, sgCols: 2, prefetch: false })) } },
   { name: 'gemm-256-rows', label: 't2v, large GEMMs in 256-row tiles (8 subgroups of 64 x 64 or 64 x 32)', options: {},
     instruments: { tiles: largeGemms((t) => ({ bm: 64, sgRows: 4, sgCols: 2, bn: t.bn, tk: 32 })) } },
 ];

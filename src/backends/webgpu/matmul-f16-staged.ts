@@ -23,6 +23,11 @@ export interface Tiles {
    * the other, so each K step has one barrier instead of two.
    */
   stages?: 1 | 2;
+  /**
+   * One stage only: the next K step's tiles are read into registers while this step multiplies (default true); false
+   * reads each step's tiles just before storing them (fewer live registers, so more workgroups may share an SM).
+   */
+  prefetch?: boolean;
 }
 
 /** The tiling measured best on large GEMMs (H100 runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
@@ -269,7 +274,17 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${bOff}(e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
     const steps = k / S / TK;
-    const mainLoop = stages === 1 ? `
+    const mainLoop = stages === 1 && t.prefetch === false ? `
+    for (var step = 0u; step < ${steps}u; step++) {
+      let k0 = kBegin + step * ${TK}u;
+      ${loadRegs('k0')}
+      ${storeRegs('', '')}
+      workgroupBarrier();
+      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+        ${lines.mma.join('\n      ')}
+      }
+      workgroupBarrier();
+    }` : stages === 1 ? `
     for (var step = 0u; step < ${steps}u; step++) {
       let k0 = kBegin + step * ${TK}u;
       ${storeRegs('', '')}
@@ -342,13 +357,13 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     // its barriers stay in uniform control flow
     let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
     ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
-    ${loadRegs('kBegin')}${mainLoop}
+    ${t.prefetch === false && stages === 1 ? '' : loadRegs('kBegin')}${mainLoop}
     ${lines.store.join('\n  ')}
   }`;
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}${t.prefetch === false ? 'np' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,
