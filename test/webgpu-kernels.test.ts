@@ -324,6 +324,9 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], {
     tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, prefetch: false } });
   assert.ok(progs.some((p) => /x32np_/.test(p.shaderKey)), 'the program without prefetch was made');
+  // the benchmark's f16-activation timing probe (A read as halves, B as halves) must compile too
+  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], {
+    conv, probeHalfA: true, b: { half: true, n: 256 } });
   assert.ok(progs.some((p) => /h_/.test(p.shaderKey)), 'the half-B program was made');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N

@@ -54,6 +54,9 @@ export const VARIANTS: readonly Variant[] = [
     instruments: { tiles: largeGemms((t) => ({ ...t, prefetch: false })) } },
   { name: 'gemm-64-rows-no-prefetch', label: 't2v, large GEMMs in 64-row tiles without register prefetch', options: {},
     instruments: { tiles: largeGemms((t) => ({ ...t, sgRows: 2, sgCols: 2, prefetch: false })) } },
+  // a timing probe: its generations are garbage (profile it; never read its numbers)
+  { name: 'probe-gemm-half-a', label: 't2v, GEMMs reading A as float16 (timing probe: garbage results)', options: {},
+    instruments: { probeHalfA: true } },
   { name: 'gemm-256-rows', label: 't2v, large GEMMs in 256-row tiles (8 subgroups of 64 x 64 or 64 x 32)', options: {},
     instruments: { tiles: largeGemms((t) => ({ bm: 64, sgRows: 4, sgCols: 2, bn: t.bn, tk: 32 })) } },
 ];

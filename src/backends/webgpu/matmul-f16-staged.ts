@@ -176,6 +176,11 @@ export interface StagedOptions {
   emulate?: boolean;
   /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
   b?: { half: boolean; n: number };
+  /**
+   * Benchmark timing probe only: A's float32 buffer is read as if it held float16 (half the bytes, no conversion),
+   * what f16 activations would cost the GEMM. The result is garbage.
+   */
+  probeHalfA?: boolean;
 }
 
 /**
@@ -192,6 +197,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
   const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
   const halfB = opts.b?.half ?? false;
+  const halfA = opts.probeHalfA ?? false;
   // A's rows; a GEMM (or convolution) whose rows its tiling does not divide runs on rows rounded up to a multiple of
   // 128 (A's last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
@@ -255,7 +261,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ? `{ let e = tid + ${v * threads}u; let mm = ${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `row0 + e / ${TK / 4}u`}; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
         let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
-        var v = vec4<f32>(0.0);
+        var v = vec4<${halfA ? 'f16' : 'f32'}>(0.0);
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
           v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
         }
@@ -270,7 +276,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
     // the registers into the stage at As[aOff..], Bs[bOff..]
     const storeRegs = (aOff: string, bOff: string) => [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${aOff}(e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${aOff}(e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', halfA)} }`),
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${bOff}(e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
     const steps = k / S / TK;
@@ -321,7 +327,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     return `
   enable f16;
   ${mx.enable}
-  ${halfB ? '// t2v:f16 B' : ''}
+  ${halfA || halfB ? `// t2v:f16${halfA ? ' A' : ''}${halfB ? ' B' : ''}` : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
@@ -351,7 +357,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
-    var ra : array<vec4<f32>, ${aVecs}>;
+    var ra : array<vec4<${halfA ? 'f16' : 'f32'}>, ${aVecs}>;
     var rb : array<vec4<${halfB ? 'f16' : 'f32'}>, ${bVecs}>;
     // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
     // its barriers stay in uniform control flow
@@ -363,7 +369,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}${t.prefetch === false ? 'np' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}${t.prefetch === false ? 'np' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${halfA ? 'probeA' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,
