@@ -9,7 +9,7 @@ import {
   FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention, TensorCoreConv, TensorCoreGemm,
 } from '../src/backends/webgpu/kernel-names.js';
 import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
-import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
+import { resolveWebGPUOptions, WEBGPU_KERNELS, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainOps } from '../src/layers/plain-ops.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
@@ -81,6 +81,7 @@ const attentionCases: [string, number, number, number, number, number, boolean][
   ['causal (text tower)', 1, 77, 77, 4, 16, true],
   ['temporal, 16 frames (short-sequence kernel)', 24, 16, 16, 2, 64, false],
   ['short causal, 9 keys', 3, 9, 9, 2, 32, true],
+  ['short sequences, 66000 (sequence, head) pairs: past one dispatch dimension', 33000, 2, 2, 2, 4, false],
   ['33 keys (tiled kernel, partial tile)', 2, 20, 33, 2, 64, false],
 ];
 for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
@@ -95,6 +96,16 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
+    if (nk > 32) return;
+    // short sequences: the staged kernel ran (the default), and one thread per query matches too without it
+    const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
+    assert.ok(Object.keys(cache).some((k) => k.startsWith(`t2vAttentionShortStaged_${b}_${nq}_${nk}_`)), 'the staged short-sequence kernel ran');
+    const plain = await both((ops) => tf.tidy(() => ops.attention(
+      tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
+      heads, causal)), FusedAttention, webgpuOps({ kernels: WEBGPU_KERNELS.filter((k) => k !== 'staged-short-attention') }));
+    const errPlain = relMaxError(plain.gpu, plain.ref);
+    console.log(`${name}, one thread per query: rel err ${errPlain.toExponential(2)}`);
+    assert.ok(errPlain <= TOL, `one thread per query: rel err ${errPlain}`);
   });
 }
 

@@ -36,6 +36,8 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'fp32', label: 't2v (webgpu, fp32: tensor cores off)', options: { tensorCores: false } },
   { name: 'no-context-projection', label: 't2v, a context projection per layer', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'context-attention') } },
   { name: 'no-tensor-core-attention', label: 't2v, self-attention on the fp32 kernel', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'tensor-core-attention') } },
+  { name: 'no-staged-short-attention', label: 't2v, temporal attention one thread per query (no staged short-sequence kernel)',
+    options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'staged-short-attention') } },
   { name: 'attention-one-row-tile', label: 't2v, tensor-core attention with 16 query rows a subgroup', options: { attentionRowTiles: 1 } },
   { name: 'no-split-k', label: 't2v, K never split', options: { splitK: false } },
   { name: 'stock-kernels', label: 't2v, tfjs kernels only (no fused WGSL)', options: { kernels: [] } },

@@ -138,7 +138,9 @@ export class WebGPUOps extends PlainOps {
   }
 
   override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
-    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal });
+    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) {
+      return run(FusedAttention, { q, k, v }, { heads, causal, stagedShort: this.kernels.has('staged-short-attention') });
+    }
     return plainAttention(q, k, v, heads, causal, this.batchMatMul);
   }
 
@@ -152,7 +154,7 @@ export class WebGPUOps extends PlainOps {
       if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
         return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined });
       }
-      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
+      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false, stagedShort: this.kernels.has('staged-short-attention') });
     });
   }
 
