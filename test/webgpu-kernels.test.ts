@@ -9,7 +9,7 @@ import {
   FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention, TensorCoreConv, TensorCoreGemm,
 } from '../src/backends/webgpu/kernel-names.js';
 import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
-import { resolveWebGPUOptions, WEBGPU_KERNELS, type WebGPUOptions } from '../src/backends/webgpu/options.js';
+import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainOps } from '../src/layers/plain-ops.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
@@ -81,7 +81,6 @@ const attentionCases: [string, number, number, number, number, number, boolean][
   ['causal (text tower)', 1, 77, 77, 4, 16, true],
   ['temporal, 16 frames (short-sequence kernel)', 24, 16, 16, 2, 64, false],
   ['short causal, 9 keys', 3, 9, 9, 2, 32, true],
-  ['short sequences, 66000 (sequence, head) pairs: past one dispatch dimension', 33000, 2, 2, 2, 4, false],
   ['33 keys (tiled kernel, partial tile)', 2, 20, 33, 2, 64, false],
 ];
 for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
@@ -96,16 +95,6 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     console.log(`${name}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= TOL, `rel err ${err}`);
     assert.equal(leaked, 0);
-    if (nk > 32) return;
-    // short sequences: the staged kernel ran (the default), and one thread per query matches too without it
-    const cache = (tf.backend() as unknown as { pipelineCache: Record<string, unknown> }).pipelineCache;
-    assert.ok(Object.keys(cache).some((k) => k.startsWith(`t2vAttentionShortStaged_${b}_${nq}_${nk}_`)), 'the staged short-sequence kernel ran');
-    const plain = await both((ops) => tf.tidy(() => ops.attention(
-      tf.tensor3d(qd, [b, nq, heads * d]), tf.tensor3d(kd, [b, nk, heads * d]), tf.tensor3d(vd, [b, nk, heads * d]),
-      heads, causal)), FusedAttention, webgpuOps({ kernels: WEBGPU_KERNELS.filter((k) => k !== 'staged-short-attention') }));
-    const errPlain = relMaxError(plain.gpu, plain.ref);
-    console.log(`${name}, one thread per query: rel err ${errPlain.toExponential(2)}`);
-    assert.ok(errPlain <= TOL, `one thread per query: rel err ${errPlain}`);
   });
 }
 
@@ -309,7 +298,7 @@ function stubMatrices(code: string): string {
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
     .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
-test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K, two-stage and unprefetched variants', { skip }, async () => {
+test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual and split-K variants', { skip }, async () => {
   await tf.setBackend('webgpu');
   const backend = tf.backend() as unknown as WebGPUBackend;
   const progs: WebGPUProgram[] = [];
@@ -328,16 +317,6 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
     conv, tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 64, tk: 32, splits: 4 }, residual: info([16, 4, 4, 256]) });
   // B as packed halves (float16-resident weights)
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { b: { half: true, n: 256 } });
-  // two workgroup-memory stages (one barrier a K step)
-  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), null, cfg, [256, 256], {
-    tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, stages: 2 }, residual: info([256, 256]) });
-  assert.ok(progs.some((p) => /x32x2_/.test(p.shaderKey)), 'the two-stage program was made');
-  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], {
-    tiles: { bm: 32, sgRows: 4, sgCols: 2, bn: 32, tk: 32, prefetch: false } });
-  assert.ok(progs.some((p) => /x32np_/.test(p.shaderKey)), 'the program without prefetch was made');
-  // the benchmark's f16-activation timing probe (A read as halves, B as halves) must compile too
-  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], {
-    conv, probeHalfA: true, b: { half: true, n: 256 } });
   assert.ok(progs.some((p) => /h_/.test(p.shaderKey)), 'the half-B program was made');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
@@ -358,7 +337,7 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
 // The staged tensor-core GEMM with emulated subgroup matrices (subgroup-matrix.ts), so its tiling, implicit-GEMM
 // indexing, epilogues and split-K are checked here too. Inputs are multiples of 1/8 below 4 (exact in f16), so only
 // the order of the f32 sums differs from the cpu backend; bias and residual are arbitrary floats.
-test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bias, residual, split-K, two stages, convolutions', { skip }, async () => {
+test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bias, residual, split-K, convolutions', { skip }, async () => {
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   type Case = { name: string; a: number[]; b: number[]; bias: boolean; residual: boolean; tiles?: Tiles;
@@ -374,11 +353,6 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       conv: { strides: 1, pad: [[0, 0], [1, 1], [0, 0], [0, 0]] } },
     { name: 'stride-2 3x3 convolution (Downsample) + bias', a: [2, 8, 8, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
       conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
-    // two workgroup-memory stages: 3 and 9 K steps alternate between them
-    { name: 'matmul + bias + residual, two stages', a: [64, 48], b: [48, 64], bias: true, residual: true, tiles: { ...tiles, stages: 2 } },
-    { name: 'matmul + bias, no register prefetch', a: [64, 48], b: [48, 64], bias: true, residual: false, tiles: { ...tiles, prefetch: false } },
-    { name: '3x3 convolution + bias, two stages', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles: { ...tiles, stages: 2 },
-      conv: { strides: 1, pad: 'same' } },
   ];
   try {
     for (const c of cases) {

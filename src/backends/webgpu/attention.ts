@@ -66,7 +66,7 @@ export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo,
   const [b, n] = qkv.shape;
   const s = rank === 4 ? qkv.shape[2] : 1;
   const inner = qkv.shape[rank - 1] / 3;
-  if (s > 1) return short(attrs)(backend, [qkv], layout(true, inner), b * s, n, n, inner, attrs.heads, attrs.causal, s);
+  if (s > 1) return shortAttention(backend, [qkv], layout(true, inner), b * s, n, n, inner, attrs.heads, attrs.causal, s);
   return attentionProgram(backend, [qkv], layout(true, inner), b, n, n, inner, attrs);
 }
 
@@ -93,7 +93,7 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: At
   nk: number, inner: number, attrs: FusedAttentionAttrs): tf.TensorInfo {
   const { heads, causal } = attrs;
   const d = inner / heads;
-  if (nk <= SHORT_KEYS) return short(attrs)(backend, inputs, L, b, nq, nk, inner, heads, causal);
+  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
@@ -252,106 +252,6 @@ fn main() {
     outputShape: stride > 1 ? [b / stride, nq, stride, inner] : [b, nq, inner],
     workgroupSize: threads,
     dispatch: flatDispatch(Math.ceil(items / threads)),
-    components: L.inputs.map(() => 4),
-    outputComponent: 4,
-    code,
-  }), inputs);
-}
-
-/** The short-sequence kernel `attrs` ask for. */
-function short(attrs: FusedAttentionAttrs): typeof shortAttention {
-  return attrs.stagedShort ? stagedShortAttention : shortAttention;
-}
-
-/** Workgroup memory the staged short-sequence kernel may take (WebGPU's guaranteed minimum). */
-const STAGED_SHORT_BYTES = 16384;
-const STAGED_SHORT_THREADS = 64;
-
-/**
- * Short sequences as shortAttention lays them out, one workgroup per (sequence, head): its threads read the q, k
- * and v rows of that head (each row's d values contiguous, so a row is a few whole cache lines) into workgroup
- * memory, then compute the nq x nk scores, the softmax of each row and the output rows from there. shortAttention's
- * one thread per query instead reads its d values alone (32 queries of a warp: 32 rows apart). Shapes whose rows do
- * not fit STAGED_SHORT_BYTES go to shortAttention.
- */
-function stagedShortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
-  nk: number, inner: number, heads: number, causal: boolean, stride = 1): tf.TensorInfo {
-  const d = inner / heads;
-  const d4 = d / 4;
-  if (16 * (nq + 2 * nk) * d4 + 4 * nq * nk > STAGED_SHORT_BYTES) {
-    return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal, stride);
-  }
-  const T = STAGED_SHORT_THREADS;
-  const code = () => `
-const D4 = ${d4}u;
-const NQ = ${nq}u;
-const NK = ${nk}u;
-const HEADS = ${heads}u;
-const INNER4 = ${inner / 4}u;
-const QS4 = ${L.qs4}u;
-const KVS4 = ${L.kvs4}u;
-const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
-const S = ${stride}u;
-var<workgroup> Qs : array<vec4<f32>, ${nq * d4}>;
-var<workgroup> Ks : array<vec4<f32>, ${nk * d4}>;
-var<workgroup> Vs : array<vec4<f32>, ${nk * d4}>;
-var<workgroup> P : array<f32, ${nq * nk}>;
-${FLAT_WORKGROUP_WGSL}
-fn main() {
-  // a flat dispatch may have more workgroups than pairs: those redo the last one and write nothing
-  let live = flatWorkgroup() < ${b * heads}u;
-  let bh = min(flatWorkgroup(), ${b * heads - 1}u);
-  let tid = localId.x;
-  let bb = bh / HEADS;
-  let h = bh % HEADS;
-  // token i of sequence bb is row qRow0 + i * S (q and output) and kvRow0 + i * S (keys and values)
-  let qRow0 = (bb / S) * NQ * S + bb % S;
-  let kvRow0 = (bb / S) * NK * S + bb % S;
-  for (var e = tid; e < NQ * D4; e += ${T}u) {
-    Qs[e] = ${L.Q}[(qRow0 + (e / D4) * S) * QS4 + h * D4 + e % D4] * SCALE;
-  }
-  for (var e = tid; e < NK * D4; e += ${T}u) {
-    let at = (kvRow0 + (e / D4) * S) * KVS4 + h * D4 + e % D4;
-    Ks[e] = ${L.K}[at + ${L.koff}u];
-    Vs[e] = ${L.V}[at + ${L.voff}u];
-  }
-  workgroupBarrier();
-  for (var e = tid; e < NQ * NK; e += ${T}u) {
-    let i = e / NK;
-    let j = e % NK;
-    var dotv = vec4<f32>(0.0);
-    for (var c = 0u; c < D4; c++) { dotv = fma(Qs[i * D4 + c], Ks[j * D4 + c], dotv); }
-    P[e] = select(dotv.x + dotv.y + dotv.z + dotv.w, -1.0e30, ${causal} && j > i);
-  }
-  workgroupBarrier();
-  // one thread a query row: its softmax (log2 domain: SCALE holds log2(e))
-  for (var i = tid; i < NQ; i += ${T}u) {
-    var m = -1.0e30;
-    for (var j = 0u; j < NK; j++) { m = max(m, P[i * NK + j]); }
-    var l = 0.0;
-    for (var j = 0u; j < NK; j++) {
-      let p = exp2(P[i * NK + j] - m);
-      P[i * NK + j] = p;
-      l += p;
-    }
-    let inv = 1.0 / l;
-    for (var j = 0u; j < NK; j++) { P[i * NK + j] *= inv; }
-  }
-  workgroupBarrier();
-  for (var e = tid; e < NQ * D4; e += ${T}u) {
-    let i = e / D4;
-    let c = e % D4;
-    var acc = vec4<f32>(0.0);
-    for (var j = 0u; j < NK; j++) { acc = fma(vec4<f32>(P[i * NK + j]), Vs[j * D4 + c], acc); }
-    if (live) { result[(qRow0 + i * S) * INNER4 + h * D4 + c] = acc; }
-  }
-}`;
-  return run(backend, program({
-    key: `t2vAttentionShortStaged_${b}_${nq}_${nk}_${heads}_${d}_${causal}${L.tag}_${stride}`,
-    inputs: L.inputs,
-    outputShape: stride > 1 ? [b / stride, nq, stride, inner] : [b, nq, inner],
-    workgroupSize: T,
-    dispatch: flatDispatch(b * heads),
     components: L.inputs.map(() => 4),
     outputComponent: 4,
     code,

@@ -27,7 +27,6 @@ export const TensorCoreAttention = 'T2VTensorCoreAttention';
 /** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
 export const UnpackHalf = 'T2VUnpackHalf';
 
-/** stagedShort: short sequences on the staged kernel (a workgroup per sequence and head; WebGPUKernel 'staged-short-attention'). */
-export interface FusedAttentionAttrs { heads: number; causal: boolean; stagedShort?: boolean }
+export interface FusedAttentionAttrs { heads: number; causal: boolean }
 export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }
 export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }

@@ -18,16 +18,6 @@ export interface Tiles {
   bm: number; sgRows: number; sgCols: number; bn: number; tk: number;
   /** Split-K: `splits` workgroups share each tile's K range, then one pass sums their partial products (default 1). */
   splits?: number;
-  /**
-   * Workgroup-memory stages (default 1). Two: step s multiplies out of stage s % 2 while the next step's tiles go into
-   * the other, so each K step has one barrier instead of two.
-   */
-  stages?: 1 | 2;
-  /**
-   * One stage only: the next K step's tiles are read into registers while this step multiplies (default true); false
-   * reads each step's tiles just before storing them (fewer live registers, so more workgroups may share an SM).
-   */
-  prefetch?: boolean;
 }
 
 /** The tiling measured best on large GEMMs (H100 runs 10-13): 128 x 128 tiles, 128 x 64 where N is not a multiple of 128. */
@@ -119,7 +109,7 @@ function deepK(t: Tiles, n: number, opts: TileOpts): Tiles {
 export function tilesBytes(t: Tiles, bias: boolean, sm = 16): number {
   const tm = t.bm * t.sgRows;
   const tn = t.bn * t.sgCols;
-  return (t.stages ?? 1) * 2 * (tm * (t.tk + PAD) + t.tk * (tn + PAD)) + (bias ? 4 * sm * tn : 0);
+  return 2 * (tm * (t.tk + PAD) + t.tk * (tn + PAD)) + (bias ? 4 * sm * tn : 0);
 }
 
 export function tilesFit(t: Tiles, m: number, n: number, k: number, cfg?: { M: number; N: number; K: number }): boolean {
@@ -176,11 +166,6 @@ export interface StagedOptions {
   emulate?: boolean;
   /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
   b?: { half: boolean; n: number };
-  /**
-   * Benchmark timing probe only: A's float32 buffer is read as if it held float16 (half the bytes, no conversion),
-   * what f16 activations would cost the GEMM. The result is garbage.
-   */
-  probeHalfA?: boolean;
 }
 
 /**
@@ -197,7 +182,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
   const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
   const halfB = opts.b?.half ?? false;
-  const halfA = opts.probeHalfA ?? false;
   // A's rows; a GEMM (or convolution) whose rows its tiling does not divide runs on rows rounded up to a multiple of
   // 128 (A's last row read again) and its output is cut back to `rows`
   const rows = conv ? convRows(conv) : a.shape[a.shape.length - 2];
@@ -208,10 +192,6 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     maxBytes: backend.device.limits.maxComputeWorkgroupStorageSize, units: deviceFactsOf(backend).computeUnits, splitK });
   if (!tilesFit(t, m, n, k, cfg) || (conv && conv.c % t.tk !== 0)) {
     throw new Error(`matMulF16Staged: [${m},${k}]x[${k},${n}] does not fit the tiles ${JSON.stringify(t)}`);
-  }
-  const stages = t.stages ?? 1;
-  if (tilesBytes(t, bias !== null) > backend.device.limits.maxComputeWorkgroupStorageSize) {
-    throw new Error(`matMulF16Staged: the tiles ${JSON.stringify(t)} need ${tilesBytes(t, bias !== null)} bytes of workgroup memory; the device has ${backend.device.limits.maxComputeWorkgroupStorageSize}`);
   }
   if (residual && (rows !== m || tf.util.sizeFromShape(residual.shape) !== m * n)) {
     throw new Error(`matMulF16Staged: residual [${residual.shape}] is not the ${m}x${n} output`);
@@ -233,10 +213,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const code = () => {
     const mx = matrixOps(emulate, cfg);
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-    // with two stages, the step's stage starts at sa in As and sb in Bs
-    const [sa, sb] = stages === 2 ? ['sa + ', 'sb + '] : ['', ''];
-    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `${sa}(sgRow + ${i * SM}u) * AS + kk`, AS));
-    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `${sb}kk * BS + sgCol + ${j * SN}u`, BS));
+    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `kk * BS + sgCol + ${j * SN}u`, BS));
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
@@ -261,7 +239,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       ? `{ let e = tid + ${v * threads}u; let mm = ${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `row0 + e / ${TK / 4}u`}; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
         let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
-        var v = vec4<${halfA ? 'f16' : 'f32'}>(0.0);
+        var v = vec4<f32>(0.0);
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
           v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
         }
@@ -274,68 +252,22 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     // a staged vec4 into workgroup memory as four f16 (B read as halves needs no conversion)
     const put = (dst: string, x: string, half: boolean) => ['x', 'y', 'z', 'w']
       .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
-    // the registers into the stage at As[aOff..], Bs[bOff..]
-    const storeRegs = (aOff: string, bOff: string) => [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${aOff}(e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', halfA)} }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = ${bOff}(e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
+    const storeRegs = [
+      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
-    const steps = k / S / TK;
-    const mainLoop = stages === 1 && t.prefetch === false ? `
-    for (var step = 0u; step < ${steps}u; step++) {
-      let k0 = kBegin + step * ${TK}u;
-      ${loadRegs('k0')}
-      ${storeRegs('', '')}
-      workgroupBarrier();
-      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-        ${lines.mma.join('\n      ')}
-      }
-      workgroupBarrier();
-    }` : stages === 1 ? `
-    for (var step = 0u; step < ${steps}u; step++) {
-      let k0 = kBegin + step * ${TK}u;
-      ${storeRegs('', '')}
-      workgroupBarrier();
-      if (step + 1u < ${steps}u) {
-        let k1 = k0 + ${TK}u;
-        ${loadRegs('k1')}
-      }
-      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-        ${lines.mma.join('\n      ')}
-      }
-      workgroupBarrier();
-    }` : `
-    ${storeRegs('', '')}
-    workgroupBarrier();
-    for (var step = 0u; step < ${steps}u; step++) {
-      let sa = (step % 2u) * ${TM * AS}u;
-      let sb = (step % 2u) * ${TK * BS}u;
-      let more = step + 1u < ${steps}u;
-      if (more) {
-        let k1 = kBegin + (step + 1u) * ${TK}u;
-        ${loadRegs('k1')}
-      }
-      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-        ${lines.mma.join('\n      ')}
-      }
-      if (more) {
-        let na = ${TM * AS}u - sa;
-        let nb = ${TK * BS}u - sb;
-        ${storeRegs('na + ', 'nb + ')}
-      }
-      workgroupBarrier();
-    }`;
     return `
   enable f16;
   ${mx.enable}
-  ${halfA || halfB ? `// t2v:f16${halfA ? ' A' : ''}${halfB ? ' B' : ''}` : ''}
+  ${halfB ? '// t2v:f16 B' : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
   const N4 = ${n / 4}u;
   const TN = ${TN}u;
   const AS = ${AS}u;
   const BS = ${BS}u;
-  var<workgroup> As : array<f16, ${stages * TM * AS}>;
-  var<workgroup> Bs : array<f16, ${stages * TK * BS}>;
+  var<workgroup> As : array<f16, ${TM * AS}>;
+  var<workgroup> Bs : array<f16, ${TK * BS}>;
   ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
   var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
@@ -357,19 +289,32 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
-    var ra : array<vec4<${halfA ? 'f16' : 'f32'}>, ${aVecs}>;
+    var ra : array<vec4<f32>, ${aVecs}>;
     var rb : array<vec4<${halfB ? 'f16' : 'f32'}>, ${bVecs}>;
     // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
     // its barriers stay in uniform control flow
     let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
     ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
-    ${t.prefetch === false && stages === 1 ? '' : loadRegs('kBegin')}${mainLoop}
+    ${loadRegs('kBegin')}
+    for (var step = 0u; step < ${k / S / TK}u; step++) {
+      let k0 = kBegin + step * ${TK}u;
+      ${storeRegs}
+      workgroupBarrier();
+      if (step + 1u < ${k / S / TK}u) {
+        let k1 = k0 + ${TK}u;
+        ${loadRegs('k1')}
+      }
+      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
+        ${lines.mma.join('\n      ')}
+      }
+      workgroupBarrier();
+    }
     ${lines.store.join('\n  ')}
   }`;
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}${stages === 2 ? 'x2' : ''}${t.prefetch === false ? 'np' : ''}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${halfA ? 'probeA' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,

@@ -32,8 +32,6 @@ export interface WebGPUInstruments {
   onGemm?: ((s: GemmShape) => void) | null;
   /** Tests: run the staged GEMM with emulated subgroup matrices (matMulF16StagedInfo's `emulate`). */
   emulateMatrices?: boolean;
-  /** Benchmark timing probe: GEMMs read A as float16 (garbage results; GemmRoute.probeHalfA). */
-  probeHalfA?: boolean;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -72,7 +70,7 @@ export class WebGPUOps extends PlainOps {
       : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
     this.route = cfg ? {
       cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
-      emulate: instruments.emulateMatrices ?? false, probeHalfA: instruments.probeHalfA ?? false,
+      emulate: instruments.emulateMatrices ?? false,
     } : null;
   }
 
@@ -138,9 +136,7 @@ export class WebGPUOps extends PlainOps {
   }
 
   override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
-    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) {
-      return run(FusedAttention, { q, k, v }, { heads, causal, stagedShort: this.kernels.has('staged-short-attention') });
-    }
+    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal });
     return plainAttention(q, k, v, heads, causal, this.batchMatMul);
   }
 
@@ -154,7 +150,7 @@ export class WebGPUOps extends PlainOps {
       if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
         return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined });
       }
-      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false, stagedShort: this.kernels.has('staged-short-attention') });
+      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
     });
   }
 

@@ -6,12 +6,7 @@ import { envVar } from '../../env.js';
  * values come from one matmul per UNet call and are read in place.
  */
 /** `tensor-core-attention`: packed self-attention on tensor cores where tensorCores is on and the shape fits (attention-tc.ts). */
-/**
- * `staged-short-attention`: short sequences (the temporal attention's frames) with a workgroup per sequence and head
- * that stages its q, k and v rows in workgroup memory; left out, one thread per query reads them itself.
- */
-export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'tensor-core-attention', 'context-attention', 'staged-short-attention',
-  'groupnorm', 'layernorm', 'geglu'] as const;
+export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'tensor-core-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu'] as const;
 export type WebGPUKernel = (typeof WEBGPU_KERNELS)[number];
 
 /**

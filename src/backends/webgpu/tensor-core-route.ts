@@ -28,8 +28,6 @@ export interface GemmRoute {
   stats: RouteStats;
   /** Tests: the staged kernel with its matrix builtins emulated (software adapters have no subgroup matrices). */
   emulate: boolean;
-  /** Benchmark timing probe (garbage results): the staged kernel reads A as float16 (StagedOptions.probeHalfA). */
-  probeHalfA?: boolean;
 }
 
 /** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
@@ -64,7 +62,7 @@ export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: '
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape, bOp.half);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probeHalfA: route.probeHalfA });
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
 }
 
 /**
@@ -110,5 +108,5 @@ export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.T
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: paddedRows(convRows(geom)), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
-    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probeHalfA: route.probeHalfA });
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
 }
