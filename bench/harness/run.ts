@@ -109,7 +109,7 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
     for (const v of opts.variants) {
       const col = column(v.label);
       try {
-        applyVariant(v.options);
+        applyVariant(v.options, v.instruments);
       } catch (e) {
         const msg = fail(`variant ${v.name}`, e);
         for (const s of tableScen) table.fail(shapeOf(s), [...s.rows!, 'memory'], col, msg);
@@ -125,7 +125,7 @@ export async function runBench(argv: string[], origin: string): Promise<number> 
           releasePooledBuffers();
           resetGPUMemoryPeak();
           try {
-            applyVariant(v.options);
+            applyVariant(v.options, v.instruments);
             const r = await s.run(ctxFor(col), shape, s.rows!);
             results[key] = r.raw;
           } catch (e) {

@@ -1,10 +1,11 @@
+import type { WebGPUInstruments } from '../../src/backends/webgpu/ops.js';
 import { WEBGPU_KERNELS, type WebGPUOptions } from './webgpu.js';
 
 /**
  * The t2v columns a run can add (--variants a,b): each a Partial<WebGPUOptions> over the defaults, applied in the same
  * process between scenarios (harness/webgpu.ts). Device-level fields (dawnFlags) need a process of their own.
  */
-export interface Variant { name: string; label: string; options: Partial<WebGPUOptions> }
+export interface Variant { name: string; label: string; options: Partial<WebGPUOptions>; instruments?: WebGPUInstruments }
 
 export const VARIANTS: readonly Variant[] = [
   { name: 'default', label: 't2v (webgpu, tensor cores)', options: {} },
@@ -17,6 +18,9 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'no-bind-group-cache', label: 't2v, bind groups made per dispatch', options: { bindGroupCache: false } },
   { name: 'no-uniform-cache', label: 't2v, uniforms written per dispatch', options: { uniformCache: false } },
   { name: 'no-pool-best-fit', label: 't2v, free buffers reused at their exact size only', options: { poolBestFit: false } },
+  // timing probes of the staged GEMM: garbage results (profile them; never read their numbers)
+  { name: 'probe-gemm-mma-only', label: 't2v, GEMMs without workgroup-memory staging (timing probe)', options: {}, instruments: { probeGemm: 'mma-only' } },
+  { name: 'probe-gemm-staging-only', label: 't2v, GEMMs without matrix multiplies (timing probe)', options: {}, instruments: { probeGemm: 'staging-only' } },
 ];
 
 export function findVariants(names: string[]): Variant[] {

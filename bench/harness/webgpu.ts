@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../../src/backends/select.js';
 import { activateWebGPU, webgpuFacts } from '../../src/backends/dawn.js';
 import type { T2VWebGPUBackend } from '../../src/backends/webgpu/backend.js';
-import { WebGPUOps } from '../../src/backends/webgpu/ops.js';
+import { WebGPUOps, type WebGPUInstruments } from '../../src/backends/webgpu/ops.js';
 import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type WebGPUOptions } from '../../src/backends/webgpu/options.js';
 import type { Module } from '../../src/layers/module.js';
 import type { Ops } from '../../src/layers/ops.js';
@@ -108,7 +108,7 @@ export async function openBackend(backend: Backend, base: Partial<WebGPUOptions>
  * backend's caches to it. Returns the options in force. Throws, naming the field, for what cannot change after the
  * device exists.
  */
-export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOptions> | null {
+export function applyVariant(variant: Partial<WebGPUOptions>, instruments: WebGPUInstruments = {}): Readonly<WebGPUOptions> | null {
   if (!device) throw new Error('applyVariant before openBackend');
   if (device.backend !== 'webgpu') {
     if (Object.keys(variant).length) throw new Error(`webgpu options do not apply to the ${device.backend} backend`);
@@ -128,7 +128,7 @@ export function applyVariant(variant: Partial<WebGPUOptions>): Readonly<WebGPUOp
     b.caches.bindGroups.enabled = o.bindGroupCache;
   }
   if (b.pool) b.pool.bestFit = o.poolBestFit;
-  const ops = new WebGPUOps(o, webgpuFacts());
+  const ops = new WebGPUOps(o, webgpuFacts(), instruments);
   if (o.tensorCores && !ops.tensorCores) throw new Error('tensorCores: the device has no f16 subgroup-matrix configuration');
   current = ops;
   for (const m of tracked) m.useOps(current);

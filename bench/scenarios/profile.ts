@@ -133,7 +133,7 @@ async function benchProfile(ctx: RunContext): Promise<{ raw: unknown }> {
       const res: VariantResult = { label: v.name === 'default' ? ctx.column : v.label, variant: v.name, shape, calls: {} };
       variants[`${shapeKey(shape)} ${v.name}`] = res;
       try {
-        applyVariant(v.options);
+        applyVariant(v.options, v.instruments);
       } catch (e) {
         res.error = (e as Error).message.split('\n')[0];
         ctx.log(`  profile ${v.name} failed: ${res.error}`);

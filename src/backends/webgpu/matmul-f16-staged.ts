@@ -166,6 +166,8 @@ export interface StagedOptions {
   emulate?: boolean;
   /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
   b?: { half: boolean; n: number };
+  /** Benchmark timing probe (garbage results): 'mma-only' stages nothing into workgroup memory, 'staging-only' multiplies nothing. */
+  probe?: 'mma-only' | 'staging-only';
 }
 
 /**
@@ -252,10 +254,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     // a staged vec4 into workgroup memory as four f16 (B read as halves needs no conversion)
     const put = (dst: string, x: string, half: boolean) => ['x', 'y', 'z', 'w']
       .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
-    const storeRegs = [
+    const storeRegsReal = [
       ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
       ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
     ].join('\n    ');
+    const storeRegs = opts.probe === 'mma-only' ? '' : storeRegsReal;
+    if (opts.probe === 'staging-only') lines.mma.length = 0;
     return `
   enable f16;
   ${mx.enable}
@@ -314,7 +318,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${opts.probe ?? ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,

@@ -32,6 +32,8 @@ export interface WebGPUInstruments {
   onGemm?: ((s: GemmShape) => void) | null;
   /** Tests: run the staged GEMM with emulated subgroup matrices (matMulF16StagedInfo's `emulate`). */
   emulateMatrices?: boolean;
+  /** Benchmark timing probe of the staged GEMM (GemmRoute.probe; garbage results). */
+  probeGemm?: 'mma-only' | 'staging-only';
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -70,7 +72,7 @@ export class WebGPUOps extends PlainOps {
       : 'the device has no f16 subgroup-matrix configuration (needs shader-f16 and chromium-experimental-subgroup-matrix)';
     this.route = cfg ? {
       cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
-      emulate: instruments.emulateMatrices ?? false,
+      emulate: instruments.emulateMatrices ?? false, probe: instruments.probeGemm,
     } : null;
   }
 

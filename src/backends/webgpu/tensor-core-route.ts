@@ -28,6 +28,8 @@ export interface GemmRoute {
   stats: RouteStats;
   /** Tests: the staged kernel with its matrix builtins emulated (software adapters have no subgroup matrices). */
   emulate: boolean;
+  /** Benchmark timing probe of the staged kernel (StagedOptions.probe; garbage results). */
+  probe?: 'mma-only' | 'staging-only';
 }
 
 /** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
@@ -62,7 +64,7 @@ export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: '
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape, bOp.half);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe });
 }
 
 /**
@@ -108,5 +110,5 @@ export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.T
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: paddedRows(convRows(geom)), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
-    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp });
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe });
 }
