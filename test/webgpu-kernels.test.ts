@@ -298,7 +298,7 @@ function stubMatrices(code: string): string {
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
     .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
-test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual and split-K variants', { skip }, async () => {
+test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K and probe variants', { skip }, async () => {
   await tf.setBackend('webgpu');
   const backend = tf.backend() as unknown as WebGPUBackend;
   const progs: WebGPUProgram[] = [];
@@ -318,6 +318,9 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   // B as packed halves (float16-resident weights)
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { b: { half: true, n: 256 } });
   assert.ok(progs.some((p) => /h_/.test(p.shaderKey)), 'the half-B program was made');
+  // the benchmark's timing probes (bench/harness/variants.ts) compile too
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'mma-only' });
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'staging-only' });
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');

@@ -2,8 +2,9 @@ import type { WebGPUInstruments } from '../../src/backends/webgpu/ops.js';
 import { WEBGPU_KERNELS, type WebGPUOptions } from './webgpu.js';
 
 /**
- * The t2v columns a run can add (--variants a,b): each a Partial<WebGPUOptions> over the defaults, applied in the same
- * process between scenarios (harness/webgpu.ts). Device-level fields (dawnFlags) need a process of their own.
+ * The t2v columns a run can add (--variants a,b): each a Partial<WebGPUOptions> over the defaults, and for the timing
+ * probes WebGPUInstruments, applied in the same process between scenarios (harness/webgpu.ts). Device-level fields
+ * (dawnFlags) need a process of their own.
  */
 export interface Variant { name: string; label: string; options: Partial<WebGPUOptions>; instruments?: WebGPUInstruments }
 

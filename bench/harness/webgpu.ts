@@ -111,7 +111,7 @@ export async function openBackend(backend: Backend, base: Partial<WebGPUOptions>
 export function applyVariant(variant: Partial<WebGPUOptions>, instruments: WebGPUInstruments = {}): Readonly<WebGPUOptions> | null {
   if (!device) throw new Error('applyVariant before openBackend');
   if (device.backend !== 'webgpu') {
-    if (Object.keys(variant).length) throw new Error(`webgpu options do not apply to the ${device.backend} backend`);
+    if (Object.keys(variant).length || Object.keys(instruments).length) throw new Error(`webgpu options do not apply to the ${device.backend} backend`);
     return null;
   }
   const base = device.base ?? DEFAULT_WEBGPU_OPTIONS;
