@@ -6,6 +6,7 @@ import { BACKENDS, type Backend } from './webgpu.js';
 
 /** The parity scenario's backends, in the order it runs them (webgpu-tc: webgpu with tensor cores). */
 export const PARITY_BACKENDS = ['cpu', 'wasm', 'webgpu', 'webgpu-tc'] as const;
+export type ParityBackend = (typeof PARITY_BACKENDS)[number];
 
 export const DEFAULT_SCENARIOS = ['unet-call', 'guided-step', 'video', 'torch'];
 
@@ -76,8 +77,8 @@ export function parseBenchArgs(argv: string[], origin: string, known: readonly s
     if (!m || Number(m[2]) % 8 !== 0 || Number(m[3]) % 8 !== 0) throw new BenchUsageError(`--profile-shapes ${x}: use FRAMESxHEIGHTxWIDTH, height and width multiples of 8`);
     return { frames: Number(m[1]), height: Number(m[2]), width: Number(m[3]) };
   });
-  const parityBackends = list(v['parity-backends']) ?? [...PARITY_BACKENDS];
-  for (const b of parityBackends) if (!(PARITY_BACKENDS as readonly string[]).includes(b)) throw new BenchUsageError(`--parity-backends ${b}: use ${PARITY_BACKENDS.join(', ')}`);
+  const parityBackends = (list(v['parity-backends']) ?? [...PARITY_BACKENDS]) as ParityBackend[];
+  for (const b of parityBackends) if (!PARITY_BACKENDS.includes(b)) throw new BenchUsageError(`--parity-backends ${b}: use ${PARITY_BACKENDS.join(', ')}`);
   const path = (p: string | undefined) => (p === undefined || isAbsolute(p) ? p : resolve(origin, p));
   return {
     origin, out: path(out ?? '.')!, scenarios, backend, variants, torchModes, tiny: v.tiny ?? false, weights, list: v.list ?? false, help: v.help ?? false,

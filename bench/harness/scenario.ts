@@ -1,6 +1,7 @@
 import type { Models } from './models.js';
 import type { ResultTable, RowKey, Shape } from './table.js';
 import type { Variant } from './variants.js';
+import type { ParityBackend } from './options.js';
 import type { Backend } from './webgpu.js';
 
 /** What `bench OUT [flags]` was asked for (harness/options.ts parses it). */
@@ -34,7 +35,7 @@ export interface BenchOptions {
   /** the profile scenario's shapes (default: the video shape) */
   profileShapes?: { frames: number; height: number; width: number }[];
   /** the parity scenario's backends (options.ts PARITY_BACKENDS) */
-  parityBackends?: string[];
+  parityBackends?: ParityBackend[];
 }
 
 export interface RunContext {

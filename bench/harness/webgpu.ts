@@ -12,6 +12,7 @@ import type { T2VWebGPUBackend } from '../../src/backends/webgpu/backend.js';
 import { WebGPUOps, type WebGPUInstruments } from '../../src/backends/webgpu/ops.js';
 import { DEFAULT_WEBGPU_OPTIONS, resolveWebGPUOptions, type WebGPUKernel, type WebGPUOptions } from '../../src/backends/webgpu/options.js';
 import type { Module } from '../../src/layers/module.js';
+import type { ParityBackend } from './options.js';
 import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
 import { shouldKeepHalf } from '../../src/pipeline/text2video.js';
@@ -159,7 +160,7 @@ async function wasmFiles(): Promise<void> {
  * webgpu with tensor cores. Returns the ops networks built by hand run on there, and the webgpu options a
  * TextToVideo.load there takes. The harness applies the variant again after it.
  */
-export async function activateForParity(b: 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc'): Promise<{ ops: Ops; webgpu?: Partial<WebGPUOptions> }> {
+export async function activateForParity(b: ParityBackend): Promise<{ ops: Ops; webgpu?: Partial<WebGPUOptions> }> {
   if (b === 'wasm') await wasmFiles();
   if (!(await tf.setBackend(b === 'webgpu-tc' ? 'webgpu' : b))) throw new Error(`backend ${b} did not initialize`);
   if (!b.startsWith('webgpu')) return { ops: plainOps };

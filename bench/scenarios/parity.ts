@@ -8,6 +8,7 @@ import type { UNetConfig } from '../../src/layers/unet/config.js';
 import { UNetSD } from '../../src/layers/unet/unet.js';
 import { TextToVideo, type UNetLike } from '../../src/pipeline/text2video.js';
 import { RELEASED_UNET, randomizeWeights } from '../harness/models.js';
+import { PARITY_BACKENDS, type ParityBackend as Backend } from '../harness/options.js';
 import type { Scenario } from '../harness/scenario.js';
 import { relMaxError } from '../harness/timing.js';
 import { activateForParity as activate, restoreBackend, type Ops } from '../harness/webgpu.js';
@@ -29,7 +30,6 @@ const SMALL_UNET: UNetConfig = { ...RELEASED_UNET, dim: 128, embedDim: 512, dimM
 const SMALL_RUN = { frames: 2, height: 128, width: 128, guidance: 9, seed: 7 };
 
 interface Case { prompt: string; negative: string | null; height: number; width: number; frames: number; steps: number; guidance: number }
-type Backend = 'cpu' | 'wasm' | 'webgpu' | 'webgpu-tc';
 
 async function convertTiny(fixtures: string, vocab: string): Promise<{ work: string; model: string }> {
   const work = mkdtempSync(join(tmpdir(), 't2v-parity-'));
@@ -106,13 +106,13 @@ export const parity: Scenario = {
   name: 'parity', about: 'whole generations on cpu, wasm, webgpu fp32 and tensor cores from the same noise, errors', kind: 'once',
   run: async (ctx) => {
     const [f, v] = parityInputs(ctx.opts.fixtures, ctx.opts.vocab, ctx.opts.origin);
-    return { raw: await benchParity(ctx.log, ctx.opts.out, [f, v, String(ctx.opts.tiny ? 3 : 50)], ctx.opts.parityBackends as Backend[] | undefined) };
+    return { raw: await benchParity(ctx.log, ctx.opts.out, [f, v, String(ctx.opts.tiny ? 3 : 50)], ctx.opts.parityBackends) };
   },
 };
 
 /** `parity OUT FIXTURES VOCAB [steps]`: A and B on every backend, errors against the references. */
 async function benchParity(log: (s: string) => void, outDir: string, args: string[],
-  backends: readonly Backend[] = ['cpu', 'wasm', 'webgpu', 'webgpu-tc']): Promise<unknown> {
+  backends: readonly Backend[] = PARITY_BACKENDS): Promise<unknown> {
   const [fixtures, vocab, stepsArg] = args;
   const steps = Number(stepsArg ?? 50);
   const cases = join(fixtures, 'cases');
@@ -185,7 +185,7 @@ async function benchParity(log: (s: string) => void, outDir: string, args: strin
     cmp(`tiny ${r.name}: webgpu-tc vs webgpu`, lat['webgpu-tc']?.[r.name], lat.webgpu?.[r.name]);
     if (r.upstream) {
       const up = readNpy(join(cases, r.case, 'latents.npy')).data as Float32Array;
-      for (const b of ['cpu', 'wasm', 'webgpu', 'webgpu-tc']) cmp(`tiny ${r.name} (${r.steps} steps): ${b} vs upstream`, lat[b]?.[r.name], up);
+      for (const b of PARITY_BACKENDS) cmp(`tiny ${r.name} (${r.steps} steps): ${b} vs upstream`, lat[b]?.[r.name], up);
     }
   }
   for (const b of ['webgpu', 'webgpu-tc']) cmp(`small ${steps} steps: ${b} vs wasm`, lat[b]?.small, lat.wasm?.small);

@@ -166,9 +166,12 @@ export interface StagedOptions {
   emulate?: boolean;
   /** B's columns and whether B is float16 pairs packed in float32 elements (Param.half); default: float32 [k, n]. */
   b?: { half: boolean; n: number };
-  /** Benchmark timing probe (garbage results): 'mma-only' stages nothing into workgroup memory, 'staging-only' multiplies nothing. */
-  probe?: 'mma-only' | 'staging-only';
+  /** Benchmark timing probe (garbage results). */
+  probe?: GemmProbe;
 }
+
+/** A timing probe of the staged kernel: 'mma-only' stages nothing into workgroup memory, 'staging-only' multiplies nothing. */
+export type GemmProbe = 'mma-only' | 'staging-only';
 
 /**
  * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of

@@ -14,6 +14,7 @@ import { layerNormSupported } from './layer-norm.js';
 import type { WebGPUKernel, WebGPUOptions } from './options.js';
 import { registerWebGPUKernels } from './register.js';
 import { convTakesResidual, pickConfig, planConv, planGemm, type GemmRoute, type GemmShape, type RouteStats, type TileChooser } from './tensor-core-route.js';
+import type { GemmProbe } from './matmul-f16-staged.js';
 
 /** Every cross-attention's keys and values of one context from one matmul: layer i's k at offsets[i], its v after. */
 class PackedContext implements ProjectedContext {
@@ -33,7 +34,7 @@ export interface WebGPUInstruments {
   /** Tests: run the staged GEMM with emulated subgroup matrices (matMulF16StagedInfo's `emulate`). */
   emulateMatrices?: boolean;
   /** Benchmark timing probe of the staged GEMM (GemmRoute.probe; garbage results). */
-  probeGemm?: 'mma-only' | 'staging-only';
+  probeGemm?: GemmProbe;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {

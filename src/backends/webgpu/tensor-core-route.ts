@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { SubgroupMatrixConfig } from './device-facts.js';
-import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, paddedRows, tilesFit, type ConvGeom, type Tiles } from './matmul-f16-staged.js';
+import { convF16Supported, convRows, matMulF16StagedInfo, matMulF16StagedSupported, paddedRows, tilesFit, type ConvGeom, type GemmProbe, type Tiles } from './matmul-f16-staged.js';
 import { gemvInfo, gemvSupported } from './gemv.js';
 
 /** The f16 x f16 -> f32 subgroup-matrix configuration whose sizes tile the staged kernel's blocks, or null. */
@@ -29,7 +29,7 @@ export interface GemmRoute {
   /** Tests: the staged kernel with its matrix builtins emulated (software adapters have no subgroup matrices). */
   emulate: boolean;
   /** Benchmark timing probe of the staged kernel (StagedOptions.probe; garbage results). */
-  probe?: 'mma-only' | 'staging-only';
+  probe?: GemmProbe;
 }
 
 /** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
