@@ -42,8 +42,9 @@ function roundedToHalf(v: Float32Array): Float32Array {
 
 const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
 const small = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
-const tensorCoreOps = () => new WebGPUOps(resolveWebGPUOptions({ tensorCores: true }), { subgroupMatrixConfigs: [cfg] },
-  { tiles: () => small, emulateMatrices: true });
+// 16-byte stores pair a thread's vec4s: K steps of 32 give it two
+const tensorCoreOps = (gemmStoreBytes: 2 | 8 | 16 = 2) => new WebGPUOps(resolveWebGPUOptions({ tensorCores: true }),
+  { subgroupMatrixConfigs: [cfg] }, { tiles: () => (gemmStoreBytes === 16 ? { ...small, tk: 32 } : small), emulateMatrices: true, gemmStoreBytes });
 
 test('half weights: concatenated packed halves keep every bit (pairs that read as float32 denormals or zeros too)', { skip }, async () => {
   // a zero high half makes the float32 pattern a denormal: a copy that flushed denormals would lose the low half
@@ -77,8 +78,9 @@ test('half weights: concatenated packed halves keep every bit (pairs that read a
   tf.dispose([...made, ...parts.map((x) => x.p.half!)]);
 });
 
-test('half weights: linear, gemv and convolutions read packed halves on the tensor-core route (no unpack) and match float32 weights', { skip }, async () => {
-  const ops = tensorCoreOps();
+// and again with the staged GEMM's wide-stores experiment (8- and 16-byte stores of B's halves as they are)
+for (const storeBytes of [2, 8, 16] as const) test(`half weights: linear, gemv and convolutions read packed halves on the tensor-core route (no unpack) and match float32 weights${storeBytes !== 2 ? `, ${storeBytes}-byte stores` : ''}`, { skip }, async () => {
+  const ops = tensorCoreOps(storeBytes);
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   const w = rand([96, 128], 31);
   const f = rand([3, 3, 64, 128], 32);

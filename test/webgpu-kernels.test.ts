@@ -294,7 +294,7 @@ function stubMatrices(code: string): string {
     .replace(/enable chromium_experimental_subgroup_matrix;/, '')
     .replace(/diagnostic\(off, chromium\.subgroup_matrix_uniformity\);/, '')
     .replace(/subgroup_matrix_result<f32, \d+, \d+>\(\)/g, '0.0')
-    .replace(/subgroupMatrixLoad<.*?>>\(&(\w+), ([^,]+), (?:false|true), ([^)]+)\)/g, 'f32($1[$2])')
+    .replace(/subgroupMatrixLoad<.*?>>\(&(\w+|\(\*\w+\)), ([^,]+), (?:false|true), ([^)]+)\)/g, 'f32($1[$2])')
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
     .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
@@ -321,6 +321,13 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   // the benchmark's timing probes (bench/harness/variants.ts) compile too
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'mma-only' });
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'staging-only' });
+  // and the wide-stores experiment (buffer views of the tiles: 8- and 16-byte stores), B as floats and as halves
+  for (const storeBytes of [8, 16] as const) {
+    matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { storeBytes });
+    matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { storeBytes, b: { half: true, n: 256 } });
+  }
+  assert.ok(progs.some((p) => /As4\[o \/ 4u\] = bitcast<vec2<u32>>/.test(p.getUserCode())), 'a program stores 8 bytes at a time');
+  assert.ok(progs.some((p) => /As8\[o \/ 8u\] = vec4<u32>/.test(p.getUserCode())), 'a program stores 16 bytes at a time');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
@@ -344,7 +351,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   type Case = { name: string; a: number[]; b: number[]; bias: boolean; residual: boolean; tiles?: Tiles;
-    conv?: { strides: number; pad: 'same' | ExplicitPadding } };
+    conv?: { strides: number; pad: 'same' | ExplicitPadding }; storeBytes?: 2 | 8 | 16 };
   // small tiles (2 x 2 subgroups of one 16 x 16 block each): the emulation compiles slowly on lavapipe
   const tiles = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
   const cases: Case[] = [
@@ -356,6 +363,16 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       conv: { strides: 1, pad: [[0, 0], [1, 1], [0, 0], [0, 0]] } },
     { name: 'stride-2 3x3 convolution (Downsample) + bias', a: [2, 8, 8, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
       conv: { strides: 2, pad: [[0, 0], [1, 1], [1, 1], [0, 0]] } },
+    // the wide-stores experiment (8- and 16-byte stores into buffer views of the tiles; 16 pairs a thread's vec4s,
+    // so K steps of 32 give each thread two of A's and two of B's)
+    { name: '8-byte stores: matmul + bias + residual, split-K 3', a: [64, 48], b: [48, 64], bias: true, residual: true,
+      tiles: { ...tiles, splits: 3 }, storeBytes: 8 },
+    { name: '8-byte stores: 3x3 convolution + bias', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: true, residual: false, tiles,
+      conv: { strides: 1, pad: 'same' }, storeBytes: 8 },
+    { name: '16-byte stores: matmul of 77 rows (run on 128) + bias', a: [77, 64], b: [64, 64], bias: true, residual: false,
+      tiles: { ...tiles, tk: 32 }, storeBytes: 16 },
+    { name: '16-byte stores: 3x3 convolution + residual', a: [2, 4, 4, 32], b: [3, 3, 32, 32], bias: false, residual: true,
+      tiles: { ...tiles, tk: 32 }, conv: { strides: 1, pad: 'same' }, storeBytes: 16 },
   ];
   try {
     for (const c of cases) {
@@ -382,7 +399,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
         padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0],
         stride: c.conv.strides, oh: outShape[1], ow: outShape[2] } : undefined;
       const out = tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(t[0]), info(t[1]), c.bias ? info(t[2]) : null,
-        cfg, outShape, { conv: geom, tiles: c.tiles, residual: c.residual ? info(t[3]) : null, emulate: true }));
+        cfg, outShape, { conv: geom, tiles: c.tiles, residual: c.residual ? info(t[3]) : null, emulate: true, storeBytes: c.storeBytes }));
       const got = (await out.data()) as Float32Array;
       tf.dispose([...t, out]);
       const err = relMaxError(got, want);

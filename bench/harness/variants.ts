@@ -22,6 +22,9 @@ export const VARIANTS: readonly Variant[] = [
   // timing probes of the staged GEMM: garbage results (profile them; never read their numbers)
   { name: 'probe-gemm-mma-only', label: 't2v, GEMMs without workgroup-memory staging (timing probe)', options: {}, instruments: { probeGemm: 'mma-only' } },
   { name: 'probe-gemm-staging-only', label: 't2v, GEMMs without matrix multiplies (timing probe)', options: {}, instruments: { probeGemm: 'staging-only' } },
+  // experiments
+  { name: 'gemm-stores-8', label: 't2v, GEMMs staging with 8-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 8 } },
+  { name: 'gemm-stores-16', label: 't2v, GEMMs staging with 16-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 16 } },
 ];
 
 export function findVariants(names: string[]): Variant[] {

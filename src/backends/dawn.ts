@@ -160,12 +160,12 @@ export function webgpuFacts(): DeviceFacts {
 }
 
 /**
- * WGSL wants `enable` and `diagnostic` directives before any declaration, but tfjs puts its own declarations in front
+ * WGSL wants `enable`, `requires` and `diagnostic` directives before any declaration, but tfjs puts its own declarations in front
  * of a program's code: move them to the top when the shader module is made.
  */
 function hoistDirectives(code: string): string {
   const directives: string[] = [];
-  const rest = code.replace(/^\s*(enable [\w, ]+;|diagnostic\([^)]*\);)\s*$/gm, (line) => {
+  const rest = code.replace(/^\s*(enable [\w, ]+;|requires [\w, ]+;|diagnostic\([^)]*\);)\s*$/gm, (line) => {
     directives.push(line.trim());
     return '';
   });

@@ -168,6 +168,13 @@ export interface StagedOptions {
   b?: { half: boolean; n: number };
   /** Benchmark timing probe (garbage results). */
   probe?: GemmProbe;
+  /**
+   * Experimental: the bytes of each store into workgroup memory: 2 (an f16 at a time, the default), 8 (a vec4 as
+   * vec2<u32>) or 16 (two vec4s as vec4<u32>, where each thread stages an even number of vec4s, else 8). Wider stores
+   * declare the tiles as WGSL `buffer`s viewed both as f16 (matrix loads) and as u32 vectors (stores): the
+   * `buffer_view` language feature.
+   */
+  storeBytes?: 2 | 8 | 16;
 }
 
 /** A timing probe of the staged kernel: 'mma-only' stages nothing into workgroup memory, 'staging-only' multiplies nothing. */
@@ -185,7 +192,8 @@ export type GemmProbe = 'mma-only' | 'staging-only';
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
-  const { conv, tiles, residual = null, splitK = true, emulate = false } = opts;
+  const { conv, tiles, residual = null, splitK = true, emulate = false, storeBytes = 2 } = opts;
+  const wideStores = storeBytes !== 2;
   const halfB = opts.b?.half ?? false;
   // A's rows; a GEMM (or convolution) whose rows its tiling does not divide runs on rows rounded up to a multiple of
   // 128 (A's last row read again) and its output is cut back to `rows`
@@ -218,8 +226,10 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const code = () => {
     const mx = matrixOps(emulate, cfg);
     const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
-    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, 'As', `(sgRow + ${i * SM}u) * AS + kk`, AS));
-    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, 'Bs', `kk * BS + sgCol + ${j * SN}u`, BS));
+    // with wide stores the tiles are buffer views: pointers, read through (*As)
+    const [as, bs] = wideStores ? ['(*As)', '(*Bs)'] : ['As', 'Bs'];
+    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, as, `(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, bs, `kk * BS + sgCol + ${j * SN}u`, BS));
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
@@ -240,32 +250,51 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
       }
     }
     if (init.length) lines.acc.push(S > 1 ? `if (workgroupId.z == 0u) {\n    ${init.join('\n    ')}\n  }` : init.join('\n  '));
+    // which tile element thread `tid`'s v-th staged vec4 is: row r and vec4 column c of a tile `perRow` vec4s wide.
+    // 16-byte stores pair vec4s 2j and 2j + 1 of a thread as adjacent columns (one store of eight halves).
+    const paired = (vecs: number) => storeBytes === 16 && vecs % 2 === 0;
+    const at = (v: number, perRow: number, pairs: boolean) => {
+      const e = `(tid + ${(pairs ? v >> 1 : v) * threads}u)`;
+      return pairs
+        ? `let r = ${e} / ${perRow / 2}u; let c = (${e} % ${perRow / 2}u) * 2u + ${v & 1}u;`
+        : `let r = ${e} / ${perRow}u; let c = ${e} % ${perRow}u;`;
+    };
+    const [pairA, pairB] = [paired(aVecs), paired(bVecs)];
+    const rowA = rows < m ? `min(row0 + r, ${rows - 1}u)` : '(row0 + r)';
     const loadA = (v: number, k0: string) => conv
-      ? `{ let e = tid + ${v * threads}u; let mm = ${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `row0 + e / ${TK / 4}u`}; let tap = ${k0} / ${conv.c}u;
+      ? `{ ${at(v, TK / 4, pairA)} let mm = ${rowA}; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
         let yy = i32((mm / ${ow}u) % ${oh}u) * ${stride} + i32(tap / ${conv.kw}u) - ${conv.padTop};
         var v = vec4<f32>(0.0);
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
-          v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + e % ${TK / 4}u];
+          v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + c];
         }
         ra[${v}] = v; }`
-      : `{ let e = tid + ${v * threads}u; ra[${v}] = A[${rows < m ? `min(row0 + e / ${TK / 4}u, ${rows - 1}u)` : `(row0 + e / ${TK / 4}u)`} * K4 + ${k0} / 4u + e % ${TK / 4}u]; }`;
+      : `{ ${at(v, TK / 4, pairA)} ra[${v}] = A[${rowA} * K4 + ${k0} / 4u + c]; }`;
     const loadRegs = (k0: string) => [
       ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; rb[${v}] = B[(${k0} + e / ${TN / 4}u) * N4 + col0 / 4u + e % ${TN / 4}u]; }`),
+      ...Array.from({ length: bVecs }, (_, v) => `{ ${at(v, TN / 4, pairB)} rb[${v}] = B[(${k0} + r) * N4 + col0 / 4u + c]; }`),
     ].join('\n    ');
-    // a staged vec4 into workgroup memory as four f16 (B read as halves needs no conversion)
-    const put = (dst: string, x: string, half: boolean) => ['x', 'y', 'z', 'w']
-      .map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
+    // staged vec4s into workgroup memory: four f16 stores each, or one 8-byte store, or (paired) one 16-byte store of
+    // two; B read as halves needs no conversion
+    const bits = (x: string, half: boolean) => `bitcast<vec2<u32>>(${half ? x : `vec4<f16>(${x})`})`;
+    const put = (dst: string, x: string, half: boolean) => storeBytes === 8
+      ? `${dst}4[o / 4u] = ${bits(x, half)};`
+      : ['x', 'y', 'z', 'w'].map((c, i) => `${dst}[o${i ? ` + ${i}u` : ''}] = ${half ? `${x}.${c}` : `f16(${x}.${c})`};`).join(' ');
+    const stage = (dst: string, regs: string, vecs: number, perRow: number, stride: string, half: boolean, pairs: boolean) => pairs
+      ? Array.from({ length: vecs / 2 }, (_, j) => `{ ${at(2 * j, perRow, true)} let o = r * ${stride} + c * 4u; `
+        + `${dst}8[o / 8u] = vec4<u32>(${bits(`${regs}[${2 * j}]`, half)}, ${bits(`${regs}[${2 * j + 1}]`, half)}); }`)
+      : Array.from({ length: vecs }, (_, v) => `{ ${at(v, perRow, false)} let o = r * ${stride} + c * 4u; let x = ${regs}[${v}]; ${put(dst, 'x', half)} }`);
     const storeRegsReal = [
-      ...Array.from({ length: aVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TK / 4}u) * AS + (e % ${TK / 4}u) * 4u; let x = ra[${v}]; ${put('As', 'x', false)} }`),
-      ...Array.from({ length: bVecs }, (_, v) => `{ let e = tid + ${v * threads}u; let o = (e / ${TN / 4}u) * BS + (e % ${TN / 4}u) * 4u; let x = rb[${v}]; ${put('Bs', 'x', halfB)} }`),
+      ...stage('As', 'ra', aVecs, TK / 4, 'AS', false, pairA),
+      ...stage('Bs', 'rb', bVecs, TN / 4, 'BS', halfB, pairB),
     ].join('\n    ');
     const storeRegs = opts.probe === 'mma-only' ? '' : storeRegsReal;
     if (opts.probe === 'staging-only') lines.mma.length = 0;
     return `
   enable f16;
   ${mx.enable}
+  ${wideStores ? 'requires buffer_view;' : ''}
   ${halfB ? '// t2v:f16 B' : ''}
   const N = ${n}u;
   const K4 = ${k / 4}u;
@@ -273,8 +302,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const TN = ${TN}u;
   const AS = ${AS}u;
   const BS = ${BS}u;
-  var<workgroup> As : array<f16, ${TM * AS}>;
-  var<workgroup> Bs : array<f16, ${TK * BS}>;
+  ${wideStores ? `var<workgroup> smemA : buffer<${TM * AS * 2}>;
+  var<workgroup> smemB : buffer<${TK * BS * 2}>;` : `var<workgroup> As : array<f16, ${TM * AS}>;
+  var<workgroup> Bs : array<f16, ${TK * BS}>;`}
   ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
   var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
@@ -285,6 +315,12 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     let col0 = workgroupId.x * TN;
     let sgRow = (sg / ${sgCols}u) * ${BLOCK_M}u;
     let sgCol = (sg % ${sgCols}u) * ${blockN}u;
+    ${wideStores ? `let As = bufferView<array<f16, ${TM * AS}>>(&smemA, 0u);
+    let As4 = bufferView<array<vec2<u32>, ${TM * AS / 4}>>(&smemA, 0u);
+    let Bs = bufferView<array<f16, ${TK * BS}>>(&smemB, 0u);
+    let Bs4 = bufferView<array<vec2<u32>, ${TK * BS / 4}>>(&smemB, 0u);
+    let As8 = bufferView<array<vec4<u32>, ${TM * AS / 8}>>(&smemA, 0u);
+    let Bs8 = bufferView<array<vec4<u32>, ${TK * BS / 8}>>(&smemB, 0u);` : ''}
     ${!bias ? '' : residual ? `for (var e = tid; e < ${SM * SK}u; e += ${threads}u) { onesTile[e] = select(0.0h, 1.0h, e % ${SK}u < 2u); }
     for (var e = tid; e < ${SK}u * TN; e += ${threads}u) {
       let r = e / TN;
@@ -321,7 +357,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${opts.probe ?? ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${wideStores ? `w${storeBytes}` : ''}${opts.probe ?? ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,

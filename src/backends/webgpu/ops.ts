@@ -35,6 +35,8 @@ export interface WebGPUInstruments {
   emulateMatrices?: boolean;
   /** Benchmark timing probe of the staged GEMM (GemmRoute.probe; garbage results). */
   probeGemm?: GemmProbe;
+  /** Benchmark experiment: the bytes of the staged GEMM's workgroup-memory stores (GemmRoute.storeBytes). */
+  gemmStoreBytes?: 2 | 8 | 16;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -74,6 +76,7 @@ export class WebGPUOps extends PlainOps {
     this.route = cfg ? {
       cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
       emulate: instruments.emulateMatrices ?? false, probe: instruments.probeGemm,
+      storeBytes: instruments.gemmStoreBytes,
     } : null;
   }
 

@@ -30,6 +30,8 @@ export interface GemmRoute {
   emulate: boolean;
   /** Benchmark timing probe of the staged kernel (StagedOptions.probe; garbage results). */
   probe?: GemmProbe;
+  /** Experimental: the bytes of the staged kernel's workgroup-memory stores (StagedOptions.storeBytes). */
+  storeBytes?: 2 | 8 | 16;
 }
 
 /** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
@@ -64,7 +66,7 @@ export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: '
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape, bOp.half);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe });
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes });
 }
 
 /**
@@ -110,5 +112,5 @@ export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.T
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: paddedRows(convRows(geom)), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
-    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe });
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes });
 }
