@@ -330,6 +330,8 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   assert.ok(progs.some((p) => /As8\[o \/ 8u\] = vec4<u32>/.test(p.getUserCode())), 'a program stores 16 bytes at a time');
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg); // head dim 16: wider heads compile for minutes on lavapipe
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
+  tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { onePass: true }); // one pass over the keys
+  tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16, onePass: true });
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
   for (const p of progs) {
     const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };
@@ -417,10 +419,25 @@ test('webgpu tensor-core self-attention (emulated matrices) matches plain attent
   // head dim 16: lavapipe compiles the emulation of wider heads for minutes (the H200 runs d = 64: bench ops)
   // one and two 16-row tiles per subgroup (two with 16-key blocks: lavapipe's workgroup memory is 32 KiB); 100 and 40
   // rows: keys past N masked, queries past N not written
-  for (const [b, n, heads, d, rowTiles, keyBlock] of [[2, 128, 2, 16, 1, 32], [2, 128, 2, 16, 2, 16], [1, 64, 3, 16, 1, 32],
-    [1, 100, 3, 16, 1, 32], [2, 40, 2, 16, 2, 16]]) {
+  // one pass (attentionOnePass): its default margin, and margin 0 (a rescale whenever a row's maximum grows); keys that
+  // grow along the sequence (growing: key j scaled by 1 + j / 16) move the maxima past the default margin too
+  type Pass = { onePass: boolean; rescaleMargin?: number; growing?: boolean };
+  const cases: [number, number, number, number, number, number, Pass][] = [
+    [2, 128, 2, 16, 1, 32, { onePass: false }], [2, 128, 2, 16, 2, 16, { onePass: false }], [1, 64, 3, 16, 1, 32, { onePass: false }],
+    [1, 100, 3, 16, 1, 32, { onePass: false }], [2, 40, 2, 16, 2, 16, { onePass: false }],
+    [2, 128, 2, 16, 1, 32, { onePass: true }], [1, 100, 3, 16, 2, 16, { onePass: true, rescaleMargin: 0 }],
+    [1, 100, 2, 16, 1, 32, { onePass: false, growing: true }],
+    [1, 100, 2, 16, 1, 32, { onePass: true, growing: true }], [2, 40, 2, 16, 2, 16, { onePass: true, rescaleMargin: 0 }],
+  ];
+  for (const [b, n, heads, d, rowTiles, keyBlock, pass] of cases) {
     const inner = heads * d;
     const qkvd = rand([b, n, 3 * inner], 61);
+    if (pass.growing) {
+      for (let i = 0; i < b * n; i++) {
+        const f = 1 + (i % n) / 16;
+        for (let c = inner; c < 2 * inner; c++) qkvd[i * 3 * inner + c] *= f;
+      }
+    }
     await tf.setBackend('cpu');
     const ref = tf.tidy(() => {
       const [q, k, v] = tf.split(tf.tensor3d(qkvd, [b, n, 3 * inner]), 3, -1) as tf.Tensor3D[];
@@ -433,12 +450,12 @@ test('webgpu tensor-core self-attention (emulated matrices) matches plain attent
     const before = tf.memory().numTensors;
     const qkv = tf.tensor3d(qkvd, [b, n, 3 * inner]);
     assert.ok(tensorCoreAttentionSupported(qkv, heads, cfg));
-    const out = tf.engine().runKernel(TensorCoreAttention, { qkv }, { heads, rowTiles, keyBlock, route: { cfg, emulate: true } } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const out = tf.engine().runKernel(TensorCoreAttention, { qkv }, { heads, rowTiles, keyBlock, ...pass, route: { cfg, emulate: true } } as unknown as tf.NamedAttrMap) as tf.Tensor;
     const got = (await out.data()) as Float32Array;
     tf.dispose([qkv, out]);
     assert.equal(tf.memory().numTensors, before);
     const err = relMaxError(got, want);
-    console.log(`tensor-core attention [${b}, ${n}], ${heads} heads of ${d}, ${rowTiles} row tile(s): rel err ${err.toExponential(2)}`);
+    console.log(`tensor-core attention [${b}, ${n}], ${heads} heads of ${d}, ${rowTiles} row tile(s), ${JSON.stringify(pass)}: rel err ${err.toExponential(2)}`);
     assert.ok(err <= 4e-3, `rel err ${err}`);
   }
   await tf.setBackend('cpu');

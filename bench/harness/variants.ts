@@ -23,6 +23,7 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'probe-gemm-mma-only', label: 't2v, GEMMs without workgroup-memory staging (timing probe)', options: {}, instruments: { probeGemm: 'mma-only' } },
   { name: 'probe-gemm-staging-only', label: 't2v, GEMMs without matrix multiplies (timing probe)', options: {}, instruments: { probeGemm: 'staging-only' } },
   // experiments
+  { name: 'attention-one-pass', label: 't2v, tensor-core attention in one pass (lazy maxima)', options: { attentionOnePass: true } },
   { name: 'gemm-stores-8', label: 't2v, GEMMs staging with 8-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 8 } },
   { name: 'gemm-stores-16', label: 't2v, GEMMs staging with 16-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 16 } },
 ];

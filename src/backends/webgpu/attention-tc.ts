@@ -20,21 +20,29 @@ export function tensorCoreAttentionSupported(qkv: tf.TensorInfo, heads: number, 
 }
 
 /** Workgroup memory of the kernel with `rowTiles` 16-row tiles per subgroup and head dim d (f16 stages, f32 scores). */
-export function tensorCoreAttentionBytes(d: number, rowTiles: number, keyBlock = KEY_BLOCK_DEFAULT): number {
+export function tensorCoreAttentionBytes(d: number, rowTiles: number, keyBlock = KEY_BLOCK_DEFAULT, onePass = false): number {
   const rows = QUERY_CHUNK * rowTiles;
-  return 2 * (QUERY_CHUNK + keyBlock) * (d + 8) + 4 * rows * (keyBlock + 4) + 2 * rows * (keyBlock + 8) + (rowTiles > 1 ? 4 * rows : 0);
+  return 2 * (QUERY_CHUNK + keyBlock) * (d + 8) + 4 * rows * (keyBlock + 4) + 2 * rows * (keyBlock + 8) + (rowTiles > 1 ? 4 * rows : 0)
+    + (onePass ? 4 * rows + 4 : 0);
 }
 
-/** The kernel's shape: 16-row query tiles per subgroup (attentionRowTiles), keys per step (32), matrices emulated (tests). */
-export interface AttentionTiles { rowTiles?: number; keyBlock?: number; emulate?: boolean }
+/** One-pass attention: a row's reference maximum moves only when a block's scores pass it by more than this (log2 units). */
+const RESCALE_MARGIN = 8;
+
+/**
+ * The kernel's shape: 16-row query tiles per subgroup (attentionRowTiles), keys per step (32), one pass over the keys
+ * instead of two (attentionOnePass), its rescale margin (tests: 0 rescales whenever a maximum grows), matrices emulated
+ * (tests).
+ */
+export interface AttentionTiles { rowTiles?: number; keyBlock?: number; onePass?: boolean; rescaleMargin?: number; emulate?: boolean }
 
 /**
  * How many 16-row tiles of queries each subgroup owns: two (each key and value matrix loaded once for both) where the
  * workgroup memory holds it, else one; `asked` pins it (tests, the benchmark).
  */
-export function attentionRowTiles(d: number, maxBytes: number, keyBlock = KEY_BLOCK_DEFAULT, asked?: number): number {
+export function attentionRowTiles(d: number, maxBytes: number, keyBlock = KEY_BLOCK_DEFAULT, asked?: number, onePass = false): number {
   if (asked !== undefined) return asked;
-  return tensorCoreAttentionBytes(d, 2, keyBlock) <= maxBytes ? 2 : 1;
+  return tensorCoreAttentionBytes(d, 2, keyBlock, onePass) <= maxBytes ? 2 : 1;
 }
 
 /**
@@ -47,17 +55,22 @@ export function attentionRowTiles(d: number, maxBytes: number, keyBlock = KEY_BL
  * element), are divided by the sums on the way out through workgroup memory. The next block's keys (and values) are
  * read into registers while the current block's products run. No [N, N] matrix exists anywhere; q, k, v are read in
  * place. N need not be a multiple of anything: keys past N count as absent, queries past N are not written.
+ *
+ * `onePass`: a single pass over the keys, each row's reference maximum m kept lazily: a block whose scores pass m by
+ * more than RESCALE_MARGIN moves it (probabilities then stay at most 2^8, well inside f16), and only then are the
+ * rows' sums and (past the first block) accumulators rescaled, the accumulators through workgroup memory, every
+ * subgroup taking that detour when any row of the workgroup needs it.
  */
 export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, heads: number, cfg: SubgroupMatrixConfig,
   opts: AttentionTiles = {}): tf.TensorInfo {
-  const { emulate = false, keyBlock: KEY_BLOCK = KEY_BLOCK_DEFAULT } = opts;
+  const { emulate = false, keyBlock: KEY_BLOCK = KEY_BLOCK_DEFAULT, onePass = false, rescaleMargin = RESCALE_MARGIN } = opts;
   const [b, n, c] = qkv.shape;
   const inner = c / 3;
   const d = inner / heads;
   const d4 = d / 4;
   const dm = d / 16;
   const kb = KEY_BLOCK / 16;
-  const rt = attentionRowTiles(d, backend.device.limits.maxComputeWorkgroupStorageSize, KEY_BLOCK, opts.rowTiles);
+  const rt = attentionRowTiles(d, backend.device.limits.maxComputeWorkgroupStorageSize, KEY_BLOCK, opts.rowTiles, onePass);
   if (KEY_BLOCK % 16 !== 0 || (rt !== 1 && rt !== 2)) {
     throw new Error(`tensor-core attention: ${rt} row tiles and blocks of ${KEY_BLOCK} keys do not fit heads of ${d}`);
   }
@@ -99,6 +112,16 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
         for (let t = 0; t < rt; t++) pv.push(mx.mma(`o${t}_${j}`, `p${t}_${kk}`, `v${kk}_${j}`));
       }
     }
+    // one pass: each accumulator block through the subgroup's score rows, scaled by its row's factor, and back
+    const rescale: string[] = [];
+    for (let t = 0; t < rt; t++) {
+      for (let j = 0; j < dm; j++) {
+        rescale.push(mx.store('Ss', 'sBase', `o${t}_${j}`, 'SS'), 'workgroupBarrier();', `{
+        let a = Alpha[sg * ${rows}u + ${t * 16}u + lane / 2u];
+        for (var i = 0u; i < 8u; i++) { Ss[sBase + (lane / 2u) * SS + (lane % 2u) * 8u + i] *= a; }
+      }`, 'workgroupBarrier();', mx.loadResult(`o${t}_${j}`, 'Ss', 'sBase', 'SS'), 'workgroupBarrier();');
+      }
+    }
     const zeroO: string[] = [];
     for (let t = 0; t < rt; t++) for (let j = 0; j < dm; j++) zeroO.push(mx.zero(`o${t}_${j}`));
     // out: each 16 x 16 block of o through the subgroup's score rows, divided by its row's sum, rows past N left out
@@ -132,6 +155,37 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
       ${dst}[o] = f16(x.x); ${dst}[o + 1u] = f16(x.y); ${dst}[o + 2u] = f16(x.z); ${dst}[o + 3u] = f16(x.w);
     }`;
     const valid = (j: string) => (raggedKeys ? `k0 + kCol + ${j} < N` : 'true');
+    // two passes: the first finds each row's maximum
+    const maxPass = `${fetch('rk', 'INNER4 + h * D4')}
+  for (var k0 = 0u; k0 < N; k0 += ${KEY_BLOCK}u) {
+    workgroupBarrier();
+    ${put('Ks', 'rk')}
+    workgroupBarrier();
+    k1 = k0 + ${KEY_BLOCK}u;
+    if (k1 < N) {
+      ${fetch('rk', 'INNER4 + h * D4')}
+    }
+    ${scores.join('\n    ')}
+    workgroupBarrier();
+    for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { m = max(m, Ss[sRow + j]); } }
+  }
+  ${lanesPerRow === 2 ? 'm = max(m, subgroupShuffleXor(m, 1u));' : ''}`;
+    // one pass: the block's maximum of each row moves m when it passes it by more than the margin; the factor
+    // exp2(m - new m) rescales the row's sum now and its accumulators (rescale), past the first block, before the
+    // block's products
+    const moveMax = `{
+      var bm = -1.0e30;
+      for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { bm = max(bm, Ss[sRow + j]); } }
+      ${lanesPerRow === 2 ? 'bm = max(bm, subgroupShuffleXor(bm, 1u));' : ''}
+      var alpha = 1.0;
+      if (bm > m + ${rescaleMargin.toFixed(1)}) {
+        alpha = exp2(m - bm);
+        m = bm;
+        l *= alpha;
+        if (k0 > 0u) { rescaleFlag = 1u; }
+      }
+      Alpha[sg * ${rows}u + r] = alpha;
+    }`;
     return `
 enable f16;
 enable subgroups;
@@ -150,7 +204,9 @@ var<workgroup> Ks : array<f16, ${QUERY_CHUNK * DS}>;
 var<workgroup> Vs : array<f16, ${KEY_BLOCK * DS}>;
 var<workgroup> Ss : array<f32, ${SUBGROUPS * rows * SS}>;
 var<workgroup> Ps : array<f16, ${SUBGROUPS * rows * PS}>;${rt === 1 ? '' : `
-var<workgroup> Inv : array<f32, ${SUBGROUPS * rows}>;`}
+var<workgroup> Inv : array<f32, ${SUBGROUPS * rows}>;`}${onePass ? `
+var<workgroup> Alpha : array<f32, ${SUBGROUPS * rows}>;
+var<workgroup> rescaleFlag : u32;` : ''}
 fn main() {
   let tid = localId.x;
   let sg = tid / 32u;
@@ -172,20 +228,7 @@ fn main() {
   var rv : array<vec4<f32>, ${kv4}>;
   var m = -1.0e30;
   var k1 = 0u;
-  ${fetch('rk', 'INNER4 + h * D4')}
-  for (var k0 = 0u; k0 < N; k0 += ${KEY_BLOCK}u) {
-    workgroupBarrier();
-    ${put('Ks', 'rk')}
-    workgroupBarrier();
-    k1 = k0 + ${KEY_BLOCK}u;
-    if (k1 < N) {
-      ${fetch('rk', 'INNER4 + h * D4')}
-    }
-    ${scores.join('\n    ')}
-    workgroupBarrier();
-    for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { m = max(m, Ss[sRow + j]); } }
-  }
-  ${lanesPerRow === 2 ? 'm = max(m, subgroupShuffleXor(m, 1u));' : ''}
+  ${onePass ? '' : maxPass}
   var l = 0.0;
   ${zeroO.join('\n  ')}
   k1 = 0u;
@@ -195,6 +238,7 @@ fn main() {
     workgroupBarrier();
     ${put('Ks', 'rk')}
     ${put('Vs', 'rv')}
+    ${onePass ? 'if (tid == 0u) { rescaleFlag = 0u; }' : ''}
     workgroupBarrier();
     k1 = k0 + ${KEY_BLOCK}u;
     if (k1 < N) {
@@ -203,12 +247,16 @@ fn main() {
     }
     ${scores.join('\n    ')}
     workgroupBarrier();
+    ${onePass ? moveMax : ''}
     for (var j = 0u; j < ${keysPerLane}u; j++) {
       let p = ${raggedKeys ? `select(0.0, exp2(Ss[sRow + j] - m), ${valid('j')})` : 'exp2(Ss[sRow + j] - m)'};
       l += p;
       Ps[pRow + j] = f16(p);
     }
     workgroupBarrier();
+    ${onePass ? `if (workgroupUniformLoad(&rescaleFlag) != 0u) {
+      ${rescale.join('\n      ')}
+    }` : ''}
     ${pv.join('\n    ')}
   }
   ${lanesPerRow === 2 ? 'l += subgroupShuffleXor(l, 1u);' : ''}
@@ -229,7 +277,7 @@ fn main() {
     }
   };
   return backend.runWebGPUProgram(program({
-    key: `t2vTensorCoreAttention${emulate ? 'Emu' : ''}_${b}_${n}_${inner}_${heads}_${rt}_${KEY_BLOCK}`,
+    key: `t2vTensorCoreAttention${emulate ? 'Emu' : ''}${onePass ? `OnePass${rescaleMargin}` : ''}_${b}_${n}_${inner}_${heads}_${rt}_${KEY_BLOCK}`,
     inputs: ['QKV'], outputShape: [b, n, inner], workgroupSize: threads,
     dispatch: [Math.ceil(n / (QUERY_CHUNK * rt)), b * heads, 1], components: [4], outputComponent: 1, code,
   }), [qkv], 'float32');

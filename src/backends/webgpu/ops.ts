@@ -154,7 +154,7 @@ export class WebGPUOps extends PlainOps {
     return tf.tidy(() => {
       const qkv = this.linear(x.reshape([-1, x.shape[x.rank - 1]]) as tf.Tensor2D, packed).reshape(shape);
       if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
-        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined });
+        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined, onePass: this.options.attentionOnePass });
       }
       return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
     });

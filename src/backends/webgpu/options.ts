@@ -42,6 +42,11 @@ export interface WebGPUOptions {
    */
   attentionRowTiles: 1 | 2 | null;
   /**
+   * Tensor-core self-attention in one pass over the keys, its rows' maxima moved lazily (attention-tc.ts), instead of
+   * a first pass for the maxima.
+   */
+  attentionOnePass: boolean;
+  /**
    * Compute units (SMs on NVIDIA) the tiling sizes its waves for. `T2V_COMPUTE_UNITS`; null: from the device
    * (see the tiling policy).
    */
@@ -67,6 +72,7 @@ export const DEFAULT_WEBGPU_OPTIONS: Readonly<WebGPUOptions> = Object.freeze({
   kernels: WEBGPU_KERNELS,
   splitK: true,
   attentionRowTiles: null,
+  attentionOnePass: false,
   computeUnits: null,
   uniformCache: true,
   bindGroupCache: true,
@@ -100,7 +106,7 @@ function envUnits(env: Env, name: string): number | undefined {
 }
 
 function check(o: WebGPUOptions): WebGPUOptions {
-  const bools = ['tensorCores', 'splitK', 'uniformCache', 'bindGroupCache', 'poolBestFit'] as const;
+  const bools = ['tensorCores', 'splitK', 'attentionOnePass', 'uniformCache', 'bindGroupCache', 'poolBestFit'] as const;
   for (const k of bools) {
     if (typeof o[k] !== 'boolean') throw new WebGPUOptionsError(`webgpu option ${k} must be true or false, not ${JSON.stringify(o[k])}`);
   }

@@ -27,7 +27,8 @@ const KERNELS: Record<string, Func> = {
   [TensorCoreConv]: (b, i, a) => tensorCoreConv(b, a.route as GemmRoute, i.x!, i.filter!, i.bias ?? null, i.residual ?? null,
     a.geom as ConvGeom, { half: a.half === true, n: a.n as number }),
   [TensorCoreAttention]: (b, i, a) => tensorCoreAttention(b, i.qkv!, a.heads as number, (a.route as GemmRoute).cfg,
-    { emulate: (a.route as GemmRoute).emulate, rowTiles: a.rowTiles as number | undefined, keyBlock: a.keyBlock as number | undefined }),
+    { emulate: (a.route as GemmRoute).emulate, rowTiles: a.rowTiles as number | undefined, keyBlock: a.keyBlock as number | undefined,
+      onePass: a.onePass === true, rescaleMargin: a.rescaleMargin as number | undefined }),
   [UnpackHalf]: (b, i, a) => unpackHalf(b, i.x!, a.shape as number[]),
 };
 
