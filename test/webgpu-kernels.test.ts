@@ -6,7 +6,7 @@ import { installDawn } from '../src/backends/dawn.js';
 import type { T2VWebGPUBackend } from '../src/backends/webgpu/backend.js';
 import { registerWebGPUKernels } from '../src/backends/webgpu/register.js';
 import {
-  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention, TensorCoreConv, TensorCoreGemm,
+  FusedAttention, FusedConcat, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedRowSlice, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention, TensorCoreConv, TensorCoreGemm,
 } from '../src/backends/webgpu/kernel-names.js';
 import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
@@ -215,6 +215,30 @@ test('webgpu fused GEGLU matches plain ops', { skip }, async () => {
   const err = relMaxError(gpu, ref);
   assert.ok(err <= TOL, `rel err ${err}`);
   assert.equal(leaked, 0);
+});
+
+// vec4 copies: the UNet's skip concatenation (channels), FeedForward's chunks (rows; more than one pass's seven
+// inputs), its row slices; copies are exact
+test('webgpu concat and row slices match tfjs exactly: channels, nine row chunks, a slice at a row offset', { skip }, async () => {
+  const cases: [string, string, (ops: Ops) => tf.Tensor][] = [
+    ['skip concatenation, channels', FusedConcat, (ops) => tf.tidy(() => ops.concat([tf.tensor(rand([2, 3, 5, 8], 81), [2, 3, 5, 8]),
+      tf.tensor(rand([2, 3, 5, 12], 82), [2, 3, 5, 12])], 3))],
+    ['nine chunks of rows', FusedConcat, (ops) => tf.tidy(() => ops.concat(Array.from({ length: 9 }, (_, i) =>
+      tf.tensor(rand([3 + i, 8], 90 + i), [3 + i, 8])), 0))],
+    ['rows 5..12 of 20', FusedRowSlice, (ops) => tf.tidy(() => ops.rowSlice(tf.tensor2d(rand([20, 12], 99), [20, 12]), 5, 7))],
+  ];
+  for (const [name, kernel, fn] of cases) {
+    const { ref, gpu, leaked } = await both(fn, kernel);
+    assert.deepEqual(gpu, ref, name);
+    assert.equal(leaked, 0, name);
+  }
+  await tf.setBackend('webgpu');
+  // widths that are no multiple of 4 take tfjs's kernels
+  const ops = webgpuOps();
+  const odd = await tf.profile(() => tf.tidy(() => ops.concat([tf.ones([2, 3]), tf.ones([2, 5])], 1)));
+  assert.ok(!odd.kernelNames.includes(FusedConcat));
+  (odd.result as tf.Tensor).dispose();
+  await tf.setBackend('cpu');
 });
 
 // WebGPUOps' tensor-core route with the staged kernel's matrices emulated (subgroup-matrix.ts) and small tiles: Linear

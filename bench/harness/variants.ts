@@ -15,6 +15,7 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'no-tensor-core-attention', label: 't2v, self-attention on the fp32 kernel', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'tensor-core-attention') } },
   { name: 'attention-one-row-tile', label: 't2v, tensor-core attention with 16 query rows a subgroup', options: { attentionRowTiles: 1 } },
   { name: 'no-split-k', label: 't2v, K never split', options: { splitK: false } },
+  { name: 'no-vec4-copies', label: "t2v, tfjs's Concat and Slice", options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'concat' && k !== 'row-slice') } },
   { name: 'stock-kernels', label: 't2v, tfjs kernels only (no fused WGSL)', options: { kernels: [] } },
   { name: 'no-bind-group-cache', label: 't2v, bind groups made per dispatch', options: { bindGroupCache: false } },
   { name: 'no-uniform-cache', label: 't2v, uniforms written per dispatch', options: { uniformCache: false } },

@@ -63,6 +63,10 @@ export interface Ops {
   layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor;
   /** h [..., 2*inner] -> h[..., :inner] * gelu(h[..., inner:]) (upstream GEGLU after its projection). */
   geglu(h: tf.Tensor): tf.Tensor;
+  /** tf.concat(xs, axis), axis counted from 0 (the UNet's skip connections, FeedForward's row chunks). */
+  concat(xs: tf.Tensor[], axis: number): tf.Tensor;
+  /** Rows start .. start + size of x [rows, width]. */
+  rowSlice(x: tf.Tensor2D, start: number, size: number): tf.Tensor2D;
   /**
    * Multi-head scaled dot-product attention: q [B, Nq, heads*d], k and v [B, Nk, heads*d] -> [B, Nq, heads*d], scale
    * d^-0.5; `causal` masks keys after the query's position.

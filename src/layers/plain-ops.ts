@@ -115,6 +115,14 @@ export class PlainOps implements Ops {
     });
   }
 
+  concat(xs: tf.Tensor[], axis: number): tf.Tensor {
+    return tf.concat(xs, axis);
+  }
+
+  rowSlice(x: tf.Tensor2D, start: number, size: number): tf.Tensor2D {
+    return tf.slice(x, [start, 0], [size, x.shape[1]]);
+  }
+
   geglu(h: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const [x, gate] = tf.split(h, 2, -1);

@@ -24,6 +24,10 @@ export const TensorCoreGemm = 'T2VTensorCoreGemm';
 export const TensorCoreConv = 'T2VTensorCoreConv';
 /** Packed self-attention [B, N, 3*inner] on tensor cores (attention-tc.ts): attrs { heads, route }. */
 export const TensorCoreAttention = 'T2VTensorCoreAttention';
+/** Tensors concatenated along an axis in vec4 copies (concat.ts): attrs { axis }. */
+export const FusedConcat = 'T2VFusedConcat';
+/** Rows of a [rows, width] tensor as one vec4 copy (concat.ts): attrs { start, size }. */
+export const FusedRowSlice = 'T2VFusedRowSlice';
 /** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
 export const UnpackHalf = 'T2VUnpackHalf';
 

@@ -4,10 +4,11 @@ import { PlainOps, plainAttention, valuesOf } from '../../layers/plain-ops.js';
 import type { SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
 import { tensorCoreAttentionSupported } from './attention-tc.js';
+import { concatSupported, rowSliceSupported } from './concat.js';
 import { gegluSupported } from './geglu.js';
 import { groupNormSupported } from './group-norm.js';
 import {
-  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention,
+  FusedAttention, FusedConcat, FusedContextAttention, FusedGEGLU, FusedRowSlice, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreAttention,
   TensorCoreConv, TensorCoreGemm,
 } from './kernel-names.js';
 import { layerNormSupported } from './layer-norm.js';
@@ -139,6 +140,18 @@ export class WebGPUOps extends PlainOps {
   override geglu(h: tf.Tensor): tf.Tensor {
     if (this.kernels.has('geglu') && gegluSupported(h)) return run(FusedGEGLU, { h }, {});
     return super.geglu(h);
+  }
+
+  override concat(xs: tf.Tensor[], axis: number): tf.Tensor {
+    if (this.kernels.has('concat') && concatSupported(xs, axis)) {
+      return run(FusedConcat, Object.fromEntries(xs.map((x, i) => [`x${i}`, x])), { axis, count: xs.length });
+    }
+    return super.concat(xs, axis);
+  }
+
+  override rowSlice(x: tf.Tensor2D, start: number, size: number): tf.Tensor2D {
+    if (this.kernels.has('row-slice') && rowSliceSupported(x, start, size)) return run(FusedRowSlice, { x }, { start, size });
+    return super.rowSlice(x, start, size);
   }
 
   override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {

@@ -6,7 +6,7 @@ import { envVar } from '../../env.js';
  * values come from one matmul per UNet call and are read in place.
  */
 /** `tensor-core-attention`: packed self-attention on tensor cores where tensorCores is on and the shape fits (attention-tc.ts). */
-export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'tensor-core-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu'] as const;
+export const WEBGPU_KERNELS = ['attention', 'packed-attention', 'tensor-core-attention', 'context-attention', 'groupnorm', 'layernorm', 'geglu', 'concat', 'row-slice'] as const;
 export type WebGPUKernel = (typeof WEBGPU_KERNELS)[number];
 
 /**

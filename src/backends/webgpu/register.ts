@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { fusedAttention, fusedContextAttention, fusedPackedAttention } from './attention.js';
+import { fusedConcat, fusedRowSlice } from './concat.js';
 import { fusedGEGLU } from './geglu.js';
 import { fusedGroupNorm } from './group-norm.js';
 import {
-  FusedAttention, FusedContextAttention, FusedGEGLU, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
+  FusedAttention, FusedConcat, FusedContextAttention, FusedGEGLU, FusedRowSlice, FusedGroupNorm, FusedLayerNorm, FusedPackedAttention, TensorCoreConv,
   TensorCoreAttention, TensorCoreGemm, UnpackHalf, type ContextAttentionAttrs, type FusedAttentionAttrs, type FusedGroupNormAttrs,
 } from './kernel-names.js';
 import { fusedLayerNorm } from './layer-norm.js';
@@ -30,6 +31,8 @@ const KERNELS: Record<string, Func> = {
     { emulate: (a.route as GemmRoute).emulate, rowTiles: a.rowTiles as number | undefined, keyBlock: a.keyBlock as number | undefined,
       onePass: a.onePass === true, rescaleMargin: a.rescaleMargin as number | undefined }),
   [UnpackHalf]: (b, i, a) => unpackHalf(b, i.x!, a.shape as number[]),
+  [FusedConcat]: (b, i, a) => fusedConcat(b, Array.from({ length: a.count as number }, (_, k) => i[`x${k}`]!), a.axis as number),
+  [FusedRowSlice]: (b, i, a) => fusedRowSlice(b, i.x!, a.start as number, a.size as number),
 };
 
 /**

@@ -66,18 +66,18 @@ export class FeedForward extends Module {
     if (rows * perRow <= this.chunkBytes) return tf.tidy(() => this.out.forward(this.geglu.forward(x), residual));
     const chunk = chunkRows(rows, perRow, this.chunkBytes);
     return tf.tidy(() => {
-      const x2 = x.reshape([rows, this.dim]);
-      const r2 = residual?.reshape([rows, this.dim]);
+      const x2 = x.reshape<tf.Tensor2D>([rows, this.dim]);
+      const r2 = residual?.reshape<tf.Tensor2D>([rows, this.dim]);
       const parts: tf.Tensor[] = [];
       for (let start = 0; start < rows; start += chunk) {
         const n = Math.min(chunk, rows - start);
         // a tidy per chunk: only its output outlives it (the slices and the GEGLU activations go at once)
         parts.push(tf.tidy(() => {
-          const rs = r2 ? tf.slice(r2, [start, 0], [n, this.dim]) : undefined;
-          return this.out.forward(this.geglu.forward(tf.slice(x2, [start, 0], [n, this.dim])), rs);
+          const rs = r2 ? this.ops.rowSlice(r2, start, n) : undefined;
+          return this.out.forward(this.geglu.forward(this.ops.rowSlice(x2, start, n)), rs);
         }));
       }
-      return tf.concat(parts, 0).reshape(x.shape);
+      return this.ops.concat(parts, 0).reshape(x.shape);
     });
   }
 }

@@ -178,7 +178,7 @@ export class UNetSD extends Module {
       hcur = this.runBlock(this.middleBlock, hcur, cond, false);
       for (const block of this.outputBlocks) {
         const skip = skips.pop() as tf.Tensor4D;
-        const cat = tf.concat([hcur, skip], -1);
+        const cat = this.ops.concat([hcur, skip], hcur.rank - 1) as tf.Tensor4D;
         hcur.dispose();
         skip.dispose();
         hcur = this.runBlock(block, cat, cond, true);
