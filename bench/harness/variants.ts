@@ -13,7 +13,7 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'fp32', label: 't2v (webgpu, fp32: tensor cores off)', options: { tensorCores: false } },
   { name: 'no-context-projection', label: 't2v, a context projection per layer', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'context-attention') } },
   { name: 'no-tensor-core-attention', label: 't2v, self-attention on the fp32 kernel', options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'tensor-core-attention') } },
-  { name: 'attention-two-pass', label: 't2v, tensor-core attention in two passes (maxima first)', options: { attentionOnePass: false } },
+  { name: 'attention-one-pass', label: 't2v, tensor-core attention in one pass (lazy maxima; wrong on the H200, run 59)', options: { attentionOnePass: true } },
   { name: 'attention-one-row-tile', label: 't2v, tensor-core attention with 16 query rows a subgroup', options: { attentionRowTiles: 1 } },
   { name: 'no-split-k', label: 't2v, K never split', options: { splitK: false } },
   { name: 'no-vec4-copies', label: "t2v, tfjs's Concat and Slice", options: { kernels: WEBGPU_KERNELS.filter((k) => k !== 'concat' && k !== 'row-slice') } },
