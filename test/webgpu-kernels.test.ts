@@ -320,7 +320,7 @@ function stubMatrices(code: string): string {
     .replace(/subgroup_matrix_result<f32, \d+, \d+>\(\)/g, '0.0')
     .replace(/subgroupMatrixLoad<.*?>>\(&(\w+|\(\*\w+\)), ([^,]+), (?:false|true), ([^)]+)\)/g, 'f32($1[$2])')
     .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'fma(')
-    .replace(/subgroupMatrixStore\(&(\w+), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
+    .replace(/subgroupMatrixStore\(&(\w+|\(\*\w+\)), (.+?), (\w+), false, (\w+)\);/g, '$1[$2] = $3;');
 }
 test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint for plain, bias, residual, split-K and probe variants', { skip }, async () => {
   await tf.setBackend('webgpu');
@@ -356,6 +356,8 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16 }); // two row tiles, keys and queries past N
   tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { onePass: true }); // one pass over the keys
   tensorCoreAttention(capture, info([2, 128, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16, onePass: true });
+  tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { vectorScores: true });
+  tensorCoreAttention(capture, info([2, 100, 3 * 32]), 2, cfg, { rowTiles: 2, keyBlock: 16, onePass: true, vectorScores: true, rescaleAlways: true });
   assert.ok(progs.some((p) => p.shaderKey.startsWith('t2vSplitKSum')), 'split-K made its summing pass');
   for (const p of progs) {
     const prog = { ...p, shaderKey: `${p.shaderKey}_stubbed`, getUserCode: () => stubMatrices(p.getUserCode()) };
@@ -445,13 +447,18 @@ test('webgpu tensor-core self-attention (emulated matrices) matches plain attent
   // rows: keys past N masked, queries past N not written
   // one pass (attentionOnePass): its default margin, and margin 0 (a rescale whenever a row's maximum grows); keys that
   // grow along the sequence (growing: key j scaled by 1 + j / 16) move the maxima past the default margin too
-  type Pass = { onePass: boolean; rescaleMargin?: number; growing?: boolean };
+  // vectorScores (scores read and probabilities written four at a time through buffer views) in both forms, and the
+  // one-pass diagnostic that rescales after every block
+  type Pass = { onePass: boolean; rescaleMargin?: number; growing?: boolean; vectorScores?: boolean; rescaleAlways?: boolean };
   const cases: [number, number, number, number, number, number, Pass][] = [
     [2, 128, 2, 16, 1, 32, { onePass: false }], [2, 128, 2, 16, 2, 16, { onePass: false }], [1, 64, 3, 16, 1, 32, { onePass: false }],
     [1, 100, 3, 16, 1, 32, { onePass: false }], [2, 40, 2, 16, 2, 16, { onePass: false }],
     [2, 128, 2, 16, 1, 32, { onePass: true }], [1, 100, 3, 16, 2, 16, { onePass: true, rescaleMargin: 0 }],
     [1, 100, 2, 16, 1, 32, { onePass: false, growing: true }],
     [1, 100, 2, 16, 1, 32, { onePass: true, growing: true }], [2, 40, 2, 16, 2, 16, { onePass: true, rescaleMargin: 0 }],
+    [1, 100, 3, 16, 1, 32, { onePass: false, vectorScores: true }], [2, 40, 2, 16, 2, 16, { onePass: true, rescaleMargin: 0, vectorScores: true }],
+    [1, 100, 2, 16, 1, 32, { onePass: true, growing: true, vectorScores: true }],
+    [1, 100, 2, 16, 1, 32, { onePass: true, growing: true, rescaleAlways: true }], [1, 100, 2, 16, 1, 64, { onePass: false }],
   ];
   for (const [b, n, heads, d, rowTiles, keyBlock, pass] of cases) {
     const inner = heads * d;

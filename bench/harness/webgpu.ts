@@ -17,10 +17,10 @@ import type { Ops } from '../../src/layers/ops.js';
 import { plainOps } from '../../src/layers/plain-ops.js';
 import { shouldKeepHalf } from '../../src/pipeline/text2video.js';
 import * as T2V_KERNELS from '../../src/backends/webgpu/kernel-names.js';
-import { tensorCoreAttentionSupported } from '../../src/backends/webgpu/attention-tc.js';
+import { tensorCoreAttentionSupported, type AttentionTiles } from '../../src/backends/webgpu/attention-tc.js';
 import { pickConfig, type RouteStats } from '../../src/backends/webgpu/tensor-core-route.js';
 
-export type { Ops, WebGPUKernel, WebGPUOptions };
+export type { AttentionTiles, Ops, WebGPUKernel, WebGPUOptions };
 export { WEBGPU_KERNELS } from '../../src/backends/webgpu/options.js';
 export { FLAT_WORKGROUP_WGSL, flatDispatch, program } from '../../src/backends/webgpu/program.js';
 export { unpackHalfWeight } from '../../src/backends/webgpu/unpack-half.js';
@@ -217,10 +217,10 @@ export function halfWeightsByDefault(): boolean {
  * Packed self-attention (qkv [B, N, 3*inner]) through the fused fp32 kernel, or (`tensorCores`) the tensor-core kernel
  * (null where the device or the shape has none).
  */
-export function packedAttention(qkv: tf.Tensor3D, heads: number, tensorCores: boolean): tf.Tensor | null {
+export function packedAttention(qkv: tf.Tensor3D, heads: number, tensorCores: boolean, tiles: AttentionTiles = {}): tf.Tensor | null {
   // the kernels were registered when webgpu was activated (openBackend)
   if (!tensorCores) return tf.engine().runKernel(T2V_KERNELS.FusedPackedAttention, { qkv }, { heads, causal: false } as unknown as tf.NamedAttrMap) as tf.Tensor;
   const cfg = pickConfig(webgpuFacts().subgroupMatrixConfigs);
   if (!tensorCoreAttentionSupported(qkv, heads, cfg)) return null;
-  return tf.engine().runKernel(T2V_KERNELS.TensorCoreAttention, { qkv }, { heads, route: { cfg, emulate: false } } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf.engine().runKernel(T2V_KERNELS.TensorCoreAttention, { qkv }, { ...tiles, heads, route: { cfg, emulate: false } } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }

@@ -3,7 +3,7 @@ import { GroupNorm, LayerNorm } from '../../src/layers/common/norm.js';
 import { gpuRandom } from '../harness/random-gpu.js';
 import type { Scenario } from '../harness/scenario.js';
 import { relMaxError, timeIt } from '../harness/timing.js';
-import { opsWith, packedAttention, type Ops, type WebGPUKernel } from '../harness/webgpu.js';
+import { opsWith, packedAttention, type AttentionTiles, type Ops, type WebGPUKernel } from '../harness/webgpu.js';
 
 export interface OpRow { op: string; shape: string; gflop?: number; stockMs?: number; fusedMs?: number; relErr?: number; note?: string }
 
@@ -105,6 +105,32 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
         fusedMs: await timeIt(() => packedAttention(qkv, heads, true)!), relErr });
     }
     qkv.dispose();
+  }
+
+  // the tensor-core kernel's forms against the fp32 kernel, at inputs whose scores stay within a few units (scale 1)
+  // and spread wide enough (scale 4) that the one-pass form moves its rows' maxima past the first block (rescales);
+  // the parity scenario's small model ([4, 256], 2 heads) among the shapes
+  const forms: [string, AttentionTiles][] = [['two passes', {}], ['one pass', { onePass: true }],
+    ['one pass, margin 0', { onePass: true, rescaleMargin: 0 }], ['one pass, rescale every block', { onePass: true, rescaleAlways: true }],
+    ['two passes, vec4 scores', { vectorScores: true }], ['one pass, vec4 scores', { onePass: true, vectorScores: true }],
+    ['two passes, 64-key blocks', { keyBlock: 64 }]];
+  for (const [b, n, heads] of [[32, 1024, 5], [4, 256, 2]] as [number, number, number][]) {
+    for (const scale of [1, 4]) {
+      const qkv = gpuRandom([b, n, 3 * heads * 64], scale, 18) as tf.Tensor3D;
+      const ref = packedAttention(qkv, heads, false)!;
+      const refData = await ref.data();
+      ref.dispose();
+      for (const [form, tiles] of forms) {
+        const shape = `B=${b} n=${n} h=${heads} d=64, inputs x${scale}`;
+        const out = packedAttention(qkv, heads, true, tiles);
+        if (!out) { add({ op: `tensor-core attention, ${form}`, shape, note: 'no tensor cores' }); continue; }
+        const relErr = relMaxError(await out.data(), refData);
+        out.dispose();
+        add({ op: `tensor-core attention, ${form}`, shape, gflop: 4 * b * heads * n * n * 64 / 1e9,
+          fusedMs: await timeIt(() => packedAttention(qkv, heads, true, tiles)!), relErr });
+      }
+      qkv.dispose();
+    }
   }
 
   for (const [shape, silu] of [[[16, 32, 32, 320], true], [[16, 16, 16, 640], true], [[16, 8, 8, 1280], true],

@@ -34,7 +34,16 @@ const RESCALE_MARGIN = 8;
  * instead of two (attentionOnePass), its rescale margin (tests: 0 rescales whenever a maximum grows), matrices emulated
  * (tests).
  */
-export interface AttentionTiles { rowTiles?: number; keyBlock?: number; onePass?: boolean; rescaleMargin?: number; emulate?: boolean }
+export interface AttentionTiles {
+  rowTiles?: number; keyBlock?: number; onePass?: boolean; rescaleMargin?: number; emulate?: boolean;
+  /** Diagnostic (one pass): rescale the accumulators after every block, with no branch on whether a maximum moved. */
+  rescaleAlways?: boolean;
+  /**
+   * Experimental: the lanes read their rows' scores four at a time (vec4<f32>) and write the probabilities four at a
+   * time (8 bytes), through buffer views of the score and probability tiles (the WGSL `buffer_view` feature).
+   */
+  vectorScores?: boolean;
+}
 
 /**
  * How many 16-row tiles of queries each subgroup owns: two (each key and value matrix loaded once for both) where the
@@ -63,7 +72,8 @@ export function attentionRowTiles(d: number, maxBytes: number, keyBlock = KEY_BL
  */
 export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, heads: number, cfg: SubgroupMatrixConfig,
   opts: AttentionTiles = {}): tf.TensorInfo {
-  const { emulate = false, keyBlock: KEY_BLOCK = KEY_BLOCK_DEFAULT, onePass = false, rescaleMargin = RESCALE_MARGIN } = opts;
+  const { emulate = false, keyBlock: KEY_BLOCK = KEY_BLOCK_DEFAULT, onePass = false, rescaleMargin = RESCALE_MARGIN,
+    rescaleAlways = false, vectorScores = false } = opts;
   const [b, n, c] = qkv.shape;
   const inner = c / 3;
   const d = inner / heads;
@@ -85,6 +95,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
   const raggedKeys = n % KEY_BLOCK !== 0;
   // scores go through exp2: log2(e) / sqrt(d) is folded into q
   const scale = Math.LOG2E / Math.sqrt(d);
+  const [Ss, Ps] = vectorScores ? ['(*Ss)', '(*Ps)'] : ['Ss', 'Ps'];
   const code = () => {
     const mx = matrixOps(emulate, cfg);
     // query tile t of subgroup sg: rows t * 64 + sg * 16 of the workgroup's, staged 64 rows at a time
@@ -103,10 +114,10 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
         for (let t = 0; t < rt; t++) scores.push(mx.mma(`s${t}_${j}`, `qm${t}_${i}`, `kt${i}_${j}`));
       }
     }
-    for (let t = 0; t < rt; t++) for (let j = 0; j < kb; j++) scores.push(mx.store('Ss', `sBase + ${t * 16}u * SS + ${j * 16}u`, `s${t}_${j}`, 'SS'));
+    for (let t = 0; t < rt; t++) for (let j = 0; j < kb; j++) scores.push(mx.store(Ss, `sBase + ${t * 16}u * SS + ${j * 16}u`, `s${t}_${j}`, 'SS'));
     const pv: string[] = [];
     for (let kk = 0; kk < kb; kk++) {
-      for (let t = 0; t < rt; t++) pv.push(mx.loadLeft(`p${t}_${kk}`, 'Ps', `pBase + ${t * 16}u * PS + ${kk * 16}u`, 'PS'));
+      for (let t = 0; t < rt; t++) pv.push(mx.loadLeft(`p${t}_${kk}`, Ps, `pBase + ${t * 16}u * PS + ${kk * 16}u`, 'PS'));
       for (let j = 0; j < dm; j++) {
         pv.push(mx.loadRight(`v${kk}_${j}`, 'Vs', `${kk * 16}u * DS + ${j * 16}u`, 'DS'));
         for (let t = 0; t < rt; t++) pv.push(mx.mma(`o${t}_${j}`, `p${t}_${kk}`, `v${kk}_${j}`));
@@ -116,10 +127,10 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
     const rescale: string[] = [];
     for (let t = 0; t < rt; t++) {
       for (let j = 0; j < dm; j++) {
-        rescale.push(mx.store('Ss', 'sBase', `o${t}_${j}`, 'SS'), 'workgroupBarrier();', `{
+        rescale.push(mx.store(Ss, 'sBase', `o${t}_${j}`, 'SS'), 'workgroupBarrier();', `{
         let a = Alpha[sg * ${rows}u + ${t * 16}u + lane / 2u];
-        for (var i = 0u; i < 8u; i++) { Ss[sBase + (lane / 2u) * SS + (lane % 2u) * 8u + i] *= a; }
-      }`, 'workgroupBarrier();', mx.loadResult(`o${t}_${j}`, 'Ss', 'sBase', 'SS'), 'workgroupBarrier();');
+        for (var i = 0u; i < 8u; i++) { ${Ss}[sBase + (lane / 2u) * SS + (lane % 2u) * 8u + i] *= a; }
+      }`, 'workgroupBarrier();', mx.loadResult(`o${t}_${j}`, Ss, 'sBase', 'SS'), 'workgroupBarrier();');
       }
     }
     const zeroO: string[] = [];
@@ -128,12 +139,12 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
     const out: string[] = [];
     for (let t = 0; t < rt; t++) {
       for (let j = 0; j < dm; j++) {
-        out.push(mx.store('Ss', 'sBase', `o${t}_${j}`, 'SS'), 'workgroupBarrier();', `{
+        out.push(mx.store(Ss, 'sBase', `o${t}_${j}`, 'SS'), 'workgroupBarrier();', `{
     let orow = row0 + ${t * QUERY_CHUNK}u + sg * 16u + lane / 2u;
     let rinv = ${rt === 1 ? 'inv' : `Inv[sg * ${rows}u + ${t * 16}u + lane / 2u]`};
     if (orow < N) {
       for (var i = 0u; i < 8u; i++) {
-        result[(rowBase + orow) * INNER + h * ${d}u + ${j * 16}u + (lane % 2u) * 8u + i] = Ss[sBase + (lane / 2u) * SS + (lane % 2u) * 8u + i] * rinv;
+        result[(rowBase + orow) * INNER + h * ${d}u + ${j * 16}u + (lane % 2u) * 8u + i] = ${Ss}[sBase + (lane / 2u) * SS + (lane % 2u) * 8u + i] * rinv;
       }
     }
   }`, 'workgroupBarrier();');
@@ -155,6 +166,23 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
       ${dst}[o] = f16(x.x); ${dst}[o + 1u] = f16(x.y); ${dst}[o + 2u] = f16(x.z); ${dst}[o + 3u] = f16(x.w);
     }`;
     const valid = (j: string) => (raggedKeys ? `k0 + kCol + ${j} < N` : 'true');
+    // vector scores: four keys at a time, keys past N read as -1e30 (no maximum, probability 0)
+    const kpl4 = keysPerLane / 4;
+    const read4 = (j: string) => (raggedKeys
+      ? `select(vec4<f32>(-1.0e30), Ss4[sRow / 4u + ${j}], vec4<u32>(k0 + kCol + 4u * ${j}) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(N))`
+      : `Ss4[sRow / 4u + ${j}]`);
+    const maxOf = (v: string) => (vectorScores
+      ? `for (var j = 0u; j < ${kpl4}u; j++) { let s = ${read4('j')}; ${v} = max(${v}, max(max(s.x, s.y), max(s.z, s.w))); }`
+      : `for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { ${v} = max(${v}, Ss[sRow + j]); } }`);
+    const probabilities = vectorScores ? `for (var j = 0u; j < ${kpl4}u; j++) {
+      let p = exp2(${read4('j')} - vec4<f32>(m));
+      l += (p.x + p.y) + (p.z + p.w);
+      Ps4[pRow / 4u + j] = bitcast<vec2<u32>>(vec4<f16>(p));
+    }` : `for (var j = 0u; j < ${keysPerLane}u; j++) {
+      let p = ${raggedKeys ? `select(0.0, exp2(Ss[sRow + j] - m), ${valid('j')})` : 'exp2(Ss[sRow + j] - m)'};
+      l += p;
+      Ps[pRow + j] = f16(p);
+    }`;
     // two passes: the first finds each row's maximum
     const maxPass = `${fetch('rk', 'INNER4 + h * D4')}
   for (var k0 = 0u; k0 < N; k0 += ${KEY_BLOCK}u) {
@@ -167,7 +195,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
     }
     ${scores.join('\n    ')}
     workgroupBarrier();
-    for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { m = max(m, Ss[sRow + j]); } }
+    ${maxOf('m')}
   }
   ${lanesPerRow === 2 ? 'm = max(m, subgroupShuffleXor(m, 1u));' : ''}`;
     // one pass: the block's maximum of each row moves m when it passes it by more than the margin; the factor
@@ -175,7 +203,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
     // block's products
     const moveMax = `{
       var bm = -1.0e30;
-      for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { bm = max(bm, Ss[sRow + j]); } }
+      ${maxOf('bm')}
       ${lanesPerRow === 2 ? 'bm = max(bm, subgroupShuffleXor(bm, 1u));' : ''}
       var alpha = 1.0;
       if (bm > m + ${rescaleMargin.toFixed(1)}) {
@@ -190,6 +218,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
 enable f16;
 enable subgroups;
 ${mx.enable}
+${vectorScores ? 'requires buffer_view;' : ''}
 const N = ${n}u;
 const C4 = ${c / 4}u;
 const INNER = ${inner}u;
@@ -202,8 +231,9 @@ const PS = ${PS}u;
 const SCALE = ${scale.toPrecision(9)};
 var<workgroup> Ks : array<f16, ${QUERY_CHUNK * DS}>;
 var<workgroup> Vs : array<f16, ${KEY_BLOCK * DS}>;
-var<workgroup> Ss : array<f32, ${SUBGROUPS * rows * SS}>;
-var<workgroup> Ps : array<f16, ${SUBGROUPS * rows * PS}>;${rt === 1 ? '' : `
+${vectorScores ? `var<workgroup> smemS : buffer<${4 * SUBGROUPS * rows * SS}>;
+var<workgroup> smemP : buffer<${2 * SUBGROUPS * rows * PS}>;` : `var<workgroup> Ss : array<f32, ${SUBGROUPS * rows * SS}>;
+var<workgroup> Ps : array<f16, ${SUBGROUPS * rows * PS}>;`}${rt === 1 ? '' : `
 var<workgroup> Inv : array<f32, ${SUBGROUPS * rows}>;`}${onePass ? `
 var<workgroup> Alpha : array<f32, ${SUBGROUPS * rows}>;
 var<workgroup> rescaleFlag : u32;` : ''}
@@ -216,7 +246,11 @@ fn main() {
   let row0 = workgroupId.x * ${QUERY_CHUNK * rt}u;
   let rowBase = bi * N;
   let sBase = sg * ${rows}u * SS;
-  let pBase = sg * ${rows}u * PS;
+  let pBase = sg * ${rows}u * PS;${vectorScores ? `
+  let Ss = bufferView<array<f32, ${SUBGROUPS * rows * SS}>>(&smemS, 0u);
+  let Ss4 = bufferView<array<vec4<f32>, ${SUBGROUPS * rows * SS / 4}>>(&smemS, 0u);
+  let Ps = bufferView<array<f16, ${SUBGROUPS * rows * PS}>>(&smemP, 0u);
+  let Ps4 = bufferView<array<vec2<u32>, ${SUBGROUPS * rows * PS / 4}>>(&smemP, 0u);` : ''}
   // q (scaled) is staged in Ks and kept as matrices
   ${q.join('\n  ')}
   // each of the subgroup's rows belongs to ${lanesPerRow} lane(s) (${lanesPerRow === 2 ? 'row lane / 2, half lane % 2 of the block\'s keys; the pair\'s maxima and sums combined through a shuffle' : 'row = lane'})
@@ -248,15 +282,13 @@ fn main() {
     ${scores.join('\n    ')}
     workgroupBarrier();
     ${onePass ? moveMax : ''}
-    for (var j = 0u; j < ${keysPerLane}u; j++) {
-      let p = ${raggedKeys ? `select(0.0, exp2(Ss[sRow + j] - m), ${valid('j')})` : 'exp2(Ss[sRow + j] - m)'};
-      l += p;
-      Ps[pRow + j] = f16(p);
-    }
+    ${probabilities}
     workgroupBarrier();
-    ${onePass ? `if (workgroupUniformLoad(&rescaleFlag) != 0u) {
+    ${!onePass ? '' : rescaleAlways ? `{
       ${rescale.join('\n      ')}
-    }` : ''}
+    }` : `if (workgroupUniformLoad(&rescaleFlag) != 0u) {
+      ${rescale.join('\n      ')}
+    }`}
     ${pv.join('\n    ')}
   }
   ${lanesPerRow === 2 ? 'l += subgroupShuffleXor(l, 1u);' : ''}
@@ -277,7 +309,7 @@ fn main() {
     }
   };
   return backend.runWebGPUProgram(program({
-    key: `t2vTensorCoreAttention${emulate ? 'Emu' : ''}${onePass ? `OnePass${rescaleMargin}` : ''}_${b}_${n}_${inner}_${heads}_${rt}_${KEY_BLOCK}`,
+    key: `t2vTensorCoreAttention${emulate ? 'Emu' : ''}${onePass ? `OnePass${rescaleMargin}${rescaleAlways ? 'A' : ''}` : ''}${vectorScores ? 'V4' : ''}_${b}_${n}_${inner}_${heads}_${rt}_${KEY_BLOCK}`,
     inputs: ['QKV'], outputShape: [b, n, inner], workgroupSize: threads,
     dispatch: [Math.ceil(n / (QUERY_CHUNK * rt)), b * heads, 1], components: [4], outputComponent: 1, code,
   }), [qkv], 'float32');

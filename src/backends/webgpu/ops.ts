@@ -3,7 +3,7 @@ import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights, We
 import { PlainOps, plainAttention, valuesOf } from '../../layers/plain-ops.js';
 import type { SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
-import { tensorCoreAttentionSupported } from './attention-tc.js';
+import { tensorCoreAttentionSupported, type AttentionTiles } from './attention-tc.js';
 import { concatSupported, rowSliceSupported } from './concat.js';
 import { gegluSupported } from './geglu.js';
 import { groupNormSupported } from './group-norm.js';
@@ -38,6 +38,8 @@ export interface WebGPUInstruments {
   probeGemm?: GemmProbe;
   /** Benchmark experiment: the bytes of the staged GEMM's workgroup-memory stores (GemmRoute.storeBytes). */
   gemmStoreBytes?: 2 | 8 | 16;
+  /** Benchmark experiments and diagnostics of the tensor-core attention kernel (attention-tc.ts). */
+  attention?: Pick<AttentionTiles, 'keyBlock' | 'rescaleMargin' | 'rescaleAlways' | 'vectorScores'>;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -65,11 +67,13 @@ export class WebGPUOps extends PlainOps {
   readonly tensorCoreStats: RouteStats = { routed: 0, fallback: 0 };
   private readonly route: GemmRoute | null;
   private readonly kernels: ReadonlySet<WebGPUKernel>;
+  private readonly attentionTiles: WebGPUInstruments['attention'];
 
   constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
     super();
     registerWebGPUKernels();
     this.kernels = new Set(options.kernels);
+    this.attentionTiles = instruments.attention;
     const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
     this.tensorCores = cfg;
     this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
@@ -167,7 +171,8 @@ export class WebGPUOps extends PlainOps {
     return tf.tidy(() => {
       const qkv = this.linear(x.reshape([-1, x.shape[x.rank - 1]]) as tf.Tensor2D, packed).reshape(shape);
       if (this.route && this.kernels.has('tensor-core-attention') && tensorCoreAttentionSupported(qkv, heads, this.route.cfg)) {
-        return run<T>(TensorCoreAttention, { qkv }, { heads, route: this.route, rowTiles: this.options.attentionRowTiles ?? undefined, onePass: this.options.attentionOnePass });
+        return run<T>(TensorCoreAttention, { qkv }, { ...this.attentionTiles, heads, route: this.route,
+          rowTiles: this.options.attentionRowTiles ?? undefined, onePass: this.options.attentionOnePass });
       }
       return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
     });
