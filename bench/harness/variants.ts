@@ -27,7 +27,7 @@ export const VARIANTS: readonly Variant[] = [
   // experiments
   { name: 'gemm-stores-8', label: 't2v, GEMMs staging with 8-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 8 } },
   { name: 'gemm-stores-16', label: 't2v, GEMMs staging with 16-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 16 } },
-  { name: 'attention-vec4-scores', label: 't2v, tensor-core attention reading scores as vec4 (buffer_view)', options: {}, instruments: { attention: { vectorScores: true } } },
+  { name: 'attention-scalar-scores', label: 't2v, tensor-core attention reading scores one at a time (before run 62)', options: {}, instruments: { attention: { vectorScores: false } } },
   { name: 'attention-one-pass-vec4', label: 't2v, tensor-core attention in one pass, vec4 scores', options: { attentionOnePass: true }, instruments: { attention: { vectorScores: true } } },
   { name: 'attention-key-block-64', label: 't2v, tensor-core attention over 64-key blocks', options: {}, instruments: { attention: { keyBlock: 64 } } },
   { name: 'attention-one-pass-always', label: 't2v, tensor-core attention in one pass, rescaled every block (diagnostic)', options: { attentionOnePass: true }, instruments: { attention: { rescaleAlways: true } } },

@@ -129,9 +129,12 @@ export function openDawn(options?: Readonly<WebGPUOptions>): Promise<DawnOpen> {
       // none registered
     }
     const a = adapter;
+    // vec4 reads of workgroup tiles that subgroup matrices also use (the tensor-core attention's scores)
+    const wgslBufferView = (g.navigator!.gpu!.wgslLanguageFeatures as ReadonlySet<string> | undefined)?.has('buffer_view') ?? false;
     tf.registerBackend('webgpu', async () => {
       const device = await makeDevice(a);
-      return new T2VWebGPUBackend(device, a.info, { options: resolved, subgroupMatrixConfigs: subgroupMatrixConfigsOf(a, device) });
+      return new T2VWebGPUBackend(device, a.info, { options: resolved, subgroupMatrixConfigs: subgroupMatrixConfigsOf(a, device),
+        wgslBufferView });
     }, 3);
     return { ok: true, adapter, info };
   })();

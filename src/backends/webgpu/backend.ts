@@ -20,6 +20,8 @@ export interface T2VBackendInit {
   options: Readonly<WebGPUOptions>;
   /** The f16 subgroup-matrix configurations the device was made with (src/backends/dawn.ts). */
   subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
+  /** Whether the device's WGSL has the `buffer_view` language feature (src/backends/dawn.ts). */
+  wgslBufferView?: boolean;
   /** Where the one line goes when the installed tfjs lacks a member the caches use (default console.error: stderr). */
   warn?: (line: string) => void;
 }
@@ -69,7 +71,7 @@ export class T2VWebGPUBackend extends WebGPUBackend {
   constructor(device: GPUDevice, adapterInfo: GPUAdapterInfo | undefined, init: T2VBackendInit) {
     super(device, adapterInfo);
     this.options = init.options;
-    this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs);
+    this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs, init.wgslBufferView);
     this.internals = checkTfjsInternals(this, WebGPUBackend.prototype, TFJS_WEBGPU_VERSION);
     const wanted = init.options.uniformCache || init.options.bindGroupCache || init.options.poolBestFit;
     if (!this.internals.ok && wanted) (init.warn ?? console.error)(internalsMessage(this.internals));

@@ -22,15 +22,19 @@ export interface DeviceFacts {
   computeUnitsFrom: 'option' | 'default';
   /** The f16 -> f32 subgroup-matrix configurations (tensor cores) the device was made with; empty without them. */
   subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
+  /** WGSL's `buffer_view` language feature (one workgroup array seen as f32 and as vec4<f32>): the attention's vec4 scores. */
+  wgslBufferView: boolean;
 }
 
 /** The facts of a device made with `options` over an adapter offering `configs`. */
-export function deviceFacts(options: Pick<WebGPUOptions, 'computeUnits'>, configs: readonly SubgroupMatrixConfig[] = []): DeviceFacts {
+export function deviceFacts(options: Pick<WebGPUOptions, 'computeUnits'>, configs: readonly SubgroupMatrixConfig[] = [],
+  wgslBufferView = false): DeviceFacts {
   const given = options.computeUnits;
   return Object.freeze({
     computeUnits: given ?? DEFAULT_COMPUTE_UNITS,
     computeUnitsFrom: given !== null ? 'option' : 'default',
     subgroupMatrixConfigs: Object.freeze([...configs]),
+    wgslBufferView,
   });
 }
 

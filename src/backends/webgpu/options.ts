@@ -45,7 +45,8 @@ export interface WebGPUOptions {
    * Experimental, default off: tensor-core self-attention in one pass over the keys, its rows' maxima moved lazily
    * (attention-tc.ts), instead of a first pass for the maxima. Faster (H200 run 58: 24x1024x576's spatial attention
    * 573 -> 500 ms a guided step) and right under emulated matrices (lavapipe), but wrong on the H200 (run 59: the
-   * parity scenario's small model 4.13e-1 from fp32, against 1.47e-3 in two passes): not understood yet.
+   * parity scenario's small model 4.13e-1 from fp32, against 1.47e-3 in two passes), even where no row's maximum moves after
+   * the first block (run 62): not understood yet.
    */
   attentionOnePass: boolean;
   /**
