@@ -41,8 +41,9 @@ export function fusedConcat(backend: WebGPUBackend, xs: readonly tf.TensorInfo[]
   const row4 = w4.reduce((a, w) => a + w, 0);
   const outer = tf.util.sizeFromShape(xs[0].shape) / (w4[0] * 4);
   const vecs = outer * row4;
+  // ends[i]: where input i's vec4s end within an output row
   const ends: number[] = [];
-  w4.reduce((at, w) => { ends.push(at + w); return at + w; }, 0);
+  for (const w of w4) ends.push((ends.at(-1) ?? 0) + w);
   const names = xs.map((_, i) => `X${i}`);
   const code = () => {
     const pick = names.map((x, i) => {
