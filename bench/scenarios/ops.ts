@@ -120,8 +120,8 @@ async function benchOps(log: (s: string) => void): Promise<OpRow[]> {
       const ref = packedAttention(qkv, heads, false)!;
       const refData = await ref.data();
       ref.dispose();
+      const shape = `B=${b} n=${n} h=${heads} d=64, inputs x${scale}`;
       for (const [form, tiles] of forms) {
-        const shape = `B=${b} n=${n} h=${heads} d=64, inputs x${scale}`;
         const out = packedAttention(qkv, heads, true, tiles);
         if (!out) { add({ op: `tensor-core attention, ${form}`, shape, note: 'no tensor cores' }); continue; }
         const relErr = relMaxError(await out.data(), refData);

@@ -39,8 +39,9 @@ export interface AttentionTiles {
   /** Diagnostic (one pass): rescale the accumulators after every block, with no branch on whether a maximum moved. */
   rescaleAlways?: boolean;
   /**
-   * Experimental: the lanes read their rows' scores four at a time (vec4<f32>) and write the probabilities four at a
-   * time (8 bytes), through buffer views of the score and probability tiles (the WGSL `buffer_view` feature).
+   * The lanes read their rows' scores four at a time (vec4<f32>) and write the probabilities four at a time (8 bytes),
+   * through buffer views of the score and probability tiles (the WGSL `buffer_view` feature; WebGPUOps turns it on
+   * where the device has it).
    */
   vectorScores?: boolean;
 }

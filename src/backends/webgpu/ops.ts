@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ExplicitPadding, KeyValueWeights, ProjectedContext, QKVWeights, Weight } from '../../layers/ops.js';
 import { PlainOps, plainAttention, valuesOf } from '../../layers/plain-ops.js';
-import type { SubgroupMatrixConfig } from './device-facts.js';
+import type { DeviceFacts, SubgroupMatrixConfig } from './device-facts.js';
 import { attentionSupported, contextAttentionSupported, packedAttentionSupported } from './attention.js';
 import { tensorCoreAttentionSupported, type AttentionTiles } from './attention-tc.js';
 import { concatSupported, rowSliceSupported } from './concat.js';
@@ -22,13 +22,8 @@ class PackedContext implements ProjectedContext {
   constructor(readonly kv: tf.Tensor2D, readonly batch: number, readonly keys: number, readonly offsets: readonly number[]) {}
 }
 
-/** What the device offers that WebGPUOps may use. */
-export interface WebGPUDeviceFacts {
-  /** The device's `chromium-experimental-subgroup-matrix` configurations (empty without shader-f16 or the feature). */
-  subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
-  /** WGSL's `buffer_view` language feature: the tensor-core attention then reads its scores as vec4 (default false). */
-  wgslBufferView?: boolean;
-}
+/** What the device offers that WebGPUOps may use (DeviceFacts; wgslBufferView false when absent). */
+export type WebGPUDeviceFacts = Pick<DeviceFacts, 'subgroupMatrixConfigs'> & Partial<Pick<DeviceFacts, 'wgslBufferView'>>;
 
 /** Benchmark hooks: a tiling per GEMM shape, and a look at every GEMM the tensor-core route runs. */
 export interface WebGPUInstruments {
