@@ -345,6 +345,11 @@ test('webgpu tensor-core GEMM: its WGSL (matrix builtins stubbed) passes Tint fo
   // the benchmark's timing probes (bench/harness/variants.ts) compile too
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'mma-only' });
   matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'staging-only' });
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'mma-no-loads' });
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { probe: 'b-col-major', b: { half: true, n: 256 } });
+  // A's prefetch held as halves, plain and as a convolution
+  matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { halfRegisters: true, b: { half: true, n: 256 } });
+  matMulF16StagedInfo(capture, info([16, 4, 4, 256]), info([3, 3, 256, 256]), info([256]), cfg, [16, 4, 4, 256], { conv, halfRegisters: true });
   // and the wide-stores experiment (buffer views of the tiles: 8- and 16-byte stores), B as floats and as halves
   for (const storeBytes of [8, 16] as const) {
     matMulF16StagedInfo(capture, info([256, 512]), info([512, 256]), info([256]), cfg, [256, 256], { storeBytes });
@@ -379,7 +384,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
   const exact = (shape: number[], seed: number) => rand(shape, seed).map((v) => Math.max(-32, Math.min(31, Math.round(v * 8))) / 8);
   type Case = { name: string; a: number[]; b: number[]; bias: boolean; residual: boolean; tiles?: Tiles;
-    conv?: { strides: number; pad: 'same' | ExplicitPadding }; storeBytes?: 2 | 8 | 16 };
+    conv?: { strides: number; pad: 'same' | ExplicitPadding }; storeBytes?: 2 | 8 | 16; halfRegisters?: boolean };
   // small tiles (2 x 2 subgroups of one 16 x 16 block each): the emulation compiles slowly on lavapipe
   const tiles = { bm: 16, sgRows: 2, sgCols: 2, bn: 16, tk: 16 };
   const cases: Case[] = [
@@ -401,6 +406,10 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
       tiles: { ...tiles, tk: 32 }, storeBytes: 16 },
     { name: '16-byte stores: 3x3 convolution + residual', a: [2, 4, 4, 32], b: [3, 3, 32, 32], bias: false, residual: true,
       tiles: { ...tiles, tk: 32 }, conv: { strides: 1, pad: 'same' }, storeBytes: 16 },
+    // A's prefetch held as halves
+    { name: 'half registers: matmul of 77 rows (run on 128) + bias', a: [77, 48], b: [48, 64], bias: true, residual: false, tiles, halfRegisters: true },
+    { name: 'half registers: 3x3 convolution + residual, 8-byte stores', a: [2, 4, 4, 16], b: [3, 3, 16, 32], bias: false, residual: true, tiles,
+      conv: { strides: 1, pad: 'same' }, storeBytes: 8, halfRegisters: true },
   ];
   try {
     for (const c of cases) {
@@ -427,7 +436,7 @@ test('webgpu tensor-core GEMM (emulated matrices) matches plain ops: matmul, bia
         padTop: c.conv.pad === 'same' ? (c.b[0] - 1) / 2 : c.conv.pad[1][0], padLeft: c.conv.pad === 'same' ? (c.b[1] - 1) / 2 : c.conv.pad[2][0],
         stride: c.conv.strides, oh: outShape[1], ow: outShape[2] } : undefined;
       const out = tf.engine().makeTensorFromTensorInfo(matMulF16StagedInfo(backend, info(t[0]), info(t[1]), c.bias ? info(t[2]) : null,
-        cfg, outShape, { conv: geom, tiles: c.tiles, residual: c.residual ? info(t[3]) : null, emulate: true, storeBytes: c.storeBytes }));
+        cfg, outShape, { conv: geom, tiles: c.tiles, residual: c.residual ? info(t[3]) : null, emulate: true, storeBytes: c.storeBytes, halfRegisters: c.halfRegisters }));
       const got = (await out.data()) as Float32Array;
       tf.dispose([...t, out]);
       const err = relMaxError(got, want);

@@ -24,8 +24,11 @@ export const VARIANTS: readonly Variant[] = [
   // timing probes of the staged GEMM: garbage results (profile them; never read their numbers)
   { name: 'probe-gemm-mma-only', label: 't2v, GEMMs without workgroup-memory staging (timing probe)', options: {}, instruments: { probeGemm: 'mma-only' } },
   { name: 'probe-gemm-staging-only', label: 't2v, GEMMs without matrix multiplies (timing probe)', options: {}, instruments: { probeGemm: 'staging-only' } },
+  { name: 'probe-gemm-mma-no-loads', label: 't2v, GEMMs with only their matrix multiplies (timing probe)', options: {}, instruments: { probeGemm: 'mma-no-loads' } },
+  { name: 'probe-gemm-b-col-major', label: 't2v, GEMMs with B staged as [n, k] rows, loaded column-major (timing probe)', options: {}, instruments: { probeGemm: 'b-col-major' } },
   // experiments
   { name: 'gemm-stores-8', label: 't2v, GEMMs staging with 8-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 8 } },
+  { name: 'gemm-half-registers', label: "t2v, GEMMs holding A's prefetch as halves", options: {}, instruments: { gemmHalfRegisters: true } },
   { name: 'gemm-stores-16', label: 't2v, GEMMs staging with 16-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 16 } },
   { name: 'attention-scalar-scores', label: 't2v, tensor-core attention reading scores one at a time (before run 62)', options: {}, instruments: { attention: { vectorScores: false } } },
   { name: 'attention-one-pass-vec4', label: 't2v, tensor-core attention in one pass, vec4 scores', options: { attentionOnePass: true }, instruments: { attention: { vectorScores: true } } },

@@ -174,7 +174,7 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
       : `Ss4[sRow / 4u + ${j}]`);
     const maxOf = (v: string) => (vectorScores
       ? `for (var j = 0u; j < ${kpl4}u; j++) { let s = ${read4('j')}; ${v} = max(${v}, max(max(s.x, s.y), max(s.z, s.w))); }`
-      : `for (var j = 0u; j < ${keysPerLane}u; j++) { if (${valid('j')}) { ${v} = max(${v}, Ss[sRow + j]); } }`);
+      : `for (var j = 0u; j < ${keysPerLane}u; j++) { ${v} = max(${v}, ${raggedKeys ? `select(-1.0e30, Ss[sRow + j], ${valid('j')})` : 'Ss[sRow + j]'}); }`);
     const probabilities = vectorScores ? `for (var j = 0u; j < ${kpl4}u; j++) {
       let p = exp2(${read4('j')} - vec4<f32>(m));
       l += (p.x + p.y) + (p.z + p.w);
@@ -201,18 +201,17 @@ export function tensorCoreAttention(backend: WebGPUBackend, qkv: tf.TensorInfo, 
   ${lanesPerRow === 2 ? 'm = max(m, subgroupShuffleXor(m, 1u));' : ''}`;
     // one pass: the block's maximum of each row moves m when it passes it by more than the margin; the factor
     // exp2(m - new m) rescales the row's sum now and its accumulators (rescale), past the first block, before the
-    // block's products
+    // block's products. No lane-divergent branch around the update (selects; only the flag's store is conditional):
+    // the subgroup-matrix products that follow need the subgroup's lanes together
     const moveMax = `{
       var bm = -1.0e30;
       ${maxOf('bm')}
       ${lanesPerRow === 2 ? 'bm = max(bm, subgroupShuffleXor(bm, 1u));' : ''}
-      var alpha = 1.0;
-      if (bm > m + ${rescaleMargin.toFixed(1)}) {
-        alpha = exp2(m - bm);
-        m = bm;
-        l *= alpha;
-        if (k0 > 0u) { rescaleFlag = 1u; }
-      }
+      let moved = bm > m + ${rescaleMargin.toFixed(1)};
+      let alpha = select(1.0, exp2(m - bm), moved);
+      m = select(m, bm, moved);
+      l *= alpha;
+      if (moved && k0 > 0u) { rescaleFlag = 1u; }
       Alpha[sg * ${rows}u + r] = alpha;
     }`;
     return `

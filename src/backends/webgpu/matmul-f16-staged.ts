@@ -175,10 +175,20 @@ export interface StagedOptions {
    * `buffer_view` language feature.
    */
   storeBytes?: 2 | 8 | 16;
+  /**
+   * Experimental: A's prefetched vec4s are converted to f16 as they arrive and held as halves (half the registers of
+   * the prefetch; the kernel's occupancy is bound by registers).
+   */
+  halfRegisters?: boolean;
 }
 
-/** A timing probe of the staged kernel: 'mma-only' stages nothing into workgroup memory, 'staging-only' multiplies nothing. */
-export type GemmProbe = 'mma-only' | 'staging-only';
+/**
+ * A timing probe of the staged kernel (garbage results): 'mma-only' stages nothing into workgroup memory,
+ * 'staging-only' multiplies nothing, 'mma-no-loads' only multiplies (the matrices loaded once before the K loop:
+ * the raw rate of the matrix products), 'b-col-major' stages B as if it came transposed ([n, k], so its staging
+ * writes rows of K like A's) and loads it column-major.
+ */
+export type GemmProbe = 'mma-only' | 'staging-only' | 'mma-no-loads' | 'b-col-major';
 
 /**
  * Experimental tensor-core matmul that reads float32 A [m, k] and B [k, n] directly (no packing pass): tiles of
@@ -192,7 +202,8 @@ export type GemmProbe = 'mma-only' | 'staging-only';
  */
 export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b: tf.TensorInfo,
   bias: tf.TensorInfo | null, cfg: SubgroupMatrixConfig, outShape: number[], opts: StagedOptions = {}): tf.TensorInfo {
-  const { conv, tiles, residual = null, splitK = true, emulate = false, storeBytes = 2 } = opts;
+  const { conv, tiles, residual = null, splitK = true, emulate = false, storeBytes = 2, halfRegisters = false } = opts;
+  const bCol = opts.probe === 'b-col-major';
   const wideStores = storeBytes !== 2;
   const halfB = opts.b?.half ?? false;
   // A's rows; a GEMM (or convolution) whose rows its tiling does not divide runs on rows rounded up to a multiple of
@@ -215,7 +226,8 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const TN = blockN * sgCols;
   const threads = 32 * t.sgRows * sgCols;
   const AS = TK + PAD;
-  const BS = TN + PAD;
+  // B's workgroup rows: K rows of TN, or (b-col-major probe) TN rows of K
+  const BS = bCol ? TK + PAD : TN + PAD;
   const aVecs = (TM * TK / 4) / threads;
   const bVecs = (TK * TN / 4) / threads;
   const { M: SM, N: SN, K: SK } = cfg;
@@ -225,11 +237,14 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   // the source is built only when the backend compiles this key (program() takes a function)
   const code = () => {
     const mx = matrixOps(emulate, cfg);
-    const lines = { acc: [] as string[], mma: [] as string[], store: [] as string[] };
+    const lines = { acc: [] as string[], frag: [] as string[], mma: [] as string[], store: [] as string[] };
     // with wide stores the tiles are buffer views: pointers, read through (*As)
     const [as, bs] = wideStores ? ['(*As)', '(*Bs)'] : ['As', 'Bs'];
-    for (let i = 0; i < rm; i++) lines.mma.push(mx.loadLeft(`a${i}`, as, `(sgRow + ${i * SM}u) * AS + kk`, AS));
-    for (let j = 0; j < rn; j++) lines.mma.push(mx.loadRight(`b${j}`, bs, `kk * BS + sgCol + ${j * SN}u`, BS));
+    for (let i = 0; i < rm; i++) lines.frag.push(mx.loadLeft(`a${i}`, as, `(sgRow + ${i * SM}u) * AS + kk`, AS));
+    for (let j = 0; j < rn; j++) {
+      lines.frag.push(bCol ? mx.loadRight(`b${j}`, bs, `(sgCol + ${j * SN}u) * BS + kk`, BS, true)
+        : mx.loadRight(`b${j}`, bs, `kk * BS + sgCol + ${j * SN}u`, BS));
+    }
     // the accumulators start from the residual and/or the bias (only split 0's, with split-K)
     const init: string[] = [];
     if (residual && bias) {
@@ -261,6 +276,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     };
     const [pairA, pairB] = [paired(aVecs), paired(bVecs)];
     const rowA = rows < m ? `min(row0 + r, ${rows - 1}u)` : '(row0 + r)';
+    const toRegA = (x: string) => (halfRegisters ? `vec4<f16>(${x})` : x);
     const loadA = (v: number, k0: string) => conv
       ? `{ ${at(v, TK / 4, pairA)} let mm = ${rowA}; let tap = ${k0} / ${conv.c}u;
         let xx = i32(mm % ${ow}u) * ${stride} + i32(tap % ${conv.kw}u) - ${conv.padLeft};
@@ -269,11 +285,15 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
         if (xx >= 0 && xx < ${conv.w} && yy >= 0 && yy < ${conv.h}) {
           v = A[((mm / ${ow * oh}u * ${conv.h}u + u32(yy)) * ${conv.w}u + u32(xx)) * ${conv.c / 4}u + (${k0} % ${conv.c}u) / 4u + c];
         }
-        ra[${v}] = v; }`
-      : `{ ${at(v, TK / 4, pairA)} ra[${v}] = A[${rowA} * K4 + ${k0} / 4u + c]; }`;
+        ra[${v}] = ${toRegA('v')}; }`
+      : `{ ${at(v, TK / 4, pairA)} ra[${v}] = ${toRegA(`A[${rowA} * K4 + ${k0} / 4u + c]`)}; }`;
+    // the b-col-major probe reads B's buffer as [n, k] (the same number of elements)
+    const loadB = (v: number, k0: string) => (bCol
+      ? `{ ${at(v, TK / 4, pairB)} rb[${v}] = B[(col0 + r) * K4 + ${k0} / 4u + c]; }`
+      : `{ ${at(v, TN / 4, pairB)} rb[${v}] = B[(${k0} + r) * N4 + col0 / 4u + c]; }`);
     const loadRegs = (k0: string) => [
       ...Array.from({ length: aVecs }, (_, v) => loadA(v, k0)),
-      ...Array.from({ length: bVecs }, (_, v) => `{ ${at(v, TN / 4, pairB)} rb[${v}] = B[(${k0} + r) * N4 + col0 / 4u + c]; }`),
+      ...Array.from({ length: bVecs }, (_, v) => loadB(v, k0)),
     ].join('\n    ');
     // staged vec4s into workgroup memory: four f16 stores each, or one 8-byte store, or (paired) one 16-byte store of
     // two; B read as halves needs no conversion
@@ -286,11 +306,16 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
         + `${dst}8[o / 8u] = vec4<u32>(${bits(`${regs}[${2 * j}]`, half)}, ${bits(`${regs}[${2 * j + 1}]`, half)}); }`)
       : Array.from({ length: vecs }, (_, v) => `{ ${at(v, perRow, false)} let o = r * ${stride} + c * 4u; let x = ${regs}[${v}]; ${put(dst, 'x', half)} }`);
     const storeRegsReal = [
-      ...stage('As', 'ra', aVecs, TK / 4, 'AS', false, pairA),
-      ...stage('Bs', 'rb', bVecs, TN / 4, 'BS', halfB, pairB),
+      ...stage('As', 'ra', aVecs, TK / 4, 'AS', halfRegisters, pairA),
+      ...stage('Bs', 'rb', bVecs, bCol ? TK / 4 : TN / 4, 'BS', halfB, pairB),
     ].join('\n    ');
-    const storeRegs = opts.probe === 'mma-only' ? '' : storeRegsReal;
-    if (opts.probe === 'staging-only') lines.mma.length = 0;
+    // the probes without staging still read A and B (unused: the compiler drops the reads, the bindings stay)
+    const noStaging = opts.probe === 'mma-only' || opts.probe === 'mma-no-loads';
+    const storeRegs = noStaging ? '' : storeRegsReal;
+    if (opts.probe === 'staging-only') lines.frag.length = lines.mma.length = 0;
+    // mma-no-loads: the matrices once, before the K loop
+    const hoisted = opts.probe === 'mma-no-loads' ? `let kk = 0u;\n  ${lines.frag.join('\n  ')}` : '';
+    const inner = [...(hoisted ? [] : lines.frag), ...lines.mma];
     return `
   enable f16;
   ${mx.enable}
@@ -304,7 +329,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   const BS = ${BS}u;
   ${wideStores ? `var<workgroup> smemA : buffer<${TM * AS * 2}>;
   var<workgroup> smemB : buffer<${TK * BS * 2}>;` : `var<workgroup> As : array<f16, ${TM * AS}>;
-  var<workgroup> Bs : array<f16, ${TK * BS}>;`}
+  var<workgroup> Bs : array<f16, ${(bCol ? TN : TK) * BS}>;`}
   ${!bias ? '' : residual ? `var<workgroup> onesTile : array<f16, ${SM * SK}>;
   var<workgroup> biasHL : array<f16, ${SK * TN}>;` : `var<workgroup> biasTile : array<f32, ${SM * TN}>;`}
   fn main() {
@@ -332,13 +357,14 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
     workgroupBarrier();` : `for (var e = tid; e < ${SM}u * TN; e += ${threads}u) { biasTile[e] = Bias[col0 + e % TN]; }
     workgroupBarrier();`}
     ${lines.acc.join('\n  ')}
-    var ra : array<vec4<f32>, ${aVecs}>;
+    var ra : array<vec4<${halfRegisters ? 'f16' : 'f32'}>, ${aVecs}>;
     var rb : array<vec4<${halfB ? 'f16' : 'f32'}>, ${bVecs}>;
     // workgroupId is not provably uniform (tfjs copies it into a private variable): the loop counts steps, so that
     // its barriers stay in uniform control flow
     let kBegin = ${S > 1 ? `workgroupId.z * ${k / S}u` : '0u'};
     ${S > 1 ? `let part0 = workgroupId.z * ${m * n}u;` : ''}
     ${loadRegs('kBegin')}
+    ${hoisted}
     for (var step = 0u; step < ${k / S / TK}u; step++) {
       let k0 = kBegin + step * ${TK}u;
       ${storeRegs}
@@ -347,8 +373,9 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
         let k1 = k0 + ${TK}u;
         ${loadRegs('k1')}
       }
-      for (var kk = 0u; kk < ${TK}u; kk += ${SK}u) {
-        ${lines.mma.join('\n      ')}
+      for (var kStep = 0u; kStep < ${TK}u; kStep += ${SK}u) {
+        ${hoisted ? '' : 'let kk = kStep;'}
+        ${inner.join('\n      ')}
       }
       workgroupBarrier();
     }
@@ -357,7 +384,7 @@ export function matMulF16StagedInfo(backend: WebGPUBackend, a: tf.TensorInfo, b:
   };
   const inputs = [a, b, ...(bias ? [bias] : []), ...(residual ? [residual] : [])];
   const prog = program({
-    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${wideStores ? `w${storeBytes}` : ''}${opts.probe ?? ''}_${conv ? Object.values(conv).join('x') : ''}`,
+    key: `t2vMatMulF16Staged${emulate ? 'Emu' : ''}_${rows}_${m}_${n}_${k}_${SM}_${SN}_${SK}_${BLOCK_M}x${t.sgRows}x${sgCols}x${blockN}x${TK}_${bias ? 'b' : ''}${residual ? 'r' : ''}${S > 1 ? `s${S}` : ''}${halfB ? 'h' : ''}${wideStores ? `w${storeBytes}` : ''}${halfRegisters ? 'hr' : ''}${opts.probe ?? ''}_${conv ? Object.values(conv).join('x') : ''}`,
     inputs: ['A', 'B', ...(bias ? ['Bias'] : []), ...(residual ? ['Residual'] : [])],
     outputShape: S > 1 ? [S * m * n] : rows < m ? [m * n] : outShape,
     workgroupSize: threads,

@@ -35,6 +35,8 @@ export interface WebGPUInstruments {
   probeGemm?: GemmProbe;
   /** Benchmark experiment: the bytes of the staged GEMM's workgroup-memory stores (GemmRoute.storeBytes). */
   gemmStoreBytes?: 2 | 8 | 16;
+  /** Benchmark experiment: the staged GEMM's A prefetch held as halves (GemmRoute.halfRegisters). */
+  gemmHalfRegisters?: boolean;
   /** Benchmark experiments and diagnostics of the tensor-core attention kernel (attention-tc.ts). */
   attention?: Pick<AttentionTiles, 'keyBlock' | 'rescaleMargin' | 'rescaleAlways' | 'vectorScores'>;
 }
@@ -79,7 +81,7 @@ export class WebGPUOps extends PlainOps {
     this.route = cfg ? {
       cfg, splitK: options.splitK, tiles: instruments.tiles ?? null, onGemm: instruments.onGemm ?? null, stats: this.tensorCoreStats,
       emulate: instruments.emulateMatrices ?? false, probe: instruments.probeGemm,
-      storeBytes: instruments.gemmStoreBytes,
+      storeBytes: instruments.gemmStoreBytes, halfRegisters: instruments.gemmHalfRegisters,
     } : null;
   }
 

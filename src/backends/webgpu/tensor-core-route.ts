@@ -32,6 +32,8 @@ export interface GemmRoute {
   probe?: GemmProbe;
   /** Experimental: the bytes of the staged kernel's workgroup-memory stores (StagedOptions.storeBytes). */
   storeBytes?: 2 | 8 | 16;
+  /** Experimental: A's prefetch held as halves (StagedOptions.halfRegisters). */
+  halfRegisters?: boolean;
 }
 
 /** Whether `rows` run as they are (no rounding up to the tiles, so a residual can start the accumulators). */
@@ -66,7 +68,7 @@ export function tensorCoreGemm(backend: WebGPUBackend, route: GemmRoute, plan: '
   route.stats.routed++;
   if (plan === 'gemv') return gemvInfo(backend, a, b, bias, residual, outShape, bOp.half);
   const tiles = chosenTiles(route, { m: paddedRows(m), n, k, bias: bias != null });
-  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes });
+  return matMulF16StagedInfo(backend, a, b, bias, route.cfg, outShape, { tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes, halfRegisters: route.halfRegisters });
 }
 
 /**
@@ -112,5 +114,5 @@ export function tensorCoreConv(backend: WebGPUBackend, route: GemmRoute, x: tf.T
   route.stats.routed++;
   const tiles = chosenTiles(route, { m: paddedRows(convRows(geom)), n: out, k: geom.kh * geom.kw * geom.c, bias: bias != null, conv: geom });
   return matMulF16StagedInfo(backend, x, filter, bias, route.cfg, [geom.n, geom.oh ?? geom.h, geom.ow ?? geom.w, out],
-    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes });
+    { conv: geom, tiles, residual, splitK: route.splitK, emulate: route.emulate, b: bOp, probe: route.probe, storeBytes: route.storeBytes, halfRegisters: route.halfRegisters });
 }
