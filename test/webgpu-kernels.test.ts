@@ -11,7 +11,9 @@ import {
 import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js';
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
-import { plainOps } from '../src/layers/plain-ops.js';
+import { plainAttention, plainOps } from '../src/layers/plain-ops.js';
+import { lanesPerQuery } from '../src/backends/webgpu/attention.js';
+import { deviceFactsOf } from '../src/backends/webgpu/device-facts.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
 import { tensorCoreAttention, tensorCoreAttentionSupported } from '../src/backends/webgpu/attention-tc.js';
 import { matMulF16StagedInfo, type Tiles } from '../src/backends/webgpu/matmul-f16-staged.js';
@@ -97,6 +99,61 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
     assert.equal(leaked, 0);
   });
 }
+
+test('short-sequence attention: lanes per query, a power of two up to 16 dividing the head\'s vec4s and within the smallest subgroup', () => {
+  assert.deepEqual([lanesPerQuery(16, 32), lanesPerQuery(16, 8), lanesPerQuery(2, 32), lanesPerQuery(6, 32), lanesPerQuery(1, 32), lanesPerQuery(16, 0), lanesPerQuery(16, 1)],
+    [16, 8, 2, 2, 0, 0, 0]);
+});
+
+// the short-sequence kernels (temporal attention: 16 frames) in both forms: lanes of a subgroup per query (shuffles;
+// the default where the device has subgroups) and a thread per query (lanes 0), over [b, n, c] and over the columns
+// of [b, frames, pixels, 3 * inner] as the temporal transformer runs it
+test('webgpu short-sequence attention: lanes per query and a thread per query match plain attention, causal and over the columns of [b, frames, pixels, c]', { skip }, async () => {
+  const cases = [
+    { name: 'temporal, 16 frames, d 64', b: 6, n: 16, heads: 2, d: 64, causal: false, cols: 0 },
+    { name: 'causal, 9 keys, d 32', b: 3, n: 9, heads: 2, d: 32, causal: true, cols: 0 },
+    { name: 'over the columns of [2, 16, 5, c], d 32', b: 2, n: 16, heads: 2, d: 32, causal: false, cols: 5 },
+    { name: 'over the columns of [2, 7, 3, c], d 8', b: 2, n: 7, heads: 3, d: 8, causal: false, cols: 3 },
+  ];
+  try {
+    await tf.setBackend('webgpu');
+    const sub = deviceFactsOf(tf.backend()).subgroupMinSize;
+    for (const c of cases) {
+      const inner = c.heads * c.d;
+      const seqs = c.cols > 0 ? c.b * c.cols : c.b;
+      const shape = c.cols > 0 ? [c.b, c.n, c.cols, 3 * inner] : [c.b, c.n, 3 * inner];
+      const qkvd = rand(shape, 31);
+      await tf.setBackend('cpu');
+      // the reference: each column's sequence as a batch item of plain attention
+      const ref = tf.tidy(() => {
+        const qkv = tf.tensor(qkvd, shape);
+        const part = (i: number) => {
+          const x = tf.slice(qkv, [...shape.slice(0, -1).map(() => 0), i * inner], [...shape.slice(0, -1), inner]);
+          return (c.cols > 0 ? x.transpose([0, 2, 1, 3]) : x).reshape([seqs, c.n, inner]) as tf.Tensor3D;
+        };
+        const o = plainAttention(part(0), part(1), part(2), c.heads, c.causal);
+        return c.cols > 0 ? o.reshape([c.b, c.cols, c.n, inner]).transpose([0, 2, 1, 3]) : o;
+      });
+      const want = (await ref.data()) as Float32Array;
+      tf.dispose(ref);
+      await tf.setBackend('webgpu');
+      const lanes = [0, 2, lanesPerQuery(c.d / 4, sub)].filter((l, i, all) => all.indexOf(l) === i && (l === 0 || (c.d / 4) % l === 0));
+      for (const l of lanes) {
+        const before = tf.memory().numTensors;
+        const qkv = tf.tensor(qkvd, shape);
+        const out = tf.engine().runKernel(FusedPackedAttention, { qkv }, { heads: c.heads, causal: c.causal, lanes: l } as unknown as tf.NamedAttrMap) as tf.Tensor;
+        const got = (await out.data()) as Float32Array;
+        tf.dispose([qkv, out]);
+        const err = relMaxError(got, want);
+        console.log(`${c.name}, ${l} lanes a query: rel err ${err.toExponential(2)}`);
+        assert.ok(err <= TOL, `${c.name}, ${l} lanes: rel err ${err}`);
+        assert.equal(tf.memory().numTensors, before);
+      }
+    }
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});
 
 // cross-attention to keys and values of several layers side by side in one matmul's output (UNetSD's projected
 // context): the kernel reads this layer's columns in place, rows past batch*keys (a padded matmul's) unused

@@ -1,6 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { ContextAttentionAttrs, FusedAttentionAttrs } from './kernel-names.js';
+import { deviceFactsOf } from './device-facts.js';
 import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from './program.js';
 
 /** Key rows staged in workgroup memory per step; one thread per query row. */
@@ -66,7 +67,7 @@ export function fusedPackedAttention(backend: WebGPUBackend, qkv: tf.TensorInfo,
   const [b, n] = qkv.shape;
   const s = rank === 4 ? qkv.shape[2] : 1;
   const inner = qkv.shape[rank - 1] / 3;
-  if (s > 1) return shortAttention(backend, [qkv], layout(true, inner), b * s, n, n, inner, attrs.heads, attrs.causal, s);
+  if (s > 1) return shortAttention(backend, [qkv], layout(true, inner), b * s, n, n, inner, attrs.heads, attrs.causal, s, attrs.lanes);
   return attentionProgram(backend, [qkv], layout(true, inner), b, n, n, inner, attrs);
 }
 
@@ -93,7 +94,7 @@ function attentionProgram(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: At
   nk: number, inner: number, attrs: FusedAttentionAttrs): tf.TensorInfo {
   const { heads, causal } = attrs;
   const d = inner / heads;
-  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal);
+  if (nk <= SHORT_KEYS) return shortAttention(backend, inputs, L, b, nq, nk, inner, heads, causal, 1, attrs.lanes);
   const rows = nq >= 64 ? 64 : 32;
   const d4 = d / 4;
   // scores go through exp2: fold log2(e) into the 1/sqrt(d) scale of q
@@ -189,15 +190,108 @@ fn main() {
 }
 
 /**
- * Short key sequences (temporal attention over 16 frames: [b*h*w, 16, heads*d]): one thread per (batch, head,
- * query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
+ * Lanes of a subgroup that share one query in laneAttention: up to 16, at most a head's vec4s and the device's
+ * smallest subgroup (a power of two), 0 where the device has no subgroups (then shortAttention's thread per query).
+ */
+export function lanesPerQuery(d4: number, subgroupMinSize: number): number {
+  let lanes = 1;
+  while (lanes * 2 <= Math.min(16, subgroupMinSize) && d4 % (lanes * 2) === 0) lanes *= 2;
+  return subgroupMinSize >= 2 && lanes >= 2 ? lanes : 0;
+}
+
+/**
+ * Short key sequences on a group of `lanes` adjacent invocations of one subgroup per (batch, head, query): each lane
+ * holds every lanes-th vec4 of the query's head, so a group reads a q, k, v or output row as one contiguous run; a
+ * score is the lanes' partial dots summed through subgroupShuffleXor. All NK scores stay in registers, so the softmax
+ * is exact (one maximum, no rescaling) and the loads of every key can be in flight at once. `stride` as in
+ * shortAttention.
+ */
+function laneAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
+  nk: number, inner: number, heads: number, causal: boolean, stride: number, lanes: number): tf.TensorInfo {
+  const d = inner / heads;
+  const d4 = d / 4;
+  const per = d4 / lanes; // vec4s a lane holds
+  const threads = 64;
+  const items = b * heads * nq;
+  const vecs = (f: (t: number) => string) => Array.from({ length: per }, (_, t) => f(t)).join('\n  ');
+  const reduce = Array.from({ length: Math.log2(lanes) }, (_, i) => `dv += subgroupShuffleXor(dv, ${1 << i}u);`).join(' ');
+  const code = () => `
+enable subgroups;
+const D4 = ${d4}u;
+const NQ = ${nq}u;
+const NK = ${nk}u;
+const HEADS = ${heads}u;
+const INNER4 = ${inner / 4}u;
+const QS4 = ${L.qs4}u;
+const KVS4 = ${L.kvs4}u;
+const ITEMS = ${items}u;
+const LANES = ${lanes}u;
+const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
+const S = ${stride}u;
+${FLAT_WORKGROUP_WGSL}
+fn main() {
+  let g = flatWorkgroup() * ${threads}u + localId.x;
+  let lane = g % LANES;
+  // a group past the last query computes the last one again and writes nothing (no early return: the shuffles need
+  // every lane of the subgroup)
+  let item = min(g / LANES, ITEMS - 1u);
+  let qi = item % NQ;
+  let bh = item / NQ;
+  let bb = bh / HEADS;
+  let h = bh % HEADS;
+  let row0 = (bb / S) * NQ * S + bb % S;
+  let qBase = (row0 + qi * S) * QS4 + h * D4 + lane;
+  let kvBase = ((bb / S) * NK * S + bb % S) * KVS4 + h * D4 + lane;
+  ${vecs((t) => `let q${t} = ${L.Q}[qBase + ${t * lanes}u] * SCALE;`)}
+  var s : array<f32, ${nk}>;
+  var m = -1.0e30;
+  for (var j = 0u; j < NK; j++) {
+    let kb = kvBase + j * S * KVS4 + ${L.koff}u;
+    var dv = ${Array.from({ length: per }, (_, t) => `dot(q${t}, ${L.K}[kb + ${t * lanes}u])`).join(' + ')};
+    ${reduce}
+    ${causal ? 'dv = select(-1.0e30, dv, j <= qi);' : ''}
+    s[j] = dv;
+    m = max(m, dv);
+  }
+  var l = 0.0;
+  ${vecs((t) => `var o${t} = vec4<f32>(0.0);`)}
+  for (var j = 0u; j < NK; j++) {
+    let p = exp2(s[j] - m);
+    l += p;
+    let vb = kvBase + j * S * KVS4 + ${L.voff}u;
+    ${vecs((t) => `o${t} = fma(vec4<f32>(p), ${L.V}[vb + ${t * lanes}u], o${t});`)}
+  }
+  let inv = 1.0 / l;
+  if (g / LANES < ITEMS) {
+    let oBase = (row0 + qi * S) * INNER4 + h * D4 + lane;
+    ${vecs((t) => `result[oBase + ${t * lanes}u] = o${t} * inv;`)}
+  }
+}`;
+  return run(backend, program({
+    key: `t2vAttentionLanes_${b}_${nq}_${nk}_${heads}_${d}_${causal}${L.tag}_${stride}_${lanes}`,
+    inputs: L.inputs,
+    outputShape: stride > 1 ? [b / stride, nq, stride, inner] : [b, nq, inner],
+    workgroupSize: threads,
+    dispatch: flatDispatch(Math.ceil((items * lanes) / threads)),
+    components: L.inputs.map(() => 4),
+    outputComponent: 4,
+    code,
+  }), inputs);
+}
+
+/**
+ * Short key sequences (temporal attention over 16 frames: [b*h*w, 16, heads*d]): laneAttention where the device has
+ * subgroups, else one thread per (batch, head, query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
  * the cache); no workgroup memory, no barriers; the softmax is online, key by key. With `stride` S > 1 the b
  * sequences are the columns of [b / S, n, S, ...] (token j of sequence q at row (q / S * n + j) * S + q % S).
  */
 function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
-  nk: number, inner: number, heads: number, causal: boolean, stride = 1): tf.TensorInfo {
+  nk: number, inner: number, heads: number, causal: boolean, stride = 1, asked?: number): tf.TensorInfo {
   const d = inner / heads;
   const d4 = d / 4;
+  const lanes = asked ?? lanesPerQuery(d4, deviceFactsOf(backend).subgroupMinSize);
+  if (lanes !== 0 && (d4 % lanes !== 0 || lanes > 16 || (lanes & (lanes - 1)) !== 0)) throw new Error(`short attention: ${lanes} lanes per query do not divide heads of ${d}`);
+  if (lanes > 0) return laneAttention(backend, inputs, L, b, nq, nk, inner, heads, causal, stride, lanes);
   const threads = 64;
   const items = b * heads * nq;
   const code = () => `

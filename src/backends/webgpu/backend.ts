@@ -71,7 +71,8 @@ export class T2VWebGPUBackend extends WebGPUBackend {
   constructor(device: GPUDevice, adapterInfo: GPUAdapterInfo | undefined, init: T2VBackendInit) {
     super(device, adapterInfo);
     this.options = init.options;
-    this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs, init.wgslBufferView);
+    const subgroups = device.features?.has('subgroups') ? (adapterInfo as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0 : 0;
+    this.facts = deviceFacts(init.options, init.subgroupMatrixConfigs, init.wgslBufferView, subgroups);
     this.internals = checkTfjsInternals(this, WebGPUBackend.prototype, TFJS_WEBGPU_VERSION);
     const wanted = init.options.uniformCache || init.options.bindGroupCache || init.options.poolBestFit;
     if (!this.internals.ok && wanted) (init.warn ?? console.error)(internalsMessage(this.internals));

@@ -24,17 +24,20 @@ export interface DeviceFacts {
   subgroupMatrixConfigs: readonly SubgroupMatrixConfig[];
   /** WGSL's `buffer_view` language feature (one workgroup array seen as f32 and as vec4<f32>): the attention's vec4 scores. */
   wgslBufferView: boolean;
+  /** The device's smallest subgroup (adapter.info.subgroupMinSize) where it was made with `subgroups`, else 0. */
+  subgroupMinSize: number;
 }
 
 /** The facts of a device made with `options` over an adapter offering `configs`. */
 export function deviceFacts(options: Pick<WebGPUOptions, 'computeUnits'>, configs: readonly SubgroupMatrixConfig[] = [],
-  wgslBufferView = false): DeviceFacts {
+  wgslBufferView = false, subgroupMinSize = 0): DeviceFacts {
   const given = options.computeUnits;
   return Object.freeze({
     computeUnits: given ?? DEFAULT_COMPUTE_UNITS,
     computeUnitsFrom: given !== null ? 'option' : 'default',
     subgroupMatrixConfigs: Object.freeze([...configs]),
     wgslBufferView,
+    subgroupMinSize,
   });
 }
 

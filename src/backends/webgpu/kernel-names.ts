@@ -31,6 +31,10 @@ export const FusedRowSlice = 'T2VFusedRowSlice';
 /** Packed float16 pairs (float32 [n/2] bit patterns) -> float32 of attrs.shape: float16-resident weights. */
 export const UnpackHalf = 'T2VUnpackHalf';
 
-export interface FusedAttentionAttrs { heads: number; causal: boolean }
+export interface FusedAttentionAttrs {
+  heads: number; causal: boolean;
+  /** Short sequences: lanes per query (laneAttention), 0 for a thread per query; absent: lanesPerQuery's pick. */
+  lanes?: number;
+}
 export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }
 export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }

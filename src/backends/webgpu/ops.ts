@@ -39,6 +39,8 @@ export interface WebGPUInstruments {
   gemmHalfRegisters?: boolean;
   /** Benchmark experiments and diagnostics of the tensor-core attention kernel (attention-tc.ts). */
   attention?: Pick<AttentionTiles, 'keyBlock' | 'rescaleMargin' | 'rescaleAlways' | 'vectorScores'>;
+  /** Benchmark experiments: the short-sequence attention's lanes per query (FusedAttentionAttrs.lanes; 0: a thread each). */
+  shortAttentionLanes?: number;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -67,6 +69,7 @@ export class WebGPUOps extends PlainOps {
   private readonly route: GemmRoute | null;
   private readonly kernels: ReadonlySet<WebGPUKernel>;
   private readonly attentionTiles: WebGPUInstruments['attention'];
+  private readonly short: { lanes?: number };
 
   constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
     super();
@@ -74,6 +77,7 @@ export class WebGPUOps extends PlainOps {
     this.kernels = new Set(options.kernels);
     // vec4 scores where WGSL has buffer views: H200 run 62, 24x1024x576's guided step 569.6 -> 446.2 ms of spatial attention
     this.attentionTiles = { vectorScores: device.wgslBufferView ?? false, ...instruments.attention };
+    this.short = instruments.shortAttentionLanes !== undefined ? { lanes: instruments.shortAttentionLanes } : {};
     const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
     this.tensorCores = cfg;
     this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
@@ -159,7 +163,7 @@ export class WebGPUOps extends PlainOps {
   }
 
   override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
-    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal });
+    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal, ...this.short });
     return plainAttention(q, k, v, heads, causal, this.batchMatMul);
   }
 
@@ -174,7 +178,7 @@ export class WebGPUOps extends PlainOps {
         return run<T>(TensorCoreAttention, { qkv }, { ...this.attentionTiles, heads, route: this.route,
           rowTiles: this.options.attentionRowTiles ?? undefined, onePass: this.options.attentionOnePass });
       }
-      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false });
+      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false, ...this.short });
     });
   }
 
