@@ -220,10 +220,12 @@ const groupNormCases: [string, number[], number, boolean][] = [
   ['groups straddle vec4 lanes', [2, 3, 5, 8, 40], 4, false],
   ['groups straddle vec4 lanes, +SiLU', [2, 3, 5, 8, 40], 4, true],
   ['one video, 131072 values a group (chunked statistics), +SiLU', [1, 4, 64, 64, 64], 8, true],
-  ['frames as samples, 512 (sample, group) pairs of 10240 values (one chunk each, no combine pass), +SiLU', [16, 32, 32, 320], 32, true],
+  ['frames as samples, 512 (sample, group) pairs of 10240 values, +SiLU', [16, 32, 32, 320], 32, true],
+  ['1280 channels (a workgroup of 320), rows not a multiple of the row lanes or blocks', [3, 7, 9, 1280], 32, false],
+  ['row blocks of a sample shorter than its row lanes', [1, 5, 64], 4, true],
 ];
-for (const [name, shape, groups, silu] of groupNormCases) {
-  test(`webgpu fused GroupNorm matches plain ops: ${name}`, { skip }, async () => {
+for (const [name, shape, groups, silu] of groupNormCases) for (const rowStats of [true, false]) {
+  test(`webgpu fused GroupNorm matches plain ops: ${name}${rowStats ? '' : ' (per-group statistics pass)'}`, { skip }, async () => {
     const c = shape[shape.length - 1];
     const xd = rand(shape, 4).map((v) => v * 3 + 1.5);
     const gn = new GroupNorm(groups, c);
@@ -237,7 +239,7 @@ for (const [name, shape, groups, silu] of groupNormCases) {
       tf.keep(gn.weight.value);
       tf.keep(gn.bias.value);
       return y;
-    }), FusedGroupNorm);
+    }), FusedGroupNorm, webgpuOps({}, [], { groupNormRowStats: rowStats }));
     tf.dispose([gn.weight.value!, gn.bias.value!]);
     const err = relMaxError(gpu, ref);
     console.log(`${name}: rel err ${err.toExponential(2)}`);

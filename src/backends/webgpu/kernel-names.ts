@@ -37,4 +37,8 @@ export interface FusedAttentionAttrs {
   lanes?: number;
 }
 export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }
-export interface FusedGroupNormAttrs { groups: number; eps: number; silu: boolean }
+export interface FusedGroupNormAttrs {
+  groups: number; eps: number; silu: boolean;
+  /** false: the per-group statistics pass even where the row-block one fits (benchmark; group-norm.ts). */
+  rowStats?: boolean;
+}

@@ -41,6 +41,8 @@ export interface WebGPUInstruments {
   attention?: Pick<AttentionTiles, 'keyBlock' | 'rescaleMargin' | 'rescaleAlways' | 'vectorScores'>;
   /** Benchmark experiments: the short-sequence attention's lanes per query (FusedAttentionAttrs.lanes; 0: a thread each). */
   shortAttentionLanes?: number;
+  /** Benchmark experiments: false runs GroupNorm's per-group statistics pass (FusedGroupNormAttrs.rowStats). */
+  groupNormRowStats?: boolean;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -70,6 +72,7 @@ export class WebGPUOps extends PlainOps {
   private readonly kernels: ReadonlySet<WebGPUKernel>;
   private readonly attentionTiles: WebGPUInstruments['attention'];
   private readonly short: { lanes?: number };
+  private readonly norm: { rowStats?: boolean };
 
   constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
     super();
@@ -78,6 +81,7 @@ export class WebGPUOps extends PlainOps {
     // vec4 scores where WGSL has buffer views: H200 run 62, 24x1024x576's guided step 569.6 -> 446.2 ms of spatial attention
     this.attentionTiles = { vectorScores: device.wgslBufferView ?? false, ...instruments.attention };
     this.short = instruments.shortAttentionLanes !== undefined ? { lanes: instruments.shortAttentionLanes } : {};
+    this.norm = instruments.groupNormRowStats !== undefined ? { rowStats: instruments.groupNormRowStats } : {};
     const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
     this.tensorCores = cfg;
     this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
@@ -136,7 +140,7 @@ export class WebGPUOps extends PlainOps {
   }
 
   override groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, silu: boolean): tf.Tensor {
-    if (this.kernels.has('groupnorm') && groupNormSupported(x, groups)) return run(FusedGroupNorm, { x, gamma, beta }, { groups, eps, silu });
+    if (this.kernels.has('groupnorm') && groupNormSupported(x, groups)) return run(FusedGroupNorm, { x, gamma, beta }, { groups, eps, silu, ...this.norm });
     return super.groupNorm(x, gamma, beta, groups, eps, silu);
   }
 
