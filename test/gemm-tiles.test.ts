@@ -62,10 +62,10 @@ test('GEMM tiles: 132 compute units give the tilings measured on the H200; other
 
 test('device facts: compute units from the option, else the documented default (Dawn exposes none)', () => {
   assert.equal(DEFAULT_COMPUTE_UNITS, 132);
-  assert.deepEqual(deviceFacts({ computeUnits: null }), { computeUnits: 132, computeUnitsFrom: 'default', subgroupMatrixConfigs: [], wgslBufferView: false });
+  assert.deepEqual(deviceFacts({ computeUnits: null }), { computeUnits: 132, computeUnitsFrom: 'default', subgroupMatrixConfigs: [], wgslBufferView: false, subgroupMinSize: 0 });
   const cfg = { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 };
-  const f = deviceFacts({ computeUnits: 78 }, [cfg], true);
-  assert.deepEqual(f, { computeUnits: 78, computeUnitsFrom: 'option', subgroupMatrixConfigs: [cfg], wgslBufferView: true });
+  const f = deviceFacts({ computeUnits: 78 }, [cfg], true, 32);
+  assert.deepEqual(f, { computeUnits: 78, computeUnitsFrom: 'option', subgroupMatrixConfigs: [cfg], wgslBufferView: true, subgroupMinSize: 32 });
   assert.equal(deviceFactsOf({ facts: f }), f, 'our backend carries its facts');
   assert.equal(deviceFactsOf({}).computeUnits, 132, 'a stock backend gets the default');
   assert.equal(deviceFactsOf(undefined).subgroupMatrixConfigs.length, 0);
