@@ -248,18 +248,20 @@ for (const [name, shape, groups, silu] of groupNormCases) for (const rowStats of
   });
 }
 
-test('webgpu fused LayerNorm matches plain ops', { skip }, async () => {
-  const shape = [3, 77, 1024];
-  const xd = rand(shape, 8).map((v) => v * 2 - 0.7);
-  const ln = new LayerNorm(1024);
-  const w = rand([1024], 9);
-  const bi = rand([1024], 10);
+// lanes: the subgroup kernel's pick (undefined), a workgroup per row (0), two lanes a row (2); the UNet's 320 and
+// the text tower's 1024 channels, and 40 (10 vec4s: at most two lanes divide them)
+for (const [shape, lanes] of [[[3, 77, 1024], undefined], [[3, 77, 1024], 0], [[5, 33, 320], undefined], [[5, 33, 320], 2], [[7, 40], undefined]] as const) test(`webgpu fused LayerNorm matches plain ops: [${shape}], ${lanes ?? 'default'} lanes`, { skip }, async () => {
+  const c = shape[shape.length - 1];
+  const xd = rand([...shape], 8).map((v) => v * 2 - 0.7);
+  const ln = new LayerNorm(c);
+  const w = rand([c], 9);
+  const bi = rand([c], 10);
   const { ref, gpu, leaked } = await both((ops) => tf.tidy(() => {
     ln.useOps(ops);
     ln.weight.value = tf.keep(tf.tensor1d(w));
     ln.bias.value = tf.keep(tf.tensor1d(bi));
-    return ln.forward(tf.tensor(xd, shape));
-  }), FusedLayerNorm);
+    return ln.forward(tf.tensor(xd, [...shape]));
+  }), FusedLayerNorm, webgpuOps({}, [], lanes === undefined ? {} : { layerNormLanes: lanes }));
   tf.dispose([ln.weight.value!, ln.bias.value!]);
   const err = relMaxError(gpu, ref);
   assert.ok(err <= TOL, `rel err ${err}`);

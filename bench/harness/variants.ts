@@ -31,6 +31,7 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'gemm-half-registers', label: "t2v, GEMMs holding A's prefetch as halves", options: {}, instruments: { gemmHalfRegisters: true } },
   { name: 'short-attention-thread', label: 't2v, temporal attention a thread per query (before run 67)', options: {}, instruments: { shortAttentionLanes: 0 } },
   { name: 'group-norm-per-group', label: "t2v, GroupNorm's per-group statistics pass (before run 67)", options: {}, instruments: { groupNormRowStats: false } },
+  { name: 'layer-norm-workgroup', label: 't2v, LayerNorm a workgroup per row (before run 67)', options: {}, instruments: { layerNormLanes: 0 } },
   { name: 'gemm-stores-16', label: 't2v, GEMMs staging with 16-byte stores (buffer_view)', options: {}, instruments: { gemmStoreBytes: 16 } },
   { name: 'attention-scalar-scores', label: 't2v, tensor-core attention reading scores one at a time (before run 62)', options: {}, instruments: { attention: { vectorScores: false } } },
   { name: 'attention-one-pass-vec4', label: 't2v, tensor-core attention in one pass, vec4 scores', options: { attentionOnePass: true }, instruments: { attention: { vectorScores: true } } },

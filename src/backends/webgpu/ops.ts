@@ -43,6 +43,8 @@ export interface WebGPUInstruments {
   shortAttentionLanes?: number;
   /** Benchmark experiments: false runs GroupNorm's per-group statistics pass (FusedGroupNormAttrs.rowStats). */
   groupNormRowStats?: boolean;
+  /** Benchmark experiments: LayerNorm's lanes per row (0: a workgroup per row; layer-norm.ts). */
+  layerNormLanes?: number;
 }
 
 function run<T extends tf.Tensor>(kernel: string, inputs: Record<string, tf.Tensor | null>, attrs: object): T {
@@ -73,6 +75,7 @@ export class WebGPUOps extends PlainOps {
   private readonly attentionTiles: WebGPUInstruments['attention'];
   private readonly short: { lanes?: number };
   private readonly norm: { rowStats?: boolean };
+  private readonly lnLanes: { lanes?: number };
 
   constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
     super();
@@ -82,6 +85,7 @@ export class WebGPUOps extends PlainOps {
     this.attentionTiles = { vectorScores: device.wgslBufferView ?? false, ...instruments.attention };
     this.short = instruments.shortAttentionLanes !== undefined ? { lanes: instruments.shortAttentionLanes } : {};
     this.norm = instruments.groupNormRowStats !== undefined ? { rowStats: instruments.groupNormRowStats } : {};
+    this.lnLanes = instruments.layerNormLanes !== undefined ? { lanes: instruments.layerNormLanes } : {};
     const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
     this.tensorCores = cfg;
     this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
@@ -145,7 +149,7 @@ export class WebGPUOps extends PlainOps {
   }
 
   override layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-    if (this.kernels.has('layernorm') && layerNormSupported(x)) return run(FusedLayerNorm, { x, gamma, beta }, { eps });
+    if (this.kernels.has('layernorm') && layerNormSupported(x)) return run(FusedLayerNorm, { x, gamma, beta }, { eps, ...this.lnLanes });
     return super.layerNorm(x, gamma, beta, eps);
   }
 

@@ -21,7 +21,7 @@ const KERNELS: Record<string, Func> = {
   [FusedPackedAttention]: (b, i, a) => fusedPackedAttention(b, i.qkv!, a as unknown as FusedAttentionAttrs),
   [FusedContextAttention]: (b, i, a) => fusedContextAttention(b, i.q!, i.kv!, a as unknown as ContextAttentionAttrs),
   [FusedGroupNorm]: (b, i, a) => fusedGroupNorm(b, i.x!, i.gamma!, i.beta!, a as unknown as FusedGroupNormAttrs),
-  [FusedLayerNorm]: (b, i, a) => fusedLayerNorm(b, i.x!, i.gamma!, i.beta!, a.eps as number),
+  [FusedLayerNorm]: (b, i, a) => fusedLayerNorm(b, i.x!, i.gamma!, i.beta!, a.eps as number, a.lanes as number | undefined),
   [FusedGEGLU]: (b, i) => fusedGEGLU(b, i.h!),
   [TensorCoreGemm]: (b, i, a) => tensorCoreGemm(b, a.route as GemmRoute, a.plan as 'gemv' | 'staged', i.a!, i.b!, i.bias ?? null,
     i.residual ?? null, { half: a.half === true, n: a.n as number }),
