@@ -89,6 +89,8 @@ export function installSimulatedGPU(tensorCores = true): void {
     features, limits, isFallbackAdapter: false,
     info: {
       vendor: 'simulated', architecture: 'none', device: '', description: 'simulated device (no memory, nothing runs)',
+      // NVIDIA's subgroups, so that the lane-group kernels run as on the H200
+      subgroupMinSize: 32, subgroupMaxSize: 32,
       subgroupMatrixConfigs: tensorCores ? [{ componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }] : [],
     },
     requestDevice: async (d: { requiredFeatures?: string[]; requiredLimits?: Record<string, number> }) =>
