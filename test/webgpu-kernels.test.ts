@@ -12,7 +12,7 @@ import { WebGPUOps, type WebGPUInstruments } from '../src/backends/webgpu/ops.js
 import { resolveWebGPUOptions, type WebGPUOptions } from '../src/backends/webgpu/options.js';
 import type { ExplicitPadding, Ops } from '../src/layers/ops.js';
 import { plainAttention, plainOps } from '../src/layers/plain-ops.js';
-import { lanesPerQuery } from '../src/backends/webgpu/attention.js';
+import { laneGroupSize } from '../src/backends/webgpu/lane-groups.js';
 import { deviceFactsOf } from '../src/backends/webgpu/device-facts.js';
 import { gemvInfo } from '../src/backends/webgpu/gemv.js';
 import { tensorCoreAttention, tensorCoreAttentionSupported } from '../src/backends/webgpu/attention-tc.js';
@@ -100,8 +100,8 @@ for (const [name, b, nq, nk, heads, d, causal] of attentionCases) {
   });
 }
 
-test('short-sequence attention: lanes per query, a power of two up to 16 dividing the head\'s vec4s and within the smallest subgroup', () => {
-  assert.deepEqual([lanesPerQuery(16, 32), lanesPerQuery(16, 8), lanesPerQuery(2, 32), lanesPerQuery(6, 32), lanesPerQuery(1, 32), lanesPerQuery(16, 0), lanesPerQuery(16, 1)],
+test('lane groups: a power of two up to 16 lanes dividing a row\'s vec4s and within the smallest subgroup', () => {
+  assert.deepEqual([laneGroupSize(16, 32), laneGroupSize(16, 8), laneGroupSize(2, 32), laneGroupSize(6, 32), laneGroupSize(1, 32), laneGroupSize(16, 0), laneGroupSize(16, 1)],
     [16, 8, 2, 2, 0, 0, 0]);
 });
 
@@ -137,7 +137,7 @@ test('webgpu short-sequence attention: lanes per query and a thread per query ma
       const want = (await ref.data()) as Float32Array;
       tf.dispose(ref);
       await tf.setBackend('webgpu');
-      const lanes = [0, 2, lanesPerQuery(c.d / 4, sub)].filter((l, i, all) => all.indexOf(l) === i && (l === 0 || (c.d / 4) % l === 0));
+      const lanes = [0, 2, laneGroupSize(c.d / 4, sub)].filter((l, i, all) => all.indexOf(l) === i && (l === 0 || (c.d / 4) % l === 0));
       for (const l of lanes) {
         const before = tf.memory().numTensors;
         const qkv = tf.tensor(qkvd, shape);

@@ -2,6 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { ContextAttentionAttrs, FusedAttentionAttrs } from './kernel-names.js';
 import { deviceFactsOf } from './device-facts.js';
+import { checkLanes, laneGroupSize, laneSum, perLane } from './lane-groups.js';
 import { FLAT_WORKGROUP_WGSL, MAX_WORKGROUPS, flatDispatch, program, run } from './program.js';
 
 /** Key rows staged in workgroup memory per step; one thread per query row. */
@@ -190,34 +191,16 @@ fn main() {
 }
 
 /**
- * Lanes of a subgroup that share one query in laneAttention: up to 16, at most a head's vec4s and the device's
- * smallest subgroup (a power of two), 0 where the device has no subgroups (then shortAttention's thread per query).
+ * The WGSL both short-sequence kernels start from: their constants, and (`bases`) for the query `item` its index qi,
+ * head h, and the first vec4 of its q (qBase), its keys and values (kvBase) and its output (oBase), plus `lane`.
+ * With `stride` S > 1 the sequences are the columns of [b / S, n, S, ...] (token j of sequence q at row
+ * (q / S * n + j) * S + q % S).
  */
-export function lanesPerQuery(d4: number, subgroupMinSize: number): number {
-  let lanes = 1;
-  while (lanes * 2 <= Math.min(16, subgroupMinSize) && d4 % (lanes * 2) === 0) lanes *= 2;
-  return subgroupMinSize >= 2 && lanes >= 2 ? lanes : 0;
-}
-
-/**
- * Short key sequences on a group of `lanes` adjacent invocations of one subgroup per (batch, head, query): each lane
- * holds every lanes-th vec4 of the query's head, so a group reads a q, k, v or output row as one contiguous run; a
- * score is the lanes' partial dots summed through subgroupShuffleXor. All NK scores stay in registers, so the softmax
- * is exact (one maximum, no rescaling) and the loads of every key can be in flight at once. `stride` as in
- * shortAttention.
- */
-function laneAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
-  nk: number, inner: number, heads: number, causal: boolean, stride: number, lanes: number): tf.TensorInfo {
+function shortSequenceWgsl(L: AttentionLayout, nq: number, nk: number, inner: number, heads: number, items: number,
+  causal: boolean, stride: number): { consts: string; bases: (item: string, lane?: string) => string } {
   const d = inner / heads;
-  const d4 = d / 4;
-  const per = d4 / lanes; // vec4s a lane holds
-  const threads = 64;
-  const items = b * heads * nq;
-  const vecs = (f: (t: number) => string) => Array.from({ length: per }, (_, t) => f(t)).join('\n  ');
-  const reduce = Array.from({ length: Math.log2(lanes) }, (_, i) => `dv += subgroupShuffleXor(dv, ${1 << i}u);`).join(' ');
-  const code = () => `
-enable subgroups;
-const D4 = ${d4}u;
+  const consts = `
+const D4 = ${d / 4}u;
 const NQ = ${nq}u;
 const NK = ${nk}u;
 const HEADS = ${heads}u;
@@ -225,46 +208,69 @@ const INNER4 = ${inner / 4}u;
 const QS4 = ${L.qs4}u;
 const KVS4 = ${L.kvs4}u;
 const ITEMS = ${items}u;
-const LANES = ${lanes}u;
+const CAUSAL = ${causal};
 const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
 const S = ${stride}u;
-${FLAT_WORKGROUP_WGSL}
+${FLAT_WORKGROUP_WGSL}`;
+  const bases = (item: string, lane?: string) => {
+    const plus = lane ? ` + ${lane}` : '';
+    return `let qi = ${item} % NQ;
+  let bh = ${item} / NQ;
+  let bb = bh / HEADS;
+  let h = bh % HEADS;
+  let row0 = (bb / S) * NQ * S + bb % S;
+  let qBase = (row0 + qi * S) * QS4 + h * D4${plus};
+  let kvBase = ((bb / S) * NK * S + bb % S) * KVS4 + h * D4${plus};
+  let oBase = (row0 + qi * S) * INNER4 + h * D4${plus};`;
+  };
+  return { consts, bases };
+}
+
+/**
+ * Short key sequences on a lane group of one subgroup per (batch, head, query) (lane-groups.ts): a score is the
+ * lanes' partial dots summed through subgroupShuffleXor; all NK scores stay in registers, so the softmax is exact (one
+ * maximum, no rescaling) and the loads of every key can be in flight at once.
+ */
+function laneAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
+  nk: number, inner: number, heads: number, causal: boolean, stride: number, lanes: number): tf.TensorInfo {
+  const d = inner / heads;
+  const per = d / 4 / lanes; // vec4s a lane holds
+  const threads = 64;
+  const items = b * heads * nq;
+  const { consts, bases } = shortSequenceWgsl(L, nq, nk, inner, heads, items, causal, stride);
+  const code = () => `
+enable subgroups;
+const LANES = ${lanes}u;
+${consts}
 fn main() {
   let g = flatWorkgroup() * ${threads}u + localId.x;
   let lane = g % LANES;
   // a group past the last query computes the last one again and writes nothing (no early return: the shuffles need
   // every lane of the subgroup)
   let item = min(g / LANES, ITEMS - 1u);
-  let qi = item % NQ;
-  let bh = item / NQ;
-  let bb = bh / HEADS;
-  let h = bh % HEADS;
-  let row0 = (bb / S) * NQ * S + bb % S;
-  let qBase = (row0 + qi * S) * QS4 + h * D4 + lane;
-  let kvBase = ((bb / S) * NK * S + bb % S) * KVS4 + h * D4 + lane;
-  ${vecs((t) => `let q${t} = ${L.Q}[qBase + ${t * lanes}u] * SCALE;`)}
+  ${bases('item', 'lane')}
+  ${perLane(per, (t) => `let q${t} = ${L.Q}[qBase + ${t * lanes}u] * SCALE;`)}
   var s : array<f32, ${nk}>;
   var m = -1.0e30;
   for (var j = 0u; j < NK; j++) {
     let kb = kvBase + j * S * KVS4 + ${L.koff}u;
-    var dv = ${Array.from({ length: per }, (_, t) => `dot(q${t}, ${L.K}[kb + ${t * lanes}u])`).join(' + ')};
-    ${reduce}
+    var dv = ${perLane(per, (t) => `dot(q${t}, ${L.K}[kb + ${t * lanes}u])`, ' + ')};
+    ${laneSum('dv', lanes)}
     ${causal ? 'dv = select(-1.0e30, dv, j <= qi);' : ''}
     s[j] = dv;
     m = max(m, dv);
   }
   var l = 0.0;
-  ${vecs((t) => `var o${t} = vec4<f32>(0.0);`)}
+  ${perLane(per, (t) => `var o${t} = vec4<f32>(0.0);`)}
   for (var j = 0u; j < NK; j++) {
     let p = exp2(s[j] - m);
     l += p;
     let vb = kvBase + j * S * KVS4 + ${L.voff}u;
-    ${vecs((t) => `o${t} = fma(vec4<f32>(p), ${L.V}[vb + ${t * lanes}u], o${t});`)}
+    ${perLane(per, (t) => `o${t} = fma(vec4<f32>(p), ${L.V}[vb + ${t * lanes}u], o${t});`)}
   }
   let inv = 1.0 / l;
   if (g / LANES < ITEMS) {
-    let oBase = (row0 + qi * S) * INNER4 + h * D4 + lane;
-    ${vecs((t) => `result[oBase + ${t * lanes}u] = o${t} * inv;`)}
+    ${perLane(per, (t) => `result[oBase + ${t * lanes}u] = o${t} * inv;`)}
   }
 }`;
   return run(backend, program({
@@ -281,42 +287,25 @@ fn main() {
 
 /**
  * Short key sequences (temporal attention over 16 frames: [b*h*w, 16, heads*d]): laneAttention where the device has
- * subgroups, else one thread per (batch, head, query), keys read straight from memory (threads of one head read the same rows, so the loads are shared through
- * the cache); no workgroup memory, no barriers; the softmax is online, key by key. With `stride` S > 1 the b
- * sequences are the columns of [b / S, n, S, ...] (token j of sequence q at row (q / S * n + j) * S + q % S).
+ * subgroups (`asked` pins the lanes; 0: this form), else one thread per (batch, head, query), keys read straight from
+ * memory (threads of one head read the same rows, so the loads are shared through the cache); no workgroup memory,
+ * no barriers; the softmax is online, key by key. `stride`: shortSequenceWgsl.
  */
 function shortAttention(backend: WebGPUBackend, inputs: tf.TensorInfo[], L: AttentionLayout, b: number, nq: number,
   nk: number, inner: number, heads: number, causal: boolean, stride = 1, asked?: number): tf.TensorInfo {
   const d = inner / heads;
   const d4 = d / 4;
-  const lanes = asked ?? lanesPerQuery(d4, deviceFactsOf(backend).subgroupMinSize);
-  if (lanes !== 0 && (d4 % lanes !== 0 || lanes > 16 || (lanes & (lanes - 1)) !== 0)) throw new Error(`short attention: ${lanes} lanes per query do not divide heads of ${d}`);
+  const lanes = asked ?? laneGroupSize(d4, deviceFactsOf(backend).subgroupMinSize);
+  checkLanes(lanes, d4, 'short attention, a head');
   if (lanes > 0) return laneAttention(backend, inputs, L, b, nq, nk, inner, heads, causal, stride, lanes);
   const threads = 64;
   const items = b * heads * nq;
-  const code = () => `
-const D4 = ${d4}u;
-const NQ = ${nq}u;
-const NK = ${nk}u;
-const HEADS = ${heads}u;
-const INNER4 = ${inner / 4}u;
-const QS4 = ${L.qs4}u;
-const KVS4 = ${L.kvs4}u;
-const ITEMS = ${items}u;
-const CAUSAL = ${causal};
-const SCALE = ${(Math.LOG2E / Math.sqrt(d)).toPrecision(9)};
-const S = ${stride}u;
-${FLAT_WORKGROUP_WGSL}
+  const { consts, bases } = shortSequenceWgsl(L, nq, nk, inner, heads, items, causal, stride);
+  const code = () => `${consts}
 fn main() {
   let item = flatWorkgroup() * ${threads}u + localId.x;
   if (item >= ITEMS) { return; }
-  let qi = item % NQ;
-  let bh = item / NQ;
-  let bb = bh / HEADS;
-  let h = bh % HEADS;
-  let row0 = (bb / S) * NQ * S + bb % S;
-  let qBase = (row0 + qi * S) * QS4 + h * D4;
-  let kvBase = ((bb / S) * NK * S + bb % S) * KVS4 + h * D4;
+  ${bases('item')}
   var qr : array<vec4<f32>, ${d4}>;
   for (var c = 0u; c < D4; c++) { qr[c] = ${L.Q}[qBase + c] * SCALE; }
   var acc : array<vec4<f32>, ${d4}>;
@@ -337,7 +326,6 @@ fn main() {
     m = mn;
   }
   let inv = 1.0 / l;
-  let oBase = (row0 + qi * S) * INNER4 + h * D4;
   for (var c = 0u; c < D4; c++) { result[oBase + c] = acc[c] * inv; }
 }`;
   return run(backend, program({

@@ -33,7 +33,7 @@ export const UnpackHalf = 'T2VUnpackHalf';
 
 export interface FusedAttentionAttrs {
   heads: number; causal: boolean;
-  /** Short sequences: lanes per query (laneAttention), 0 for a thread per query; absent: lanesPerQuery's pick. */
+  /** Short sequences: lanes per query (laneAttention), 0 for a thread per query; absent: laneGroupSize's pick (lane-groups.ts). */
   lanes?: number;
 }
 export interface ContextAttentionAttrs { heads: number; keys: number; offset: number }

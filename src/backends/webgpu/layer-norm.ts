@@ -1,7 +1,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { lanesPerQuery } from './attention.js';
 import { deviceFactsOf } from './device-facts.js';
+import { checkLanes, laneGroupSize, laneSum, perLane } from './lane-groups.js';
 import { FLAT_WORKGROUP_WGSL, flatDispatch, program, run } from './program.js';
 
 const THREADS = 64;
@@ -24,8 +24,8 @@ export function fusedLayerNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: 
   const c = x.shape[x.shape.length - 1];
   const rows = x.shape.reduce((a, s) => a * s, 1) / c;
   const c4 = c / 4;
-  const lanes = asked ?? lanesPerQuery(c4, deviceFactsOf(backend).subgroupMinSize);
-  if (lanes !== 0 && (c4 % lanes !== 0 || lanes > 16 || (lanes & (lanes - 1)) !== 0)) throw new Error(`layer norm: ${lanes} lanes do not divide rows of ${c}`);
+  const lanes = asked ?? laneGroupSize(c4, deviceFactsOf(backend).subgroupMinSize);
+  checkLanes(lanes, c4, 'layer norm, a row');
   if (lanes > 0 && c4 / lanes <= MAX_LANE_VECS) return laneLayerNorm(backend, x, gamma, beta, eps, rows, c, lanes);
   const code = () => `
 const WG = ${THREADS}u;
@@ -77,16 +77,12 @@ fn main() {
 }
 
 /**
- * LayerNorm with a group of `lanes` adjacent invocations of one subgroup per row: each lane holds every lanes-th
- * vec4 of the row in registers (one read of x, contiguous per group), the mean and then the centred variance summed
- * through subgroupShuffleXor; no workgroup memory, no barriers.
+ * LayerNorm on a lane group of one subgroup per row (lane-groups.ts): the row in the lanes' registers (one read of
+ * x), the mean and then the centred variance summed through subgroupShuffleXor; no workgroup memory, no barriers.
  */
 function laneLayerNorm(backend: WebGPUBackend, x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo, eps: number,
   rows: number, c: number, lanes: number): tf.TensorInfo {
   const per = c / 4 / lanes;
-  const vecs = (f: (t: number) => string) => Array.from({ length: per }, (_, t) => f(t)).join('\n  ');
-  const sumOf = (f: (t: number) => string) => Array.from({ length: per }, (_, t) => f(t)).join(' + ');
-  const reduce = (v: string) => Array.from({ length: Math.log2(lanes) }, (_, i) => `${v} += subgroupShuffleXor(${v}, ${1 << i}u);`).join(' ');
   const code = () => `
 enable subgroups;
 const ROWS = ${rows}u;
@@ -98,16 +94,16 @@ fn main() {
   // a group past the last row normalizes the last one again and writes nothing (the shuffles need every lane)
   let row = min(g / LANES, ROWS - 1u);
   let base = row * ${c / 4}u + lane;
-  ${vecs((t) => `let x${t} = X[base + ${t * lanes}u];`)}
-  var s = dot(${sumOf((t) => `x${t}`)}, vec4<f32>(1.0));
-  ${reduce('s')}
+  ${perLane(per, (t) => `let x${t} = X[base + ${t * lanes}u];`)}
+  var s = dot(${perLane(per, (t) => `x${t}`, ' + ')}, vec4<f32>(1.0));
+  ${laneSum('s', lanes)}
   let mean = s / ${c}.0;
-  ${vecs((t) => `let d${t} = x${t} - mean;`)}
-  var q = ${sumOf((t) => `dot(d${t}, d${t})`)};
-  ${reduce('q')}
+  ${perLane(per, (t) => `let d${t} = x${t} - mean;`)}
+  var q = ${perLane(per, (t) => `dot(d${t}, d${t})`, ' + ')};
+  ${laneSum('q', lanes)}
   let rstd = inverseSqrt(q / ${c}.0 + ${eps});
   if (g / LANES < ROWS) {
-    ${vecs((t) => `{ let i = 4u * (lane + ${t * lanes}u);
+    ${perLane(per, (t) => `{ let i = 4u * (lane + ${t * lanes}u);
     result[base + ${t * lanes}u] = d${t} * rstd * vec4<f32>(Gamma[i], Gamma[i + 1u], Gamma[i + 2u], Gamma[i + 3u])
       + vec4<f32>(Beta[i], Beta[i + 1u], Beta[i + 2u], Beta[i + 3u]); }`)}
   }
