@@ -22,18 +22,19 @@ export function groupNormSupported(x: tf.TensorInfo, groups: number): boolean {
  * The row-block statistics pass of one GroupNorm: workgroups of `threads` = C/4 columns x `lanes` row lanes, each
  * workgroup `rows` rows of one sample (`chunks` blocks a sample), null where the workgroup would not fit the device.
  */
-export interface RowStatsPlan { threads: number; lanes: number; rows: number; chunks: number }
+interface RowStatsPlan { threads: number; lanes: number; rows: number; chunks: number }
 
 /** Statistics workgroups a GroupNorm aims for (a few per SM), and the most blocks a sample is cut into. */
 const ROW_STATS_GROUPS = 512;
 const MAX_ROW_CHUNKS = 1024;
 
-export function rowStatsPlan(n: number, s: number, c: number, groups: number,
+function rowStatsPlan(n: number, s: number, c: number, groups: number,
   limits: Pick<GPUSupportedLimits, 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>): RowStatsPlan | null {
   const c4 = c / 4;
   const lanes = Math.max(1, Math.floor(STATS_THREADS / c4));
   const threads = c4 * lanes;
   if (threads > limits.maxComputeInvocationsPerWorkgroup || threads > limits.maxComputeWorkgroupSizeX
+    // workgroup memory: a vec4 mean, a vec4 M2 and a count per thread
     || 36 * threads > limits.maxComputeWorkgroupStorageSize || groups > threads) return null;
   const want = Math.min(s, MAX_ROW_CHUNKS, Math.ceil(ROW_STATS_GROUPS / n));
   // at least four rows a lane where the sample has them

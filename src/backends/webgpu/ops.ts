@@ -73,19 +73,13 @@ export class WebGPUOps extends PlainOps {
   private readonly route: GemmRoute | null;
   private readonly kernels: ReadonlySet<WebGPUKernel>;
   private readonly attentionTiles: WebGPUInstruments['attention'];
-  private readonly short: { lanes?: number };
-  private readonly norm: { rowStats?: boolean };
-  private readonly lnLanes: { lanes?: number };
 
-  constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, instruments: WebGPUInstruments = {}) {
+  constructor(readonly options: Readonly<WebGPUOptions>, device: WebGPUDeviceFacts, private readonly instruments: WebGPUInstruments = {}) {
     super();
     registerWebGPUKernels();
     this.kernels = new Set(options.kernels);
     // vec4 scores where WGSL has buffer views: H200 run 62, 24x1024x576's guided step 569.6 -> 446.2 ms of spatial attention
     this.attentionTiles = { vectorScores: device.wgslBufferView ?? false, ...instruments.attention };
-    this.short = instruments.shortAttentionLanes !== undefined ? { lanes: instruments.shortAttentionLanes } : {};
-    this.norm = instruments.groupNormRowStats !== undefined ? { rowStats: instruments.groupNormRowStats } : {};
-    this.lnLanes = instruments.layerNormLanes !== undefined ? { lanes: instruments.layerNormLanes } : {};
     const cfg = options.tensorCores ? pickConfig(device.subgroupMatrixConfigs) : null;
     this.tensorCores = cfg;
     this.tensorCoresOff = cfg ? undefined : !options.tensorCores ? 'switched off'
@@ -144,12 +138,12 @@ export class WebGPUOps extends PlainOps {
   }
 
   override groupNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number, silu: boolean): tf.Tensor {
-    if (this.kernels.has('groupnorm') && groupNormSupported(x, groups)) return run(FusedGroupNorm, { x, gamma, beta }, { groups, eps, silu, ...this.norm });
+    if (this.kernels.has('groupnorm') && groupNormSupported(x, groups)) return run(FusedGroupNorm, { x, gamma, beta }, { groups, eps, silu, rowStats: this.instruments.groupNormRowStats });
     return super.groupNorm(x, gamma, beta, groups, eps, silu);
   }
 
   override layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor {
-    if (this.kernels.has('layernorm') && layerNormSupported(x)) return run(FusedLayerNorm, { x, gamma, beta }, { eps, ...this.lnLanes });
+    if (this.kernels.has('layernorm') && layerNormSupported(x)) return run(FusedLayerNorm, { x, gamma, beta }, { eps, lanes: this.instruments.layerNormLanes });
     return super.layerNorm(x, gamma, beta, eps);
   }
 
@@ -171,7 +165,7 @@ export class WebGPUOps extends PlainOps {
   }
 
   override attention(q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D, heads: number, causal = false): tf.Tensor3D {
-    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal, ...this.short });
+    if (this.kernels.has('attention') && attentionSupported(q, k, heads)) return run(FusedAttention, { q, k, v }, { heads, causal, lanes: this.instruments.shortAttentionLanes });
     return plainAttention(q, k, v, heads, causal, this.batchMatMul);
   }
 
@@ -186,7 +180,7 @@ export class WebGPUOps extends PlainOps {
         return run<T>(TensorCoreAttention, { qkv }, { ...this.attentionTiles, heads, route: this.route,
           rowTiles: this.options.attentionRowTiles ?? undefined, onePass: this.options.attentionOnePass });
       }
-      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false, ...this.short });
+      return run<T>(FusedPackedAttention, { qkv }, { heads, causal: false, lanes: this.instruments.shortAttentionLanes });
     });
   }
 
